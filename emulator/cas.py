@@ -1,0 +1,3 @@
+"""Emulated cas operations (registered with emulator.core)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Emulated cdn operations (registered with emulator.core)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Emulated fc operations (registered with emulator.core)."""
+
+from __future__ import annotations

@@ -1,0 +1,198 @@
+"""The emulated cloud's state: one account, its buckets, CDN domains and certificates.
+
+Every handler mutates it under `State.lock`. Anything the edge serves (certificates,
+CDN configs, bucket policies) is held in a `Propagating` so that a change reaches the
+edge after `State.propagation_delay` seconds, as in the cloud.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from emulator.propagation import Propagating
+
+DEFAULT_REGION = "cn-hangzhou"
+CAS_REGION = "cn-hangzhou"
+
+
+@dataclass
+class CasCertificate:
+    """A certificate held by SSL Certificates Service (uploaded or issued)."""
+
+    id: int
+    name: str
+    cert_pem: str  # leaf first, then intermediates, exactly as uploaded or issued
+    key_pem: str
+    source: str  # "upload" | "issued"
+    common_name: str
+    sans: list[str]
+    issuer: str  # issuer organization or CN
+    not_before: datetime
+    not_after: datetime
+    fingerprint_sha1: str  # upper hex, no colons (CAS style)
+    sha256: str  # upper hex, no colons
+    serial: str  # lower hex
+    created_ms: int
+    region: str = CAS_REGION
+    revoked: bool = False
+
+    @property
+    def identifier(self) -> str:
+        """CAS `CertIdentifier`, which OSS PutCname takes as `CertId`."""
+        return f"{self.id}-{self.region}"
+
+
+@dataclass(frozen=True)
+class BoundCertificate:
+    """A certificate as bound to an OSS custom domain or a CDN domain."""
+
+    cert_type: str  # OSS: "CAS" | "Upload"; CDN: "cas" | "upload" | "free"
+    cert_id: int | None  # CAS id when bound by reference
+    cert_region: str
+    cert_name: str
+    cert_pem: str
+    key_pem: str
+    bound_at: float
+
+
+@dataclass
+class Cname:
+    """An OSS custom domain bound to a bucket."""
+
+    domain: str
+    bucket: str
+    status: str = "Enabled"
+    last_modified: float = 0.0
+    certificate: Propagating[BoundCertificate | None] = field(
+        default_factory=lambda: Propagating(None)
+    )
+
+
+@dataclass
+class StoredObject:
+    body: bytes
+    content_type: str
+    last_modified: float
+    etag: str
+
+
+@dataclass
+class Bucket:
+    name: str
+    region: str
+    created: float
+    owner_id: str
+    storage_class: str = "Standard"
+    acl: str = "private"
+    cnames: dict[str, Cname] = field(default_factory=dict)
+    policy: Propagating[str | None] = field(default_factory=lambda: Propagating(None))
+    objects: dict[str, StoredObject] = field(default_factory=dict)
+
+    @property
+    def extranet_endpoint(self) -> str:
+        return f"oss-{self.region}.aliyuncs.com"
+
+    @property
+    def bucket_domain(self) -> str:
+        return f"{self.name}.oss-{self.region}.aliyuncs.com"
+
+
+@dataclass(frozen=True)
+class CdnConfig:
+    """One configured CDN feature (a `functionName` with its arguments)."""
+
+    config_id: int
+    function_name: str
+    args: tuple[tuple[str, str], ...]
+    parent_id: str = ""
+
+    def arg(self, name: str, default: str = "") -> str:
+        for key, value in self.args:
+            if key == name:
+                return value
+        return default
+
+
+@dataclass
+class CdnDomain:
+    name: str
+    cdn_type: str
+    sources: list[dict[str, Any]]  # {"type", "content", "port", "priority", "weight"}
+    cname: str
+    created: float
+    scope: str = "domestic"
+    status: Propagating[str] = field(default_factory=lambda: Propagating("online"))
+    ssl: Propagating[BoundCertificate | None] = field(default_factory=lambda: Propagating(None))
+    configs: Propagating[tuple[CdnConfig, ...]] = field(default_factory=lambda: Propagating(()))
+    modified: float = 0.0
+
+
+@dataclass
+class FcFunction:
+    """A function the emulator's Function Compute can invoke (registered by tests/demo)."""
+
+    name: str
+    handler: Callable[[bytes, Any], Any]
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class State:
+    """The whole emulated account. Mutate only while holding `lock`."""
+
+    def __init__(
+        self,
+        *,
+        account_id: str = "1234567890123456",
+        access_key_id: str = "LTAI5tEmulatorKey0001",
+        access_key_secret: str | None = None,
+        security_token: str | None = None,
+        propagation_delay: float = 0.3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.account_id = account_id
+        self.access_key_id = access_key_id
+        # A fresh secret per start unless given: nothing to leak from the repository.
+        self.access_key_secret = access_key_secret or secrets.token_urlsafe(24)
+        self.security_token = security_token
+        self.propagation_delay = propagation_delay
+        self.clock = clock
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every resource (configuration such as keys and delay stays)."""
+        with self.lock:
+            self.buckets: dict[str, Bucket] = {}
+            self.cdn_domains: dict[str, CdnDomain] = {}
+            self.certificates: dict[int, CasCertificate] = {}
+            self.cname_tokens: dict[tuple[str, str], tuple[str, float]] = {}
+            self.functions: dict[str, FcFunction] = {}
+            # Domains for which PutCname skips the ownership check (estate/admin choice).
+            self.verify_domain_ownership = False
+            self.dns_txt: dict[str, str] = {}
+            self._ids = itertools.count(10_000_001)
+            self._config_ids = itertools.count(5_000_001)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def next_cert_id(self) -> int:
+        return next(self._ids)
+
+    def next_config_id(self) -> int:
+        return next(self._config_ids)
+
+    def find_cname(self, domain: str) -> Cname | None:
+        """The OSS custom-domain binding of `domain`, whatever its bucket."""
+        for bucket in self.buckets.values():
+            cname = bucket.cnames.get(domain)
+            if cname is not None:
+                return cname
+        return None
