@@ -1,16 +1,33 @@
-"""The control plane: one HTTP port answering OSS REST, CDN/CAS RPC, FC and admin calls."""
+"""The control plane: one HTTP port answering OSS REST, CDN/CAS RPC, FC and admin calls.
+
+Every service call goes through the same steps: find the operation, check the
+signature (`auth`), apply injected faults (`faults`), take a flow-control token
+(`throttle`), run the handler, count the outcome (`admin.Stats`). Errors are answered
+in the service's own wire format.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import sys
 import threading
+import time
+import traceback
+from collections.abc import Mapping
+from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
+from emulator import admin as admin_api
 from emulator import auth, cas, cdn, fc, oss  # noqa: F401  (registers operations)
 from emulator.core import (
+    ADMIN_ROUTES,
+    FC_VERSION,
     RPC_OPERATIONS,
     RPC_PRODUCTS,
     OssContext,
@@ -21,40 +38,127 @@ from emulator.core import (
     ServiceError,
     find_oss_operation,
 )
+from emulator.faults import DropConnection
 from emulator.state import State
 
 MAX_BODY = 8 * 1024 * 1024
+_FC_PREFIX = f"/{FC_VERSION}/"
+
+
+class Throttled(ServiceError):
+    """A call refused by flow control (counted apart from other errors)."""
+
+
+def throttled_error(flavor: str) -> Throttled:
+    """The flow-control refusal of each service (see README "Chosen behaviours")."""
+    if flavor == "oss":
+        return Throttled(
+            503,
+            "MetaOperationQpsLimitExceeded",
+            "Qps limit for the meta operation is exceeded.",
+            ec="0004-00000302",
+        )
+    if flavor == "fc":
+        return Throttled(429, "ResourceExhausted", "Rate exceeded.")
+    return Throttled(400, "Throttling.User", "Request was denied due to user flow control.")
 
 
 class App:
     """Dispatches parsed requests to the registered operations of each service."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, platform: admin_api.Platform | None = None) -> None:
         self.state = state
+        self.platform = platform or admin_api.platform_of(state)
 
-    # Hooks filled in by the admin/throttling layer: called before each operation.
-    def before_operation(self, service: str, action: str, request: Request) -> None:
-        return None
+    def before_operation(
+        self,
+        key: str,
+        qps: float,
+        request: Request,
+        params: Mapping[str, str],
+        flavor: str,
+    ) -> None:
+        """Injected faults, then flow control, for an authenticated call of `key`.
+
+        Raises:
+            DropConnection: when a fault drops the connection.
+            ServiceError: an injected error, or `Throttled`.
+        """
+        effect = self.platform.faults.take(key, params)
+        if effect is not None:
+            if effect.latency:
+                time.sleep(effect.latency)
+            if effect.drop:
+                raise DropConnection(key)
+            if effect.error is not None:
+                raise effect.error
+        if not self.platform.throttle.allow(key, qps):
+            raise throttled_error(flavor)
 
     def handle(self, request: Request) -> Response:
+        """Answer one request.
+
+        Raises:
+            DropConnection: when an injected fault says to drop the connection.
+        """
         if request.path.startswith("/_emulator/"):
             return self.handle_admin(request)
-        action = request.header("x-acs-action") or request.query.get("Action", "")
-        if action:
-            return self.handle_rpc(request, action)
-        if request.path.startswith("/2023-03-30/"):
-            return self.handle_fc(request)
-        return self.handle_oss(request)
+        try:
+            if request.path.startswith(_FC_PREFIX):
+                key, response, outcome = self.handle_fc(request)
+            else:
+                action = request.header("x-acs-action") or request.query.get("Action", "")
+                if action:
+                    key, response, outcome = self.handle_rpc(request, action)
+                else:
+                    key, response, outcome = self.handle_oss(request)
+        except DropConnection as drop:
+            self.platform.stats.record(drop.action, "error")
+            raise
+        self.platform.stats.record(key, outcome)
+        return response
 
     def handle_admin(self, request: Request) -> Response:
-        return json_response(404, {"Code": "NotFound", "Message": "unknown admin path"})
+        route = ADMIN_ROUTES.get((request.method, request.path.rstrip("/")))
+        if route is None:
+            return admin_api.admin_error(404, f"no admin route {request.method} {request.path}")
+        try:
+            return route(self.state, request)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            return admin_api.admin_error(500, f"{type(exc).__name__}: {exc}")
 
-    def handle_fc(self, request: Request) -> Response:
-        return json_response(404, {"Code": "NotFound", "Message": "no FC support yet"})
+    def handle_fc(self, request: Request) -> tuple[str, Response, str]:
+        request.request_id = fc.fc_request_id()
+        key = "fc:unknown"
+        try:
+            route, path_params = fc.match_route(request)
+            key = f"fc:{route.action}"
+            self.platform.auth.verify_acs3(request, "fc")
+            params = {**request.query, "function": path_params.get("name", "")}
+            self.before_operation(key, route.qps, request, params, "fc")
+            response = fc.invoke_function(
+                self.state,
+                request,
+                path_params["name"],
+                credentials={
+                    "access_key_id": self.state.access_key_id,
+                    "access_key_secret": self.state.access_key_secret,
+                    "security_token": self.state.security_token,
+                },
+            )
+        except ServiceError as err:
+            return key, fc.fc_error(request.request_id, err), _outcome(err)
+        except DropConnection:
+            raise
+        except Exception:
+            return key, fc.fc_error(request.request_id, _internal_error()), "error"
+        return key, response, "ok"
 
-    def handle_rpc(self, request: Request, action: str) -> Response:
+    def handle_rpc(self, request: Request, action: str) -> tuple[str, Response, str]:
         version = request.header("x-acs-version") or request.query.get("Version", "")
         product = RPC_PRODUCTS.get(version)
+        key = f"{product or 'rpc'}:{action}"
         try:
             if product is None:
                 raise ServiceError(
@@ -67,25 +171,29 @@ class App:
                     "InvalidAction.NotFound",
                     "Specified api is not found, please check your url and method.",
                 )
-            auth.verify_acs3(self.state, request)
-            self.before_operation(product, action, request)
+            self.platform.auth.verify_acs3(request, "rpc")
             params = dict(request.query)
             if request.body and "form-urlencoded" in request.header("content-type"):
                 params.update(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
+            self.before_operation(key, operation.qps, request, params, "rpc")
             result = operation.handler(
                 RpcContext(self.state, request, product, action), Params(params)
             )
         except ServiceError as err:
-            return rpc_error(request, err)
+            return key, rpc_error(request, err), _outcome(err)
+        except DropConnection:
+            raise
+        except Exception:
+            return key, rpc_error(request, _internal_error()), "error"
         body = {"RequestId": request.request_id, **result}
-        return json_response(200, body, request_id=request.request_id)
+        return key, json_response(200, body, request_id=request.request_id), "ok"
 
-    def handle_oss(self, request: Request) -> Response:
+    def handle_oss(self, request: Request) -> tuple[str, Response, str]:
+        key = "oss:unknown"
         try:
-            parts = request.path.lstrip("/").split("/", 1)
-            bucket = parts[0]
-            key = parts[1] if len(parts) > 1 else ""
-            scope = "service" if not bucket else ("object" if key else "bucket")
+            bucket, _, object_key = request.path.lstrip("/").partition("/")
+            scope = "service" if not bucket else ("object" if object_key else "bucket")
+            self.platform.auth.verify_oss4(request)
             operation = find_oss_operation(request.method, scope, request.query)
             if operation is None:
                 raise ServiceError(
@@ -94,13 +202,30 @@ class App:
                     "This operation is not supported by the emulator.",
                     ec="0000-00000000",
                 )
-            auth.verify_oss4(self.state, request)
-            self.before_operation("oss", operation.name, request)
-            response = operation.handler(OssContext(self.state, request, bucket, key))
+            key = f"oss:{operation.name}"
+            params = {**request.query, "bucket": bucket, "key": object_key}
+            self.before_operation(key, operation.qps, request, params, "oss")
+            response = operation.handler(OssContext(self.state, request, bucket, object_key))
         except ServiceError as err:
-            return oss_error(request, err)
+            return key, oss_error(request, err), _outcome(err)
+        except DropConnection:
+            raise
+        except Exception:
+            return key, oss_error(request, _internal_error()), "error"
         response.headers.setdefault("x-oss-request-id", request.request_id)
-        return response
+        return key, response, "ok" if response.status < 400 else "error"
+
+
+def _outcome(err: ServiceError) -> str:
+    return "throttled" if isinstance(err, Throttled) else "error"
+
+
+def _internal_error() -> ServiceError:
+    # An emulator bug: show it to whoever runs the emulator, answer like the cloud would.
+    traceback.print_exc(file=sys.stderr)
+    return ServiceError(
+        500, "InternalError", "The request processing has failed due to some unknown error."
+    )
 
 
 def json_response(status: int, body: dict[str, Any], *, request_id: str = "") -> Response:
@@ -146,9 +271,18 @@ def parse_request(method: str, target: str, headers: dict[str, str], body: bytes
     return Request(method, unquote(split.path), split.path, query, split.query, headers, body)
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in one write; without this, Nagle plus delayed ACKs
+        # would stall every keep-alive response by ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # quiet: tests and benchmarks read stdout
@@ -161,14 +295,26 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         request = parse_request(self.command, self.path, headers, body)
-        response = self.server.app.handle(request)
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
+        try:
+            response = self.server.app.handle(request)
+        except DropConnection:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        head = [
+            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, '')}",
+            "Server: AliyunEmulator",
+            f"Date: {formatdate(usegmt=True)}",
+        ]
+        head.extend(f"{name}: {value}" for name, value in response.headers.items())
+        head.append(f"Content-Length: {len(response.body)}")
+        if self.close_connection:
+            head.append("Connection: close")
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            payload += response.body
+        self.wfile.write(payload)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _serve
 
@@ -176,6 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: App) -> None:
         self.app = app
@@ -189,8 +336,12 @@ class ControlPlane:
         self._server = _Server((host, port), app)
         address = self._server.server_address
         self.host, self.port = str(address[0]), int(address[1])
+        # A short poll interval keeps shutdown (and so the emulator's exit) quick.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="emulator-api", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="emulator-api",
+            daemon=True,
         )
 
     @property

@@ -141,6 +141,13 @@ class FcFunction:
     name: str
     handler: Callable[[bytes, Any], Any]
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    # How the handler runs (see emulator/fc.py): a file loaded in a worker process.
+    path: str = ""
+    handler_name: str = "handler"
+    env: dict[str, str] = field(default_factory=dict)
+    layers: list[str] = field(default_factory=list)
+    memory_mb: int = 512
+    timeout_s: float = 60.0
 
 
 class State:

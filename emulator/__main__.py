@@ -1,0 +1,200 @@
+"""`python -m emulator --port N`: start the control plane, the edge and the test PKI.
+
+Prints one JSON line on stdout when ready (see emulator/README.md, "The ready line"),
+then serves until SIGTERM or SIGINT (or, with `--watch-stdin`, until stdin closes),
+and exits cleanly, removing its temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from emulator.state import DEFAULT_REGION, State
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="control-plane port (0: any free)")
+    parser.add_argument("--https-port", type=int, default=0, help="edge HTTPS port (0: any)")
+    parser.add_argument("--http-port", type=int, default=0, help="edge HTTP port (0: any)")
+    parser.add_argument("--estate", type=Path, help="estate JSON file to load at start")
+    parser.add_argument("--propagation-delay", type=float, default=0.3, metavar="S")
+    parser.add_argument("--qps-scale", type=float, default=1.0, metavar="X")
+    parser.add_argument(
+        "--burst",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="flow-control bucket size, in seconds of each action's rate",
+    )
+    parser.add_argument("--access-key-id", default="LTAI5tEmulatorKey0001")
+    parser.add_argument("--access-key-secret", help="default: random per start")
+    parser.add_argument("--security-token", help="require this STS token on every call")
+    parser.add_argument("--account-id", default="1234567890123456")
+    parser.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:HANDLER]",
+        help="register an FC function (repeatable)",
+    )
+    parser.add_argument(
+        "--layer",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory put on every function's sys.path, like an FC layer",
+    )
+    parser.add_argument(
+        "--watch-stdin",
+        action="store_true",
+        help="exit when stdin reaches end of file (a parent's lifeline)",
+    )
+    args = parser.parse_args(argv)
+    if args.qps_scale <= 0 or args.burst <= 0:
+        parser.error("--qps-scale and --burst must be positive")
+    return args
+
+
+def _optional(module: str, name: str) -> Any:
+    """An attribute of another helper's module, or None while that module does not exist."""
+    try:
+        imported = __import__(f"emulator.{module}", fromlist=[name])
+    except ModuleNotFoundError as exc:
+        if exc.name != f"emulator.{module}":
+            raise
+        print(f"emulator: emulator.{module} is missing; running without it", file=sys.stderr)
+        return None
+    return getattr(imported, name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until a signal; returns the exit status."""
+    args = parse_args(argv)
+    from emulator.admin import Defaults, Platform, function_spec_from_cli
+    from emulator.server import App, ControlPlane
+
+    state = State(
+        account_id=args.account_id,
+        access_key_id=args.access_key_id,
+        access_key_secret=args.access_key_secret,
+        security_token=args.security_token,
+        propagation_delay=args.propagation_delay,
+    )
+    layers = [str(Path(p).resolve()) for p in args.layer]
+    functions = []
+    for value in args.function:
+        spec = function_spec_from_cli(value)
+        functions.append({**spec, "layers": layers})
+    platform = Platform(
+        state,
+        Defaults(
+            propagation_delay=args.propagation_delay,
+            qps_scale=args.qps_scale,
+            burst=args.burst,
+            functions=functions,
+        ),
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="emulator-"))
+    closers: list[Callable[[], None]] = [lambda: shutil.rmtree(workdir, ignore_errors=True)]
+    try:
+        for spec in functions:
+            platform.register_function(spec)
+        test_pki = _optional("pki", "TestPki")
+        if test_pki is not None:
+            platform.pki = test_pki.create(workdir)
+        control = ControlPlane(App(state, platform), args.host, args.port).start()
+        closers.append(control.close)
+        closers.append(platform.close)
+        edge_class = _optional("edge", "Edge")
+        edge = None
+        if edge_class is not None:
+            edge = edge_class(
+                state,
+                host=args.host,
+                https_port=args.https_port,
+                http_port=args.http_port,
+                pki=platform.pki,
+            ).start()
+            closers.append(edge.close)
+        if args.estate is not None:
+            load_estate = _optional("estate", "load_estate")
+            if load_estate is None:
+                raise SystemExit("--estate needs emulator.estate")
+            load_estate(state, platform.pki, json.loads(args.estate.read_text()))
+        info = {
+            "api": control.url,
+            "https": f"{args.host}:{edge.https_port}" if edge else None,
+            "http": f"{args.host}:{edge.http_port}" if edge else None,
+            "ca_bundle": str(platform.pki.ca_bundle_path) if platform.pki else None,
+            "access_key_id": state.access_key_id,
+            "access_key_secret": state.access_key_secret,
+            "security_token": state.security_token,
+            "account_id": state.account_id,
+            "region": DEFAULT_REGION,
+            "functions": [spec["name"] for spec in functions],
+            "pid": os.getpid(),
+        }
+        platform.info = info
+        stop = _stop_event(args.watch_stdin)
+        print(json.dumps(info), flush=True)
+        stop.wait()
+        return 0
+    finally:
+        _close_all(closers)
+
+
+def _close_all(closers: list[Callable[[], None]]) -> None:
+    """Run the closers side by side (servers each wait out a poll interval), then the
+    first one (the work directory) last."""
+    threads = [
+        threading.Thread(target=_quietly, args=(close,), daemon=True) for close in closers[1:]
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    _quietly(closers[0])
+
+
+def _quietly(close: Callable[[], None]) -> None:
+    with contextlib.suppress(Exception):
+        close()
+
+
+def _stop_event(watch_stdin: bool) -> threading.Event:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if watch_stdin:
+
+        def watch() -> None:
+            # A raw read: a buffered one would hold a lock that interpreter exit needs.
+            with contextlib.suppress(OSError, ValueError):
+                while os.read(sys.stdin.fileno(), 4096):
+                    pass
+            stop.set()
+
+        threading.Thread(target=watch, name="emulator-stdin", daemon=True).start()
+    return stop
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""The emulator's own platform (auth, flow control, faults, stats, FC runner) and its
+admin API under `/_emulator/` (unauthenticated, JSON in and out).
+
+Routes: GET stats | GET/POST/DELETE faults | POST reset | GET state | GET/POST settings |
+POST estate | GET/POST/DELETE functions | GET invocations | GET info. Other modules add
+their own routes with `@admin` (core).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from emulator import fc
+from emulator.auth import Authenticator, AuthSettings
+from emulator.core import Request, Response, admin
+from emulator.faults import Faults
+from emulator.propagation import Propagating
+from emulator.state import State
+from emulator.throttle import Throttle, ThrottleSettings
+
+_SECRET_FIELDS = ("key_pem", "private_key", "access_key_secret", "security_token")
+
+
+class Stats:
+    """Calls, throttled calls and errors per action key ("cdn:DescribeUserDomains")."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, action: str, outcome: str) -> None:
+        """Count one call; `outcome` is "ok", "error" or "throttled"."""
+        with self._lock:
+            counts = self._actions.get(action)
+            if counts is None:
+                counts = self._actions[action] = {"calls": 0, "throttled": 0, "errors": 0}
+            counts["calls"] += 1
+            if outcome == "throttled":
+                counts["throttled"] += 1
+            elif outcome == "error":
+                counts["errors"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            actions = {k: dict(v) for k, v in sorted(self._actions.items())}
+        totals = {
+            name: sum(counts[name] for counts in actions.values())
+            for name in ("calls", "throttled", "errors")
+        }
+        return {"actions": actions, "totals": totals}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._actions.clear()
+
+
+@dataclass
+class Defaults:
+    """Start-up settings that `POST /_emulator/reset` restores."""
+
+    propagation_delay: float = 0.3
+    qps_scale: float = 1.0
+    burst: float = 1.0
+    functions: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Platform:
+    """Everything around the services that one emulated account needs."""
+
+    def __init__(self, state: State, defaults: Defaults | None = None) -> None:
+        self.state = state
+        self.defaults = defaults or Defaults(propagation_delay=state.propagation_delay)
+        self.auth = Authenticator(state, AuthSettings())
+        self.throttle = Throttle(
+            ThrottleSettings(qps_scale=self.defaults.qps_scale, burst=self.defaults.burst)
+        )
+        self.faults = Faults()
+        self.stats = Stats()
+        self.runner = fc.FunctionRunner()
+        self.pki: Any = None
+        self.info: dict[str, Any] = {}
+        _PLATFORMS[state] = self
+
+    def register_function(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Register an FC function from `{"name", "path", "handler", "env", "layers",
+        "memory", "timeout"}`.
+
+        Raises:
+            ValueError: when the spec is incomplete or the code file is missing.
+        """
+        unknown = set(spec) - {"name", "path", "handler", "env", "layers", "memory", "timeout"}
+        if unknown:
+            raise ValueError(f"unknown function fields: {sorted(unknown)}")
+        if not spec.get("name") or not spec.get("path"):
+            raise ValueError("a function needs a name and a path")
+        fn = fc.register_function(
+            self.state,
+            str(spec["name"]),
+            str(spec["path"]),
+            handler=str(spec.get("handler") or "handler"),
+            env=dict(spec.get("env") or {}),
+            layers=list(spec.get("layers") or []),
+            memory_mb=int(spec.get("memory", 512)),
+            timeout_s=float(spec.get("timeout", 60.0)),
+            runner=self.runner,
+        )
+        return fc.describe_function(fn)
+
+    def apply_settings(self, settings: Mapping[str, Any]) -> None:
+        """Change run-time settings (see `settings()` for the names).
+
+        Raises:
+            ValueError: on an unknown name or an invalid value.
+        """
+        known = {
+            "propagation_delay",
+            "qps_scale",
+            "burst",
+            "qps",
+            "clock_offset",
+            "security_token_expired",
+            "verify_domain_ownership",
+        }
+        unknown = set(settings) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        if "propagation_delay" in settings:
+            delay = float(settings["propagation_delay"])
+            if delay < 0:
+                raise ValueError("propagation_delay must be >= 0")
+            with self.state.lock:
+                self.state.propagation_delay = delay
+        if {"qps_scale", "burst", "qps"} & set(settings):
+            overrides = settings.get("qps")
+            self.throttle.configure(
+                qps_scale=_opt_float(settings.get("qps_scale")),
+                burst=_opt_float(settings.get("burst")),
+                overrides=dict(overrides) if overrides is not None else None,
+            )
+        if "clock_offset" in settings:
+            self.auth.settings.clock_offset = float(settings["clock_offset"])
+        if "security_token_expired" in settings:
+            self.auth.settings.security_token_expired = bool(settings["security_token_expired"])
+        if "verify_domain_ownership" in settings:
+            with self.state.lock:
+                self.state.verify_domain_ownership = bool(settings["verify_domain_ownership"])
+
+    def settings(self) -> dict[str, Any]:
+        throttle = self.throttle.settings
+        return {
+            "propagation_delay": self.state.propagation_delay,
+            "qps_scale": throttle.qps_scale,
+            "burst": throttle.burst,
+            "qps": dict(throttle.overrides),
+            "clock_offset": self.auth.settings.clock_offset,
+            "security_token_expired": self.auth.settings.security_token_expired,
+            "verify_domain_ownership": self.state.verify_domain_ownership,
+        }
+
+    def reset(self) -> None:
+        """Empty the account, clear faults, stats and settings; keep keys and the functions
+        registered at start-up."""
+        self.state.reset()
+        self.faults.clear()
+        self.stats.clear()
+        self.auth.settings = AuthSettings()
+        self.auth.nonces.clear()
+        self.throttle.configure(
+            qps_scale=self.defaults.qps_scale, burst=self.defaults.burst, overrides={}
+        )
+        with self.state.lock:
+            self.state.propagation_delay = self.defaults.propagation_delay
+        for spec in self.defaults.functions:
+            self.register_function(spec)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+_PLATFORMS: weakref.WeakKeyDictionary[State, Platform] = weakref.WeakKeyDictionary()
+
+
+def platform_of(state: State) -> Platform:
+    """The platform serving `state` (created on first use)."""
+    found = _PLATFORMS.get(state)
+    return found if found is not None else Platform(state)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def json_reply(status: int, body: Any) -> Response:
+    """A JSON admin response."""
+    return Response(
+        status,
+        json.dumps(body, default=str).encode("utf-8"),
+        {"Content-Type": "application/json"},
+    )
+
+
+def admin_error(status: int, message: str) -> Response:
+    code = {400: "InvalidRequest", 404: "NotFound"}.get(status, "Error")
+    return json_reply(status, {"Code": code, "Message": message})
+
+
+def read_json(request: Request) -> Any:
+    """The request's JSON body (`{}` when empty).
+
+    Raises:
+        ValueError: when the body is not JSON.
+    """
+    if not request.body.strip():
+        return {}
+    return json.loads(request.body.decode("utf-8"))
+
+
+def dump(value: Any, now: float) -> Any:
+    """A JSON-ready copy of state objects, without private keys or secrets."""
+    if isinstance(value, Propagating):
+        return dump(value.latest(), now)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if callable(item) or any(s in f.name for s in _SECRET_FIELDS):
+                continue
+            out[f.name] = dump(item, now)
+        for name, prop in type(value).__dict__.items():
+            if isinstance(prop, property):
+                out[name] = dump(getattr(value, name), now)
+        return out
+    if isinstance(value, dict):
+        return {
+            "|".join(map(str, k)) if isinstance(k, tuple) else str(k): dump(v, now)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [dump(v, now) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(dump(v, now) for v in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return {"size": len(value)}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def state_snapshot(state: State) -> dict[str, Any]:
+    """Buckets (with CNAMEs, policy, object sizes), CDN domains, certificates, tokens,
+    DNS TXT records and functions, as JSON; private keys are left out."""
+    with state.lock:
+        now = state.now()
+        return {
+            "account_id": state.account_id,
+            "propagation_delay": state.propagation_delay,
+            "buckets": dump(state.buckets, now),
+            "cdn_domains": dump(state.cdn_domains, now),
+            "certificates": dump(state.certificates, now),
+            "cname_tokens": dump(state.cname_tokens, now),
+            "dns_txt": dump(state.dns_txt, now),
+            "functions": {n: fc.describe_function(f) for n, f in state.functions.items()},
+        }
+
+
+@admin("GET", "stats")
+def get_stats(state: State, request: Request) -> Response:
+    return json_reply(200, platform_of(state).stats.snapshot())
+
+
+@admin("POST", "faults")
+def post_faults(state: State, request: Request) -> Response:
+    try:
+        body = read_json(request)
+        specs = body.get("faults", [body]) if isinstance(body, dict) else body
+        added = [platform_of(state).faults.add(spec).describe() for spec in specs]
+    except (ValueError, TypeError, AttributeError) as exc:
+        return admin_error(400, str(exc))
+    return json_reply(200, {"faults": added})
+
+
+@admin("GET", "faults")
+def get_faults(state: State, request: Request) -> Response:
+    return json_reply(200, {"faults": platform_of(state).faults.list()})
+
+
+@admin("DELETE", "faults")
+def delete_faults(state: State, request: Request) -> Response:
+    faults = platform_of(state).faults
+    fault_id = request.query.get("id")
+    if fault_id:
+        if not fault_id.isdigit() or not faults.remove(int(fault_id)):
+            return admin_error(404, f"no fault {fault_id}")
+    else:
+        faults.clear()
+    return json_reply(200, {"faults": faults.list()})
+
+
+@admin("POST", "reset")
+def post_reset(state: State, request: Request) -> Response:
+    platform_of(state).reset()
+    return json_reply(200, {"reset": True})
+
+
+@admin("GET", "state")
+def get_state(state: State, request: Request) -> Response:
+    return json_reply(200, state_snapshot(state))
+
+
+@admin("GET", "settings")
+def get_settings(state: State, request: Request) -> Response:
+    return json_reply(200, platform_of(state).settings())
+
+
+@admin("POST", "settings")
+def post_settings(state: State, request: Request) -> Response:
+    platform = platform_of(state)
+    try:
+        body = read_json(request)
+        if not isinstance(body, dict):
+            raise ValueError("settings must be a JSON object")
+        platform.apply_settings(body)
+    except (ValueError, TypeError) as exc:
+        return admin_error(400, str(exc))
+    return json_reply(200, platform.settings())
+
+
+@admin("POST", "estate")
+def post_estate(state: State, request: Request) -> Response:
+    from emulator.estate import load_estate  # the edge helper's module; loaded on demand
+
+    platform = platform_of(state)
+    try:
+        body = read_json(request)
+        if not isinstance(body, dict):
+            raise ValueError("an estate is a JSON object")
+        load_estate(state, platform.pki, body)
+    except (ValueError, TypeError, KeyError) as exc:
+        return admin_error(400, f"{type(exc).__name__}: {exc}")
+    return json_reply(200, {"loaded": True})
+
+
+@admin("POST", "functions")
+def post_functions(state: State, request: Request) -> Response:
+    try:
+        body = read_json(request)
+        if not isinstance(body, dict):
+            raise ValueError("a function is a JSON object")
+        described = platform_of(state).register_function(body)
+    except (ValueError, TypeError) as exc:
+        return admin_error(400, str(exc))
+    return json_reply(200, described)
+
+
+@admin("GET", "functions")
+def get_functions(state: State, request: Request) -> Response:
+    with state.lock:
+        functions = [fc.describe_function(f) for f in state.functions.values()]
+    return json_reply(200, {"functions": functions})
+
+
+@admin("DELETE", "functions")
+def delete_functions(state: State, request: Request) -> Response:
+    name = request.query.get("name", "")
+    with state.lock:
+        removed = state.functions.pop(name, None)
+    if removed is None:
+        return admin_error(404, f"no function {name!r}")
+    return json_reply(200, {"deleted": name})
+
+
+@admin("GET", "invocations")
+def get_invocations(state: State, request: Request) -> Response:
+    records = fc.invocations(state, request.query.get("function") or None)
+    request_id = request.query.get("request_id")
+    if request_id:
+        records = [r for r in records if r["requestId"] == request_id]
+    return json_reply(200, {"invocations": records})
+
+
+@admin("GET", "info")
+def get_info(state: State, request: Request) -> Response:
+    return json_reply(200, platform_of(state).info)
+
+
+def function_spec_from_cli(value: str) -> dict[str, Any]:
+    """`NAME=PATH[:HANDLER]` (from `--function`) as a registration spec.
+
+    Raises:
+        ValueError: when the value has no `=`.
+    """
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise ValueError(f"--function expects NAME=PATH, got {value!r}")
+    handler = "handler"
+    file, colon, maybe_handler = path.rpartition(":")
+    if colon and maybe_handler.isidentifier() and file.endswith(".py"):
+        path, handler = file, maybe_handler
+    return {"name": name, "path": str(Path(path).resolve()), "handler": handler}

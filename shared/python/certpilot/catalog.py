@@ -1,0 +1,214 @@
+"""The certificates CAS holds, parsed into `model.CatalogCert` (never their keys).
+
+`load()` lists the usable certificates (ListUserCertificateOrder OrderType=CERT: CAS
+returns ISSUED and WILLEXPIRED by default), plus the revoked ones so that a deployed
+certificate that was revoked is known as such, then reads each usable certificate's
+details (GetUserCertificateDetail with CertFilter=true: no PEM, no key) for exact
+validity dates, `CertIdentifier` and the chain.
+
+Chain completeness is judged from `CertChain[]` (CommonName / IssuerCommonName of
+each certificate, leaf first) against the trust store, by subject common names.
+Limitation: names only. No signature is checked and two CAs with the same common
+name are not told apart, so a chain that "looks" complete can still fail in a
+browser; the live probe after deployment is the final word (and rolls back). When
+CAS sends no `CertChain` at all the chain is not judged (counted complete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from certpilot.adapters.cas import CasDetail, CasSummary, ChainEntry
+from certpilot.findings import Code
+from certpilot.log import event, get_logger
+from certpilot.model import Catalog, CatalogCert
+from certpilot.names import covers
+
+if TYPE_CHECKING:
+    from certpilot.clients import CloudClients
+    from certpilot.trust import TrustStore
+
+_log = get_logger(__name__)
+MAX_WORKERS = 8
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def trusted_names(trust: TrustStore) -> frozenset[str]:
+    """The subject common names (lower-cased) of the trust store's anchors."""
+    from cryptography.x509.oid import NameOID
+
+    names = set()
+    for anchor in trust.certificates:
+        for attribute in anchor.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            value = attribute.value
+            names.add((value.decode() if isinstance(value, bytes) else value).strip().lower())
+    return frozenset(names)
+
+
+def judge_chain(
+    leaf_common_name: str, chain: Sequence[ChainEntry] | None, anchors: frozenset[str]
+) -> tuple[bool, tuple[str, ...]]:
+    """(complete, finding codes) for a `CertChain[]` judged by names against `anchors`.
+
+    Walks issuer names from the leaf: complete when it reaches a name in `anchors`
+    (or a supplied self-issued root that is one). CHAIN_INCOMPLETE when an issuer is
+    neither supplied nor an anchor; UNTRUSTED_ROOT when the walk ends at a
+    self-issued certificate that is not an anchor; CHAIN_ORDER when the supplied
+    certificates are not leaf-first, each followed by its issuer.
+    """
+    if not chain:
+        return True, ()
+    remaining = list(chain)
+    leaf = leaf_common_name.strip().lower()
+    index = next(
+        (i for i, e in enumerate(remaining) if e.common_name.strip().lower() == leaf), None
+    )
+    problems: list[str] = []
+    if index is None:
+        # No entry for the leaf: the first one is taken as the leaf's issuer.
+        current = remaining.pop(0)
+    else:
+        if index != 0:
+            problems.append(Code.CHAIN_ORDER.value)
+        current = remaining.pop(index)
+    return _walk(current, remaining, anchors, problems)
+
+
+def _walk(
+    current: ChainEntry,
+    remaining: list[ChainEntry],
+    anchors: frozenset[str],
+    problems: list[str],
+) -> tuple[bool, tuple[str, ...]]:
+    for _ in range(len(remaining) + 1):
+        subject = current.common_name.strip().lower()
+        issuer = current.issuer_common_name.strip().lower()
+        if subject == issuer:
+            if subject in anchors:
+                return True, tuple(problems)
+            return False, (*problems, Code.UNTRUSTED_ROOT.value)
+        if issuer in anchors:
+            return True, tuple(problems)
+        index = next(
+            (i for i, e in enumerate(remaining) if e.common_name.strip().lower() == issuer),
+            None,
+        )
+        if index is None:
+            return False, (*problems, Code.CHAIN_INCOMPLETE.value)
+        if index != 0 and Code.CHAIN_ORDER.value not in problems:
+            problems.append(Code.CHAIN_ORDER.value)
+        current = remaining.pop(index)
+    return False, (*problems, Code.CHAIN_INCOMPLETE.value)
+
+
+def _sans(names: Iterable[str]) -> tuple[str, ...]:
+    from certpilot.inventory import normalize_domain
+
+    seen: dict[str, None] = {}
+    for name in names:
+        normalized = normalize_domain(name)
+        if normalized is not None:
+            seen.setdefault(normalized, None)
+    return tuple(seen)
+
+
+def from_detail(
+    detail: CasDetail, anchors: frozenset[str], *, revoked: bool = False
+) -> CatalogCert:
+    """A CatalogCert from GetUserCertificateDetail (pure)."""
+    complete, problems = judge_chain(detail.common_name, detail.chain, anchors)
+    sans = _sans(detail.sans or (detail.common_name,))
+    return CatalogCert(
+        cas_id=detail.cas_id,
+        identifier=detail.identifier,
+        name=detail.name,
+        common_name=detail.common_name,
+        sans=sans,
+        issuer=detail.issuer,
+        not_before=detail.not_before or _EPOCH,
+        not_after=detail.not_after or _EPOCH,
+        fingerprint_sha256=detail.sha256 or "",
+        region=detail.identifier.split("-", 1)[1] if "-" in detail.identifier else "cn-hangzhou",
+        revoked=revoked,
+        chain_complete=complete,
+        problems=problems,
+    )
+
+
+def from_summary(summary: CasSummary, region: str) -> CatalogCert:
+    """A CatalogCert from the listing alone (used for revoked certificates: no detail call).
+
+    The listing's dates are calendar days, so validity is approximate; the chain is
+    not judged.
+    """
+    return CatalogCert(
+        cas_id=summary.cas_id,
+        identifier=f"{summary.cas_id}-{region}",
+        name=summary.name,
+        common_name=summary.common_name,
+        sans=_sans(summary.sans or (summary.common_name,)),
+        issuer=summary.issuer,
+        not_before=summary.start or _EPOCH,
+        not_after=summary.end or _EPOCH,
+        fingerprint_sha256=summary.sha256 or "",
+        region=region,
+        revoked=summary.status.upper() == "REVOKED",
+    )
+
+
+def load(
+    clients: CloudClients,
+    trust: TrustStore,
+    now: datetime | None = None,
+    *,
+    covering: Iterable[str] | None = None,
+    include_revoked: bool = True,
+    include_expired: bool = False,
+) -> Catalog:
+    """Read the CAS catalog (see the module docstring).
+
+    `covering`: only certificates whose listed SANs cover one of these hostnames are
+    read in detail and returned (saves a detail call per unrelated certificate).
+    `now` is accepted for symmetry with planning; validity is judged by `plan`.
+
+    Raises:
+        CloudError: a CAS call failed after retries.
+    """
+    del now  # dates are re-judged by plan with its own `now`
+    cas = clients.cas
+    region = clients.settings.cas_region
+    wanted = list(covering) if covering is not None else None
+
+    def relevant(summary: CasSummary) -> bool:
+        if wanted is None:
+            return True
+        names = summary.sans or (summary.common_name,)
+        return any(covers(names, host) or host in names for host in wanted)
+
+    usable = [s for s in cas.list_certificates() if relevant(s)]
+    if include_expired:
+        usable += [s for s in cas.list_certificates("EXPIRED") if relevant(s)]
+    revoked = (
+        [s for s in cas.list_certificates("REVOKED") if relevant(s)] if include_revoked else []
+    )
+    anchors = trusted_names(trust) if usable else frozenset()
+    certificates: list[CatalogCert] = []
+    if usable:
+        workers = max(1, min(len(usable), MAX_WORKERS, clients.settings.concurrency))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog") as pool:
+            details = list(pool.map(lambda s: cas.get_certificate(s.cas_id), usable))
+        certificates = [from_detail(d, anchors) for d in details]
+    known = {c.cas_id for c in certificates}
+    certificates += [from_summary(s, region) for s in revoked if s.cas_id not in known]
+    certificates.sort(key=lambda c: c.cas_id)
+    event(
+        _log,
+        "catalog",
+        certificates=len(certificates),
+        revoked=sum(c.revoked for c in certificates),
+        incomplete=sum(not c.chain_complete for c in certificates),
+    )
+    return Catalog(certificates=tuple(certificates))

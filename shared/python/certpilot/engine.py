@@ -1,0 +1,244 @@
+"""The use cases the handlers and the CLI call: one function per job.
+
+`deploy_cert(request, deps)`: discover the account, load the certificate catalog,
+plan where the certificate goes, apply, verify from outside, roll back what does not
+verify, and return a JSON-ready summary. Never raises for one domain's failure; a
+certificate that cannot be found or is refused yields a summary with `ok: false`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from certpilot.apply import ApplyOptions, DomainResult, Outcome, apply_plan, count_outcomes
+from certpilot.errors import CertpilotError, CloudError, EventError
+from certpilot.events import DeployRequest
+from certpilot.log import event, get_logger
+from certpilot.model import Route
+from certpilot.names import covers
+from certpilot.plan import Plan, Policy, plan_certificate
+from certpilot.settings import Settings
+
+if TYPE_CHECKING:
+    from certpilot.clients import CloudClients
+    from certpilot.model import Catalog, Inventory
+    from certpilot.trust import TrustStore
+
+_log = get_logger(__name__)
+
+# Summary statuses.
+STATUS_DEPLOYED = "deployed"  # every action deployed and verified
+STATUS_NOTHING = "nothing-to-do"  # no domain needed the certificate (e.g. duplicate event)
+STATUS_PARTIAL = "partial"  # some domains failed or were rolled back, others deployed
+STATUS_FAILED = "failed"  # every action failed or was rolled back
+STATUS_REFUSED = "refused"  # the certificate is unusable: nothing changed
+STATUS_NOT_FOUND = "not-found"  # CAS does not hold the certificate
+STATUS_DRY_RUN = "dry-run"  # planned only
+STATUS_REJECTED = "rejected"  # the event was not accepted
+STATUS_ERROR = "error"  # configuration or cloud error before any change
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the engine needs from the outside world."""
+
+    settings: Settings
+    clients: CloudClients
+    request_id: str | None = None
+    clock: Callable[[], datetime] = utc_now
+    trust: TrustStore | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def trust_store(self) -> TrustStore:
+        """The trust store for chain checks (`CERTPILOT_CA_BUNDLE`, else certifi)."""
+        if self.trust is not None:
+            return self.trust
+        from certpilot.trust import TrustStore
+
+        if self.settings.ca_bundle:
+            return TrustStore.from_file(self.settings.ca_bundle)
+        return TrustStore.default()
+
+    def apply_options(self) -> ApplyOptions:
+        """Pool size, verification deadline and probe targets from the settings."""
+        s = self.settings
+        return ApplyOptions(
+            concurrency=s.concurrency,
+            verify=True,
+            verify_deadline=s.verify_deadline,
+            edge_https=s.edge_https,
+            ca_bundle=s.ca_bundle,
+            probe_timeout=s.connect_timeout,
+        )
+
+
+def build_deps(
+    context: Any = None,
+    *,
+    settings: Settings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Deps:
+    """Dependencies from an FC context (`context.credentials`, `context.request_id`)
+    and the environment.
+
+    Raises:
+        ConfigError: the settings or credentials cannot be used.
+    """
+    from certpilot.clients import CloudClients
+    from certpilot.credentials import resolve
+
+    settings = settings or Settings.from_env(environ)
+    credentials = resolve(context, environ)
+    return Deps(
+        settings=settings,
+        clients=CloudClients.from_settings(settings, credentials),
+        request_id=getattr(context, "request_id", None),
+    )
+
+
+def discover_and_plan(
+    cas_id: int, deps: Deps, *, policy: Policy | None = None
+) -> tuple[Plan | None, Inventory, Catalog]:
+    """Read the account (inventory + catalog) and plan certificate `cas_id`.
+
+    Returns `(None, inventory, catalog)` when CAS does not hold the certificate.
+    Raises CloudError when the account cannot be read.
+    """
+    from certpilot import catalog as catalog_module
+    from certpilot import inventory as inventory_module
+
+    now = deps.clock()
+    inventory = inventory_module.discover(deps.clients, deps.settings)
+    catalog = catalog_module.load(deps.clients, deps.trust_store(), now)
+    cert = catalog.by_id(cas_id)
+    if cert is None:
+        return None, inventory, catalog
+    # The CDN listings carry no CAS id: fetch it for the CDN domains this certificate
+    # covers, so that "already current" and rollback know the bound certificate.
+    covered = [
+        r.name for r in inventory.domains if r.route is Route.CDN and covers(cert.sans, r.name)
+    ]
+    if covered:
+        inventory = inventory_module.with_cert_ids(inventory, deps.clients, covered)
+    policy = policy or Policy(renew_days=deps.settings.renew_days)
+    return plan_certificate(cert, inventory, now, policy, catalog), inventory, catalog
+
+
+def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
+    """Roll certificate `request.cas_id` out to every domain it should go to.
+
+    Returns the summary: `ok`, `status`, `certId`, `counts`, `results` (one per domain:
+    deployed / already-current / skipped / failed / rolled-back), `findings`.
+    Raises CloudError only when the account cannot be read at all.
+    """
+    base: dict[str, Any] = {
+        "function": "deploy-cert",
+        "requestId": deps.request_id,
+        "certId": request.cas_id,
+        "event": request.describe(),
+    }
+    event(_log, "deploy-cert started", **request.describe())
+    plan, _, _ = discover_and_plan(request.cas_id, deps)
+    if plan is None:
+        event(_log, "certificate not found", level=logging.WARNING, certId=request.cas_id)
+        return {
+            **base,
+            "ok": False,
+            "status": STATUS_NOT_FOUND,
+            "error": {
+                "type": "NotFound",
+                "message": f"CAS holds no certificate {request.cas_id}",
+            },
+            "counts": count_outcomes(()),
+            "results": [],
+            "findings": [],
+        }
+    base["certIdentifier"] = plan.cert.identifier
+    findings = [f.to_dict() for f in plan.findings]
+    if request.dry_run or deps.settings.dry_run:
+        return {
+            **base,
+            "ok": not plan.refused,
+            "status": STATUS_DRY_RUN,
+            "plan": plan.to_dict(),
+            "findings": findings,
+        }
+    if plan.refused:
+        results = tuple(_skip_results(plan))
+        event(
+            _log,
+            "certificate refused",
+            level=logging.WARNING,
+            certId=request.cas_id,
+            codes=[f.code.value for f in plan.findings],
+        )
+        return _summary(base, STATUS_REFUSED, results, findings, ok=False)
+    results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)
+    status = _status(plan, results)
+    summary = _summary(
+        base, status, results, findings, ok=status in (STATUS_DEPLOYED, STATUS_NOTHING)
+    )
+    event(_log, "deploy-cert finished", status=status, counts=summary["counts"])
+    return summary
+
+
+def _skip_results(plan: Plan) -> list[DomainResult]:
+    from certpilot.apply import skip_result
+
+    return [skip_result(s) for s in plan.skipped]
+
+
+def _status(plan: Plan, results: tuple[DomainResult, ...]) -> str:
+    if not plan.actions:
+        return STATUS_NOTHING
+    acted = {a.domain for a in plan.actions}
+    outcomes = [r.outcome for r in results if r.domain in acted]
+    good = sum(1 for o in outcomes if o is Outcome.DEPLOYED)
+    if good == len(outcomes):
+        return STATUS_DEPLOYED
+    return STATUS_PARTIAL if good else STATUS_FAILED
+
+
+def _summary(
+    base: dict[str, Any],
+    status: str,
+    results: tuple[DomainResult, ...],
+    findings: list[dict[str, Any]],
+    *,
+    ok: bool,
+) -> dict[str, Any]:
+    return {
+        **base,
+        "ok": ok,
+        "status": status,
+        "counts": count_outcomes(results),
+        "results": [r.to_dict() for r in results],
+        "findings": findings,
+    }
+
+
+def error_summary(function: str, error: BaseException, request_id: str | None) -> dict[str, Any]:
+    """The JSON answer for an invocation that could not run (rejected event, bad
+    configuration, unreadable account). Carries no payload echo and no secret."""
+    status = STATUS_REJECTED if isinstance(error, EventError) else STATUS_ERROR
+    detail: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    if isinstance(error, CloudError):
+        detail.update(code=error.code, service=error.service, action=error.action)
+    elif not isinstance(error, CertpilotError):
+        detail["message"] = "internal error (see the function log)"
+    return {
+        "function": function,
+        "requestId": request_id,
+        "ok": False,
+        "status": status,
+        "error": detail,
+    }

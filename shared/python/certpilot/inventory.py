@@ -1,0 +1,259 @@
+"""Discover every domain of the account and where its certificate lives (DESIGN §4).
+
+`discover()` lists with the calls that answer for many domains at once:
+
+- OSS: ListBuckets (all pages), then ListCname per bucket (its hosted certificates);
+- CDN: DescribeUserDomains (all pages, 500 a page), and DescribeCdnHttpsDomainList
+  (all pages) for the certificates, only when some OSS-origin domain has HTTPS on.
+
+None of these carries the CAS id of a CDN certificate; `with_cert_ids()` fetches it
+(DescribeDomainCertificateInfo, one call per domain) for the few domains a caller
+is about to change. `classify()` is the pure routing rule, testable without I/O.
+
+Routing: a bucket domain (`<bucket>.oss-<region>.aliyuncs.com`) is recorded as
+`Route.BUCKET_DOMAIN` and never modified; a CDN domain whose origin is an OSS bucket
+routes to CDN even when it is also bound to a bucket as a CNAME (then a certificate
+hosted on OSS for it is `oss_hosted`: the FAQ's wrong location); other OSS custom
+domains route to OSS. CDN domains without an OSS origin are not certpilot's and are
+left out, and so are OSS bindings of such domains (their traffic goes to that CDN
+origin, not to OSS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from certpilot.adapters.cdn import CdnDomainInfo, Source
+from certpilot.adapters.oss import BucketInfo, CnameInfo
+from certpilot.errors import NotFoundError
+from certpilot.log import event, get_logger
+from certpilot.model import DeployedCert, DomainRecord, Inventory, Location, Route
+from certpilot.names import InvalidHostname, normalize_hostname
+
+if TYPE_CHECKING:
+    from certpilot.clients import CloudClients
+    from certpilot.settings import Settings
+
+_log = get_logger(__name__)
+
+# <bucket>.oss-<region>[-internal].aliyuncs.com, and the global acceleration endpoints.
+_BUCKET_DOMAIN = re.compile(
+    r"^(?P<bucket>[a-z0-9][a-z0-9-]{1,61}[a-z0-9])\."
+    r"oss-(?P<region>[a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$"
+)
+_ACCELERATE = ("oss-accelerate", "oss-accelerate-overseas")
+MAX_WORKERS = 8
+
+
+def parse_bucket_domain(name: str) -> tuple[str, str | None] | None:
+    """(bucket, region) when `name` is an OSS bucket domain, else None.
+
+    The region is None for the global acceleration endpoints.
+    """
+    match = _BUCKET_DOMAIN.match(name.strip().lower().rstrip("."))
+    if match is None:
+        return None
+    region = match.group("region")
+    return match.group("bucket"), (None if f"oss-{region}" in _ACCELERATE else region)
+
+
+def normalize_domain(name: str) -> str | None:
+    """A domain in A-label form (a leading `*.` kept for wildcard domains); None if invalid."""
+    raw = name.strip()
+    wildcard = raw.startswith(("*.", "."))
+    try:
+        base = normalize_hostname(raw[2:] if raw.startswith("*.") else raw.lstrip("."))
+    except InvalidHostname:
+        return None
+    return f"*.{base}" if wildcard else base
+
+
+def oss_origin(sources: Sequence[Source]) -> Source | None:
+    """The primary OSS origin of a CDN domain (lowest Priority number), or None."""
+    candidates = [s for s in sources if s.type == "oss" and s.content]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda s: s.priority if s.priority is not None else 1_000)
+
+
+def _unknown_cdn_cert() -> DeployedCert:
+    # HTTPS is on but the HTTPS listing has not caught up: the details are unknown.
+    return DeployedCert(location=Location.CDN, cas_id=None, cert_type="", not_after=None)
+
+
+def classify(
+    buckets: Sequence[BucketInfo],
+    cnames: Mapping[str, Sequence[CnameInfo]],
+    cdn_domains: Sequence[CdnDomainInfo],
+    https: Mapping[str, DeployedCert],
+) -> Inventory:
+    """Route every domain (pure; see the module docstring for the rules).
+
+    `cnames` maps a bucket name to its ListCname result, `https` a CDN domain to the
+    certificate DescribeCdnHttpsDomainList reports for it. Names that are not valid
+    hostnames are dropped (and logged).
+    """
+    region_of = {b.name: b.region for b in buckets}
+    bindings: dict[str, tuple[str, CnameInfo]] = {}
+    for bucket in sorted(cnames):
+        for info in cnames[bucket]:
+            name = normalize_domain(info.domain)
+            if name is None:
+                event(_log, "skipping invalid custom domain", domain=info.domain[:80])
+                continue
+            bindings.setdefault(name, (bucket, info))
+
+    records: dict[str, DomainRecord] = {}
+    foreign_cdn: set[str] = set()
+    for domain in cdn_domains:
+        name = normalize_domain(domain.name)
+        if name is None:
+            event(_log, "skipping invalid CDN domain", domain=domain.name[:80])
+            continue
+        bucket_domain = parse_bucket_domain(name)
+        if bucket_domain is not None:
+            records[name] = DomainRecord(
+                name, Route.BUCKET_DOMAIN, bucket_domain[0], bucket_domain[1], None
+            )
+            continue
+        origin = oss_origin(domain.sources)
+        if origin is None:
+            foreign_cdn.add(name)
+            continue
+        binding = bindings.get(name)
+        parsed = parse_bucket_domain(origin.content)
+        origin_bucket = parsed[0] if parsed else (binding[0] if binding else None)
+        region = (parsed[1] if parsed else None) or region_of.get(origin_bucket or "")
+        deployed = None
+        if domain.ssl_on:
+            deployed = https.get(name) or _unknown_cdn_cert()
+        records[name] = DomainRecord(
+            name=name,
+            route=Route.CDN,
+            bucket=origin_bucket,
+            region=region,
+            deployed=deployed,
+            oss_hosted=binding[1].certificate if binding else None,
+            cdn_status=domain.status or None,
+            cname_bound=binding is not None,
+        )
+
+    for name, (bucket, info) in bindings.items():
+        if name in records or name in foreign_cdn:
+            continue
+        bucket_domain = parse_bucket_domain(name)
+        if bucket_domain is not None:
+            records[name] = DomainRecord(
+                name, Route.BUCKET_DOMAIN, bucket_domain[0], bucket_domain[1], None
+            )
+            continue
+        records[name] = DomainRecord(
+            name=name,
+            route=Route.OSS,
+            bucket=bucket,
+            region=region_of.get(bucket),
+            deployed=info.certificate,
+            cname_bound=True,
+        )
+
+    return Inventory(
+        domains=tuple(records[name] for name in sorted(records)),
+        buckets=tuple(sorted(region_of)),
+    )
+
+
+def _list_cnames(clients: CloudClients, bucket: BucketInfo) -> list[CnameInfo]:
+    try:
+        return clients.oss.list_cnames(bucket.name, bucket.region)
+    except NotFoundError as error:
+        if error.code != "NoSuchBucket":
+            raise
+        # Deleted between ListBuckets and ListCname: nothing to route.
+        event(_log, "bucket vanished during inventory", bucket=bucket.name)
+        return []
+
+
+def _cdn_listing(clients: CloudClients) -> tuple[list[CdnDomainInfo], dict[str, DeployedCert]]:
+    domains = clients.cdn.list_domains()
+    needs_certs = any(d.ssl_on and oss_origin(d.sources) is not None for d in domains)
+    https = clients.cdn.https_certificates() if needs_certs else {}
+    return domains, https
+
+
+def discover(clients: CloudClients, settings: Settings) -> Inventory:
+    """List and classify every domain of the account (see the module docstring).
+
+    Buckets are read concurrently (at most `settings.concurrency` threads, each
+    call within its action's QPS).
+
+    Raises:
+        CloudError: a listing failed after retries (AuthError, ThrottledError, ...).
+    """
+    workers = max(1, min(settings.concurrency, MAX_WORKERS))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inventory") as pool:
+        cdn_future = pool.submit(_cdn_listing, clients)
+        buckets = clients.oss.list_buckets()
+        futures: dict[str, Future[list[CnameInfo]]] = {
+            b.name: pool.submit(_list_cnames, clients, b) for b in buckets
+        }
+        cnames = {name: future.result() for name, future in futures.items()}
+        cdn_domains, https = cdn_future.result()
+    inventory = classify(buckets, cnames, cdn_domains, https)
+    event(
+        _log,
+        "inventory",
+        buckets=len(buckets),
+        cdn_domains=len(cdn_domains),
+        domains=len(inventory.domains),
+    )
+    return inventory
+
+
+def _merge(listed: DeployedCert | None, info: DeployedCert) -> DeployedCert:
+    if listed is None:
+        return info
+    return dataclasses.replace(
+        info,
+        not_after=info.not_after or listed.not_after,
+        not_before=info.not_before or listed.not_before,
+        fingerprint=info.fingerprint or listed.fingerprint,
+        common_name=listed.common_name or info.common_name,
+        name=info.name or listed.name,
+        cert_type=info.cert_type or listed.cert_type,
+    )
+
+
+def with_cert_ids(inventory: Inventory, clients: CloudClients, domains: Iterable[str]) -> Inventory:
+    """`inventory` with the CAS id (and region) of the CDN certificate of `domains` filled in.
+
+    One DescribeDomainCertificateInfo call per named CDN-routed domain; other names
+    are ignored. A domain whose HTTPS turned out to be off gets `deployed=None`.
+
+    Raises:
+        CloudError: a lookup failed after retries (NotFoundError for a vanished domain).
+    """
+    wanted = {n for n in (normalize_domain(d) for d in domains) if n is not None}
+    targets = [r for r in inventory.domains if r.name in wanted and r.route is Route.CDN]
+    if not targets:
+        return inventory
+    workers = max(1, min(len(targets), MAX_WORKERS))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cert-ids") as pool:
+        infos = dict(
+            zip(
+                (r.name for r in targets),
+                pool.map(lambda r: clients.cdn.certificate_info(r.name), targets),
+                strict=True,
+            )
+        )
+    updated = []
+    for record in inventory.domains:
+        if record.name in infos:
+            info = infos[record.name]
+            deployed = None if info is None else _merge(record.deployed, info)
+            record = dataclasses.replace(record, deployed=deployed)
+        updated.append(record)
+    return dataclasses.replace(inventory, domains=tuple(updated))

@@ -1,0 +1,405 @@
+"""Decide where one certificate goes (DESIGN §5): pure, no I/O, no clock reads.
+
+`plan_certificate(cert, inventory, now, policy, catalog)` returns a frozen `Plan`:
+the domains to deploy to (`actions`), the covered (or nearly covered) domains left
+alone with a named reason (`skipped`), and the findings about the certificate.
+A certificate that is expired, not yet valid, chain-incomplete, revoked or otherwise
+unusable in a browser is refused: findings, every covered domain skipped with
+`candidate-invalid:<CODE>`, and no actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from certpilot.findings import Code, Finding, make_finding
+from certpilot.model import Catalog, CatalogCert, DeployedCert, DomainRecord, Inventory, Route
+from certpilot.names import InvalidHostname, covers, normalize_hostname, wildcard_level_off
+
+# Skip reasons (stable: reports and tests use them).
+BUCKET_DOMAIN = "bucket-domain"
+ALREADY_CURRENT = "already-current"
+CURRENT_EXPIRES_LATER = "current-expires-later"
+CURRENT_EXPIRY_UNKNOWN = "current-expiry-unknown"
+CURRENT_NOT_DUE = "current-not-due"
+NOT_COVERED = "not-covered"
+CANDIDATE_INVALID = "candidate-invalid"  # + ":<CODE>"
+PREVIOUS_UNKNOWN = "previous-unknown"
+CDN_STATUS = "cdn-status"  # + ":<status>"
+
+# Action reasons.
+NO_CERTIFICATE = "no-certificate"
+CURRENT_INVALID = "current-invalid"  # + ":<CODE>"
+NOT_COVERING = "current-not-covering"
+EXPIRES_LATER = "expires-later"
+
+# Rollback strategies recorded on each action before anything changes.
+ROLLBACK_RESTORE = "restore"  # bind / set the previous CAS certificate again
+ROLLBACK_REMOVE = "remove"  # OSS DeleteCertificate / CDN SSL off: there was none
+ROLLBACK_NONE = "none"  # the previous certificate is not in CAS: cannot be restored
+
+# Findings about the candidate itself that make browsers reject it: refuse to deploy.
+REFUSING_CODES = frozenset(
+    {
+        Code.CERT_EXPIRED,
+        Code.CERT_NOT_YET_VALID,
+        Code.CERT_REVOKED,
+        Code.CHAIN_INCOMPLETE,
+        Code.UNTRUSTED_ROOT,
+        Code.WEAK_KEY,
+        Code.WEAK_SIGNATURE,
+        Code.KEY_MISMATCH,
+    }
+)
+# Date problems are judged here with `now`, never taken from the catalog's snapshot.
+_DATE_CODES = frozenset({Code.CERT_EXPIRED, Code.CERT_NOT_YET_VALID, Code.CERT_EXPIRING})
+_REFUSING_VALUES = frozenset(c.value for c in REFUSING_CODES)
+_DATE_VALUES = frozenset(c.value for c in _DATE_CODES)
+# CDN domain states in which the certificate cannot be configured.
+_CDN_BLOCKED_STATES = frozenset({"checking", "check_failed", "deleting", "configure_failed"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Knobs of the decision.
+
+    `replace_only_when_due`: when False (deploy-cert: a certificate was just issued)
+    a valid current certificate is replaced by any later-expiring one; when True
+    (sweeps) only inside the renewal window of `renew_days`.
+    """
+
+    renew_days: int = 30
+    replace_only_when_due: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """Put the certificate on one domain."""
+
+    domain: str
+    route: Route  # OSS or CDN
+    bucket: str | None
+    region: str | None
+    cas_id: int
+    identifier: str  # `<id>-<region>`: OSS CertId
+    cert_region: str  # CDN CertRegion
+    reason: str
+    previous: DeployedCert | None
+    previous_identifier: str | None  # OSS PreviousCertId
+    force: bool  # OSS Force: only where the domain has no certificate
+    rollback: str  # restore | remove | none
+
+    @property
+    def previous_cas_id(self) -> int | None:
+        return self.previous.cas_id if self.previous is not None else None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        previous = self.previous
+        return {
+            "domain": self.domain,
+            "route": self.route.value,
+            "bucket": self.bucket,
+            "region": self.region,
+            "certId": self.cas_id,
+            "certIdentifier": self.identifier,
+            "reason": self.reason,
+            "previousCertId": previous.cas_id if previous else None,
+            "previousNotAfter": _iso(previous.not_after) if previous else None,
+            "force": self.force,
+            "rollback": self.rollback,
+        }
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A domain the certificate covers (or nearly covers) that is left alone."""
+
+    domain: str
+    reason: str
+    detail: str = ""
+    route: Route | None = None
+
+    @property
+    def code(self) -> str:
+        """The reason without its detail suffix (`candidate-invalid:X` -> `candidate-invalid`)."""
+        return self.reason.split(":", 1)[0]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "domain": self.domain,
+            "route": self.route.value if self.route else None,
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What deploying one certificate would do, decided at `now`."""
+
+    cert: CatalogCert
+    now: datetime
+    actions: tuple[Action, ...]
+    skipped: tuple[Skip, ...]
+    findings: tuple[Finding, ...] = field(default=())
+    refused: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form of the dry run."""
+        cert = self.cert
+        return {
+            "certificate": {
+                "certId": cert.cas_id,
+                "certIdentifier": cert.identifier,
+                "name": cert.name,
+                "commonName": cert.common_name,
+                "sans": list(cert.sans),
+                "issuer": cert.issuer,
+                "notBefore": _iso(cert.not_before),
+                "notAfter": _iso(cert.not_after),
+                "fingerprintSha256": cert.fingerprint_sha256,
+            },
+            "now": _iso(self.now),
+            "refused": self.refused,
+            "actions": [a.to_dict() for a in self.actions],
+            "skipped": [s.to_dict() for s in self.skipped],
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...]:
+    """What is wrong with the certificate itself at `now` (empty when usable).
+
+    Dates and revocation are judged here; other problems come from the catalog's
+    validation (`cert.problems`). Unknown codes in `problems` are ignored.
+    """
+    subject = cert.common_name or cert.name
+    found: list[Finding] = []
+    if now >= cert.not_after:
+        found.append(
+            make_finding(
+                Code.CERT_EXPIRED,
+                subject,
+                f"certificate {cert.cas_id} expired on {_iso(cert.not_after)}",
+            )
+        )
+    elif now < cert.not_before:
+        found.append(
+            make_finding(
+                Code.CERT_NOT_YET_VALID,
+                subject,
+                f"certificate {cert.cas_id} is not valid before {_iso(cert.not_before)}",
+            )
+        )
+    if cert.revoked:
+        found.append(
+            make_finding(Code.CERT_REVOKED, subject, f"certificate {cert.cas_id} is revoked")
+        )
+    problems = list(cert.problems)
+    if not cert.chain_complete and Code.CHAIN_INCOMPLETE.value not in problems:
+        problems.append(Code.CHAIN_INCOMPLETE.value)
+    for problem in problems:
+        try:
+            code = Code(problem)
+        except ValueError:
+            continue
+        if code in _DATE_CODES or any(f.code is code for f in found):
+            continue
+        found.append(make_finding(code, subject, f"certificate {cert.cas_id}: {code.meaning}"))
+    return tuple(found)
+
+
+def refusal_codes(findings: tuple[Finding, ...]) -> tuple[Code, ...]:
+    """The codes among `findings` that forbid deploying the certificate."""
+    return tuple(f.code for f in findings if f.code in REFUSING_CODES)
+
+
+def plan_certificate(
+    cert: CatalogCert,
+    inventory: Inventory,
+    now: datetime,
+    policy: Policy | None = None,
+    catalog: Catalog | None = None,
+) -> Plan:
+    """Decide, for every domain of `inventory`, whether `cert` goes there.
+
+    `catalog` (optional) lets the plan see the SANs and revocation of the certificates
+    deployed now (by CAS id). Never raises for data it cannot use: such domains are
+    skipped with a reason.
+    """
+    policy = policy or Policy()
+    findings = certificate_findings(cert, now)
+    refusing = refusal_codes(findings)
+    actions: list[Action] = []
+    skipped: list[Skip] = []
+    for record in sorted(inventory.domains, key=lambda r: r.name):
+        try:
+            host = normalize_hostname(record.name)
+        except InvalidHostname:
+            continue
+        if not covers(cert.sans, host):
+            near = _near_miss(cert.sans, host)
+            if near:
+                skipped.append(Skip(record.name, NOT_COVERED, near, record.route))
+            continue
+        if record.route is Route.BUCKET_DOMAIN:
+            skipped.append(
+                Skip(record.name, BUCKET_DOMAIN, "Alibaba manages bucket domains", record.route)
+            )
+            continue
+        if refusing:
+            code = refusing[0].value
+            skipped.append(
+                Skip(
+                    record.name,
+                    f"{CANDIDATE_INVALID}:{code}",
+                    "certificate refused: " + ", ".join(c.value for c in refusing),
+                    record.route,
+                )
+            )
+            continue
+        decision = _decide(cert, record, now, policy, catalog)
+        if isinstance(decision, Skip):
+            skipped.append(decision)
+        else:
+            actions.append(decision)
+    return Plan(
+        cert=cert,
+        now=now,
+        actions=tuple(actions),
+        skipped=tuple(skipped),
+        findings=findings,
+        refused=bool(refusing),
+    )
+
+
+def _near_miss(sans: tuple[str, ...], host: str) -> str:
+    """Why a related domain is not covered ("" when it is simply another name)."""
+    off = wildcard_level_off(sans, host)
+    if off:
+        return f"{Code.WILDCARD_LEVEL.value}: {off} covers exactly one label"
+    for san in sans:
+        parent = san.split(".", 1)[1] if "." in san else ""
+        if parent and parent.count(".") >= 1 and (host == parent or host.endswith("." + parent)):
+            return f"{Code.NAME_MISMATCH.value}: not among the certificate's names"
+    return ""
+
+
+def _decide(
+    cert: CatalogCert,
+    record: DomainRecord,
+    now: datetime,
+    policy: Policy,
+    catalog: Catalog | None,
+) -> Action | Skip:
+    route = record.route
+    if route is Route.CDN and record.cdn_status in _CDN_BLOCKED_STATES:
+        return Skip(
+            record.name,
+            f"{CDN_STATUS}:{record.cdn_status}",
+            "the CDN domain cannot be configured in this state",
+            route,
+        )
+    current = record.deployed
+    if current is None:
+        return _action(cert, record, NO_CERTIFICATE)
+    if _same_certificate(cert, current):
+        return Skip(record.name, ALREADY_CURRENT, f"certificate {cert.cas_id} is deployed", route)
+    if route is Route.OSS and current.cas_id is None:
+        # PutCname needs PreviousCertId (or Force, which certpilot keeps for empty domains).
+        return Skip(
+            record.name,
+            PREVIOUS_UNKNOWN,
+            "the bound certificate has no CAS id: PreviousCertId cannot be given",
+            route,
+        )
+    invalid = _current_problem(current, record.name, now, catalog)
+    if invalid:
+        return _action(cert, record, invalid)
+    if current.not_after is None:
+        return Skip(
+            record.name,
+            CURRENT_EXPIRY_UNKNOWN,
+            "the deployed certificate's expiry is not known",
+            route,
+        )
+    if current.not_after >= cert.not_after:
+        return Skip(
+            record.name,
+            CURRENT_EXPIRES_LATER,
+            f"deployed certificate expires {_iso(current.not_after)}, "
+            f"not before this one ({_iso(cert.not_after)})",
+            route,
+        )
+    if policy.replace_only_when_due and current.not_after - now > timedelta(days=policy.renew_days):
+        return Skip(
+            record.name,
+            CURRENT_NOT_DUE,
+            f"deployed certificate is valid until {_iso(current.not_after)}",
+            route,
+        )
+    return _action(cert, record, EXPIRES_LATER)
+
+
+def _same_certificate(cert: CatalogCert, current: DeployedCert) -> bool:
+    if current.cas_id is not None:
+        return current.cas_id == cert.cas_id
+    fingerprint = (current.fingerprint or "").replace(":", "").upper()
+    # Services report SHA-1 or SHA-256: only a SHA-256 can be compared with the catalog.
+    return len(fingerprint) == 64 and fingerprint == cert.fingerprint_sha256.upper()
+
+
+def _current_problem(
+    current: DeployedCert, domain: str, now: datetime, catalog: Catalog | None
+) -> str:
+    """`current-invalid:<CODE>` / `current-not-covering` when the deployed one is broken."""
+    if current.not_after is not None and now >= current.not_after:
+        return f"{CURRENT_INVALID}:{Code.CERT_EXPIRED.value}"
+    if current.not_before is not None and now < current.not_before:
+        return f"{CURRENT_INVALID}:{Code.CERT_NOT_YET_VALID.value}"
+    known = catalog.by_id(current.cas_id) if catalog and current.cas_id is not None else None
+    if known is not None:
+        if known.revoked:
+            return f"{CURRENT_INVALID}:{Code.CERT_REVOKED.value}"
+        if not covers(known.sans, domain):
+            return NOT_COVERING
+        if not known.chain_complete:
+            return f"{CURRENT_INVALID}:{Code.CHAIN_INCOMPLETE.value}"
+        for problem in known.problems:
+            if problem in _REFUSING_VALUES and problem not in _DATE_VALUES:
+                return f"{CURRENT_INVALID}:{problem}"
+    return ""
+
+
+def _action(cert: CatalogCert, record: DomainRecord, reason: str) -> Action:
+    previous = record.deployed
+    previous_identifier: str | None = None
+    if previous is not None and previous.cas_id is not None:
+        previous_identifier = f"{previous.cas_id}-{previous.region}"
+    if previous is None:
+        rollback = ROLLBACK_REMOVE
+    elif previous.cas_id is not None:
+        rollback = ROLLBACK_RESTORE
+    else:
+        rollback = ROLLBACK_NONE
+    return Action(
+        domain=record.name,
+        route=record.route,
+        bucket=record.bucket,
+        region=record.region,
+        cas_id=cert.cas_id,
+        identifier=cert.identifier,
+        cert_region=cert.region,
+        reason=reason,
+        previous=previous,
+        previous_identifier=previous_identifier,
+        force=record.route is Route.OSS and previous is None,
+        rollback=rollback,
+    )

@@ -1,0 +1,266 @@
+"""Live probes of a domain from outside: a real TLS handshake with SNI, a plain HTTP GET.
+
+The connect address is the edge (`CERTPILOT_EDGE_HTTPS` / `CERTPILOT_EDGE_HTTP`,
+`host:port`) when set, else the domain itself on 443 / 80; SNI and Host always stay
+the domain. Chains are verified against `CERTPILOT_CA_BUNDLE` when set, else certifi.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from certpilot.names import covers
+
+DEFAULT_TIMEOUT = 5.0
+_FIRST_DELAY = 0.1
+_MAX_DELAY = 5.0
+
+
+@dataclass(frozen=True)
+class ServedCert:
+    """What the edge serves for a domain. On a failed handshake only `error` is set."""
+
+    domain: str
+    fingerprint: str | None = None  # SHA-256 of the leaf, upper hex, no colons
+    not_after: datetime | None = None
+    not_before: datetime | None = None
+    issuer: str | None = None
+    subject: str | None = None
+    sans: tuple[str, ...] = ()
+    chain_ok: bool = False  # the chain verifies to the trust store
+    name_ok: bool = False  # the leaf covers the domain (RFC 6125)
+    error: str | None = None  # handshake or verification error
+
+    @property
+    def ok(self) -> bool:
+        """A browser would accept it: verified chain, right name, inside its dates."""
+        return self.fingerprint is not None and self.chain_ok and self.name_ok
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "domain": self.domain,
+            "fingerprint": self.fingerprint,
+            "notAfter": self.not_after.isoformat() if self.not_after else None,
+            "issuer": self.issuer,
+            "chainOk": self.chain_ok,
+            "nameOk": self.name_ok,
+            "error": self.error,
+        }
+
+
+class HttpResponse(NamedTuple):
+    """The answer to a plain HTTP GET (redirects are not followed)."""
+
+    status: int
+    location: str | None
+    headers: dict[str, str]
+
+
+def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
+    """Split `host:port` (`[v6]:port` too); raises ValueError for a bad port."""
+    text = value.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    number = int(port) if port else default_port
+    if not 0 < number < 65536:
+        raise ValueError(f"port out of range in {value!r}")
+    return host, number
+
+
+def _context(ca_bundle: str | None, *, verify: bool) -> ssl.SSLContext:
+    if not verify:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ca_bundle is None:
+        import certifi
+
+        ca_bundle = certifi.where()
+    context = ssl.create_default_context(cafile=ca_bundle)
+    # The name is judged with certpilot.names on the leaf, so one handshake tells both.
+    context.check_hostname = False
+    return context
+
+
+def _handshake(
+    address: tuple[str, int], domain: str, context: ssl.SSLContext, timeout: float
+) -> bytes:
+    with (
+        socket.create_connection(address, timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname=domain) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    if not der:
+        raise ssl.SSLError("the server sent no certificate")
+    return der
+
+
+def probe_https(
+    domain: str,
+    *,
+    edge: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ServedCert:
+    """Handshake with `domain` (SNI) and describe the certificate it serves.
+
+    `edge` is `host:port` to connect to instead of `domain:443`. Never raises for
+    network or TLS trouble: the result carries `error` instead.
+    """
+    address = parse_hostport(edge, 443) if edge else (domain, 443)
+    error: str | None = None
+    chain_ok = False
+    try:
+        der = _handshake(address, domain, _context(ca_bundle, verify=True), timeout)
+        chain_ok = True
+    except ssl.SSLCertVerificationError as err:
+        error = f"certificate verify failed: {err.verify_message or err.reason}"
+        try:
+            der = _handshake(address, domain, _context(None, verify=False), timeout)
+        except (OSError, ssl.SSLError) as again:
+            return ServedCert(domain, error=_describe_error(again))
+    except (OSError, ssl.SSLError) as err:
+        return ServedCert(domain, error=_describe_error(err))
+    return _served(domain, der, chain_ok=chain_ok, error=error)
+
+
+def _describe_error(err: BaseException) -> str:
+    if isinstance(err, ssl.SSLError):
+        return f"TLS error: {err.reason or err}"
+    if isinstance(err, socket.timeout):
+        return "timed out"
+    return f"{type(err).__name__}: {err}"
+
+
+def _served(domain: str, der: bytes, *, chain_ok: bool, error: str | None) -> ServedCert:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    fingerprint = hashlib.sha256(der).hexdigest().upper()
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return ServedCert(domain, fingerprint=fingerprint, error="unparsable certificate")
+    try:
+        sans = tuple(
+            cert.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value.get_values_for_type(x509.DNSName)
+        )
+    except x509.ExtensionNotFound:
+        sans = ()
+    issuer = _name_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or _name_attr(
+        cert.issuer, NameOID.COMMON_NAME
+    )
+    return ServedCert(
+        domain=domain,
+        fingerprint=fingerprint,
+        not_after=cert.not_valid_after_utc,
+        not_before=cert.not_valid_before_utc,
+        issuer=issuer,
+        subject=_name_attr(cert.subject, NameOID.COMMON_NAME),
+        sans=sans,
+        chain_ok=chain_ok,
+        name_ok=covers(sans, domain),
+        error=error,
+    )
+
+
+def _name_attr(name: object, oid: object) -> str | None:
+    values = name.get_attributes_for_oid(oid)  # type: ignore[attr-defined]
+    return str(values[0].value) if values else None
+
+
+def probe_http(
+    domain: str, *, edge: str | None = None, path: str = "/", timeout: float = DEFAULT_TIMEOUT
+) -> HttpResponse:
+    """GET `http://domain{path}` (via `edge` when given) without following redirects.
+
+    Raises OSError when nothing answers.
+    """
+    host, port = parse_hostport(edge, 80) if edge else (domain, 80)
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Host": domain, "User-Agent": "certpilot"})
+        response = connection.getresponse()
+        response.read()
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return HttpResponse(response.status, headers.get("location"), headers)
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of waiting for a certificate to be served."""
+
+    ok: bool
+    served: ServedCert
+    attempts: int
+    elapsed: float
+    reason: str  # "" when ok
+
+
+def served_problem(served: ServedCert, fingerprint: str) -> str:
+    """Why `served` is not the expected certificate, or "" when it is, verified."""
+    if served.fingerprint is None:
+        return served.error or "no certificate served"
+    if served.fingerprint != fingerprint.replace(":", "").upper():
+        return "edge serves another certificate"
+    if not served.chain_ok:
+        return served.error or "chain does not verify"
+    if not served.name_ok:
+        return "served certificate does not cover the domain"
+    now = datetime.now(timezone.utc)
+    if served.not_after is not None and now >= served.not_after:
+        return "served certificate has expired"
+    return ""
+
+
+def wait_for_certificate(
+    domain: str,
+    fingerprint: str,
+    *,
+    deadline: float,
+    edge: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    probe: Callable[[str], ServedCert] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    """Probe until `domain` serves the certificate `fingerprint` with a valid chain and
+    name, backing off exponentially (0.1 s doubling, at most 5 s a wait), for at most
+    `deadline` seconds. Always probes at least once.
+    """
+    run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
+    start = clock()
+    delay = _FIRST_DELAY
+    attempts = 0
+    while True:
+        attempts += 1
+        served = run(domain)
+        reason = served_problem(served, fingerprint)
+        elapsed = clock() - start
+        if not reason:
+            return Verification(True, served, attempts, elapsed, "")
+        remaining = deadline - elapsed
+        if remaining <= 0:
+            return Verification(False, served, attempts, elapsed, reason)
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, _MAX_DELAY)

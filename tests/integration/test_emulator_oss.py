@@ -1,0 +1,582 @@
+"""The emulator's OSS API, driven through the real `alibabacloud_oss_v2` SDK.
+
+Scenarios: buckets in several regions and their listing, custom domains with CAS and
+uploaded certificates (the PreviousCertId / Force rules, names that a certificate does
+not cover, ownership verification), bucket policies and their validation, and objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import alibabacloud_oss_v2 as oss
+import pytest
+
+from emulator import cas
+from emulator import oss as emu_oss
+from emulator.core import OssContext, Request, ServiceError
+from emulator.pki import TestPki
+from emulator.server import App, ControlPlane
+from emulator.state import CasCertificate, State
+
+pytestmark = pytest.mark.integration
+
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return TestPki.create(Path(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="module")
+def plane(pki: TestPki) -> Iterator[ControlPlane]:
+    for name in PROXY_VARS:
+        os.environ.pop(name, None)
+    app = App(State(propagation_delay=0.0))
+    app.platform.pki = pki
+    app.platform.throttle.configure(qps_scale=1000)  # scenarios, not flow control
+    server = ControlPlane(app).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def state(plane: ControlPlane) -> State:
+    app_state: State = plane._server.app.state
+    app_state.reset()
+    app_state.propagation_delay = 0.0
+    return app_state
+
+
+ClientFactory = Callable[..., oss.Client]
+
+
+@pytest.fixture
+def make_client(plane: ControlPlane, state: State) -> ClientFactory:
+    def make(region: str = "cn-hangzhou") -> oss.Client:
+        cfg = oss.config.load_default()
+        cfg.credentials_provider = oss.credentials.StaticCredentialsProvider(
+            state.access_key_id, state.access_key_secret
+        )
+        cfg.region = region
+        cfg.endpoint = plane.url
+        cfg.retryer = oss.retry.NopRetryer()
+        return oss.Client(cfg)
+
+    return make
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> oss.Client:
+    return make_client()
+
+
+@pytest.fixture
+def bucket(client: oss.Client) -> str:
+    client.put_bucket(oss.PutBucketRequest(bucket="assets"))
+    return "assets"
+
+
+def service_error(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The OSS ServiceError raised by `call(*args, **kwargs)` (fails if it succeeds)."""
+    with pytest.raises(oss.exceptions.OperationError) as info:
+        call(*args, **kwargs)
+    err = info.value.unwrap()
+    assert isinstance(err, oss.exceptions.ServiceError), err
+    return err
+
+
+def issue(state: State, sans: list[str], **recipe: Any) -> CasCertificate:
+    return cas.issue(state, sans, **recipe)
+
+
+def put_cname(
+    client: oss.Client, bucket: str, domain: str, **certificate: Any
+) -> oss.PutCnameResult:
+    config = oss.CertificateConfiguration(**certificate) if certificate else None
+    return client.put_cname(
+        oss.PutCnameRequest(
+            bucket=bucket,
+            bucket_cname_configuration=oss.BucketCnameConfiguration(
+                cname=oss.Cname(domain=domain, certificate_configuration=config)
+            ),
+        )
+    )
+
+
+def cnames(client: oss.Client, bucket: str) -> dict[str, Any]:
+    result = client.list_cname(oss.ListCnameRequest(bucket=bucket))
+    return {c.domain: c for c in result.cnames or []}
+
+
+# --------------------------------------------------------------------------- buckets
+
+
+def test_buckets_live_in_their_signing_region_and_list_with_endpoints(
+    make_client: ClientFactory,
+) -> None:
+    # Given a bucket created through Hangzhou and an IA bucket created through Shanghai
+    make_client().put_bucket(oss.PutBucketRequest(bucket="assets"))
+    shanghai = make_client("cn-shanghai")
+    shanghai.put_bucket(
+        oss.PutBucketRequest(
+            bucket="archive",
+            create_bucket_configuration=oss.CreateBucketConfiguration(storage_class="IA"),
+        )
+    )
+
+    # When listing every bucket
+    listed = {b.name: b for b in make_client().list_buckets(oss.ListBucketsRequest()).buckets}
+
+    # Then each carries its own region and endpoints
+    assert set(listed) == {"assets", "archive"}
+    archive = listed["archive"]
+    assert (archive.region, archive.location) == ("cn-shanghai", "oss-cn-shanghai")
+    assert archive.extranet_endpoint == "oss-cn-shanghai.aliyuncs.com"
+    assert archive.intranet_endpoint == "oss-cn-shanghai-internal.aliyuncs.com"
+    assert archive.storage_class == "IA"
+    assert archive.creation_date is not None and archive.creation_date.tzinfo is not None
+    assert (listed["assets"].region, listed["assets"].storage_class) == ("cn-hangzhou", "Standard")
+
+    # And GetBucketInfo answers through the bucket's own region only
+    info = shanghai.get_bucket_info(oss.GetBucketInfoRequest(bucket="archive")).bucket_info
+    assert (info.name, info.location, info.storage_class) == ("archive", "oss-cn-shanghai", "IA")
+    assert info.acl == "private" and info.owner.id
+    err = service_error(
+        lambda: make_client().get_bucket_info(oss.GetBucketInfoRequest(bucket="archive"))
+    )
+    assert (err.status_code, err.code) == (403, "AccessDenied")
+    assert "oss-cn-shanghai.aliyuncs.com" in err.message
+
+
+def test_creating_an_existing_bucket_conflicts(client: oss.Client, bucket: str) -> None:
+    err = service_error(lambda: client.put_bucket(oss.PutBucketRequest(bucket=bucket)))
+    assert (err.status_code, err.code) == (409, "BucketAlreadyExists")
+
+
+@pytest.mark.parametrize("name", ["ab", "Upper-case", "-leading", "trailing-", "under_score"])
+def test_the_service_refuses_invalid_bucket_names(state: State, name: str) -> None:
+    # The SDK refuses these names itself, so the handler is called directly.
+    request = Request("PUT", f"/{name}", f"/{name}", {}, "", {}, b"")
+    with pytest.raises(ServiceError) as info:
+        emu_oss.put_bucket(OssContext(state, request, name, ""))
+    assert (info.value.status, info.value.code) == (400, "InvalidBucketName")
+    assert name not in state.buckets
+
+
+def test_list_buckets_pages_by_marker_within_a_prefix(client: oss.Client) -> None:
+    # Given five "web-" buckets and two others
+    for name in ("web-e", "web-a", "web-d", "other-1", "web-c", "web-b", "zeta"):
+        client.put_bucket(oss.PutBucketRequest(bucket=name))
+
+    # When paging two at a time through the "web-" prefix
+    pages = list(
+        client.list_buckets_paginator().iter_page(oss.ListBucketsRequest(prefix="web-"), limit=2)
+    )
+
+    # Then the pages are ordered, complete and marked truncated but for the last
+    assert [[b.name for b in p.buckets] for p in pages] == [
+        ["web-a", "web-b"],
+        ["web-c", "web-d"],
+        ["web-e"],
+    ]
+    assert [p.is_truncated for p in pages] == [True, True, False]
+    assert pages[0].next_marker == "web-b" and pages[1].marker == "web-b"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.get_bucket_info(oss.GetBucketInfoRequest(bucket="missing")),
+        lambda c: c.list_cname(oss.ListCnameRequest(bucket="missing")),
+        lambda c: put_cname(c, "missing", "www.example.com"),
+        lambda c: c.get_bucket_policy(oss.GetBucketPolicyRequest(bucket="missing")),
+        lambda c: c.put_object(oss.PutObjectRequest(bucket="missing", key="k", body=b"x")),
+        lambda c: c.get_object(oss.GetObjectRequest(bucket="missing", key="k")),
+    ],
+    ids=["bucket-info", "list-cname", "put-cname", "get-policy", "put-object", "get-object"],
+)
+def test_an_unknown_bucket_is_no_such_bucket(
+    client: oss.Client, call: Callable[[oss.Client], Any]
+) -> None:
+    err = service_error(lambda: call(client))
+    assert (err.status_code, err.code, err.ec) == (404, "NoSuchBucket", "0015-00000101")
+
+
+# --------------------------------------------------------------------------- custom domains
+
+
+def test_a_cas_certificate_bound_to_a_domain_shows_in_list_cname(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    # Given a CAS certificate for the domain
+    cert = issue(state, ["static.example.com"])
+
+    # When the domain is bound with it by CAS identifier
+    put_cname(client, bucket, "static.example.com", cert_id=cert.identifier, force=True)
+
+    # Then ListCname reports the binding as OSS documents it
+    result = client.list_cname(oss.ListCnameRequest(bucket=bucket))
+    assert (result.bucket, result.owner) == (bucket, state.account_id)
+    (entry,) = result.cnames
+    assert (entry.domain, entry.status) == ("static.example.com", "Enabled")
+    assert entry.last_modified.endswith("Z")
+    bound = entry.certificate
+    assert (bound.type, bound.cert_id, bound.status) == ("CAS", cert.identifier, "Enabled")
+    assert bound.fingerprint.replace(":", "") == cert.fingerprint_sha1
+    assert bound.valid_end_date.endswith("GMT") and bound.creation_date.endswith("GMT")
+    assert str(cert.not_after.year) in bound.valid_end_date
+
+
+def test_a_bare_cas_id_binds_too_and_a_domain_without_certificate_lists_plainly(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    cert = issue(state, ["*.example.com"])
+    put_cname(client, bucket, "plain.example.com")
+    put_cname(client, bucket, "img.example.com", cert_id=str(cert.id))
+    listed = cnames(client, bucket)
+    assert listed["plain.example.com"].certificate is None
+    assert listed["img.example.com"].certificate.cert_id == cert.identifier
+
+
+def test_replacing_a_certificate_needs_the_previous_id_or_force(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    # Given a domain bound to certificate A
+    first = issue(state, ["www.example.com"])
+    second = issue(state, ["www.example.com"], ca="two")
+    put_cname(client, bucket, "www.example.com", cert_id=first.identifier)
+
+    # When replacing it without, or with a wrong, PreviousCertId: refused
+    for previous in (None, second.identifier):
+        err = service_error(
+            put_cname,
+            client,
+            bucket,
+            "www.example.com",
+            cert_id=second.identifier,
+            previous_cert_id=previous,
+        )
+        assert (err.status_code, err.code, err.ec) == (400, "InvalidArgument", "0018-00000209")
+    assert cnames(client, bucket)["www.example.com"].certificate.cert_id == first.identifier
+
+    # Then the right PreviousCertId, or Force, replaces it
+    put_cname(
+        client,
+        bucket,
+        "www.example.com",
+        cert_id=second.identifier,
+        previous_cert_id=first.identifier,
+    )
+    assert cnames(client, bucket)["www.example.com"].certificate.cert_id == second.identifier
+    put_cname(client, bucket, "www.example.com", cert_id=first.identifier, force=True)
+    assert cnames(client, bucket)["www.example.com"].certificate.cert_id == first.identifier
+
+
+@pytest.mark.parametrize(
+    ("sans", "domain", "covered"),
+    [
+        (["*.example.com"], "www.example.com", True),
+        (["*.example.com"], "example.com", False),
+        (["*.example.com"], "a.b.example.com", False),
+        (["example.com", "www.example.com"], "www.example.com", True),
+        (["other.example.com"], "www.example.com", False),
+    ],
+)
+def test_a_certificate_must_cover_the_domain(
+    client: oss.Client, bucket: str, state: State, sans: list[str], domain: str, covered: bool
+) -> None:
+    cert = issue(state, sans)
+    bind = lambda: put_cname(client, bucket, domain, cert_id=cert.identifier)  # noqa: E731
+    if covered:
+        bind()
+        assert cnames(client, bucket)[domain].certificate.cert_id == cert.identifier
+    else:
+        err = service_error(bind)
+        assert (err.status_code, err.code, err.ec) == (400, "InvalidArgument", "0018-00000213")
+        assert domain not in cnames(client, bucket)
+
+
+def test_unknown_revoked_or_overlong_certificate_ids_are_refused(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    revoked = issue(state, ["www.example.com"])
+    cas.revoke(state, revoked.id)
+    cases = {
+        "99999999-cn-hangzhou": "0018-00000212",
+        f"{revoked.id}-ap-southeast-1": "0018-00000212",
+        revoked.identifier: "0018-00000216",
+        "1" * 64: "0018-00000206",
+    }
+    for cert_id, ec in cases.items():
+        err = service_error(put_cname, client, bucket, "www.example.com", cert_id=cert_id)
+        assert (err.code, err.ec) == ("InvalidArgument", ec), cert_id
+
+
+def test_an_uploaded_certificate_binds_when_its_key_matches(
+    client: oss.Client, bucket: str, pki: TestPki
+) -> None:
+    chain, key = pki.issue(["upload.example.com"])
+    _, other_key = pki.issue(["upload.example.com"])
+
+    # A key that is not the certificate's, or a key alone, is refused
+    err = service_error(
+        lambda: put_cname(
+            client, bucket, "upload.example.com", certificate=chain, private_key=other_key
+        )
+    )
+    assert (err.code, err.ec) == ("InvalidArgument", "0018-00000215")
+    err = service_error(lambda: put_cname(client, bucket, "upload.example.com", private_key=key))
+    assert err.ec == "0018-00000210"
+
+    # The matching pair binds as an "Upload" certificate
+    put_cname(client, bucket, "upload.example.com", certificate=chain, private_key=key)
+    bound = cnames(client, bucket)["upload.example.com"].certificate
+    assert bound.type == "Upload" and bound.cert_id.endswith("-cn-hangzhou")
+
+
+def test_delete_certificate_unbinds_and_changes_reach_the_edge_after_the_delay(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    # Given a propagation delay and a freshly bound certificate
+    state.propagation_delay = 0.3
+    cert = issue(state, ["www.example.com"])
+    put_cname(client, bucket, "www.example.com", cert_id=cert.identifier)
+    binding = state.find_cname("www.example.com")
+    assert binding is not None
+    now = state.now()
+
+    # Then the control plane shows it at once and the edge only after the delay
+    assert binding.certificate.latest() is not None
+    assert binding.certificate.at(now) is None
+    served = binding.certificate.at(now + 0.31)
+    assert served is not None and served.cert_id == cert.id
+
+    # When the certificate is deleted from the domain (PreviousCertId checked)
+    err = service_error(
+        lambda: put_cname(
+            client, bucket, "www.example.com", delete_certificate=True, previous_cert_id="1-x"
+        )
+    )
+    assert err.ec == "0018-00000209"
+    put_cname(
+        client,
+        bucket,
+        "www.example.com",
+        delete_certificate=True,
+        previous_cert_id=cert.identifier,
+    )
+
+    # Then the domain stays bound without certificate
+    assert cnames(client, bucket)["www.example.com"].certificate is None
+
+
+def test_a_domain_bound_elsewhere_conflicts_and_delete_cname_frees_it(
+    client: oss.Client, bucket: str
+) -> None:
+    client.put_bucket(oss.PutBucketRequest(bucket="other"))
+    put_cname(client, bucket, "www.example.com")
+
+    err = service_error(lambda: put_cname(client, "other", "www.example.com"))
+    assert (err.status_code, err.code) == (409, "CnameAlreadyExists")
+
+    client.delete_cname(
+        oss.DeleteCnameRequest(
+            bucket=bucket,
+            bucket_cname_configuration=oss.BucketCnameConfiguration(
+                cname=oss.Cname(domain="www.example.com")
+            ),
+        )
+    )
+    assert cnames(client, bucket) == {}
+    put_cname(client, "other", "www.example.com")
+    assert list(cnames(client, "other")) == ["www.example.com"]
+
+
+@pytest.mark.parametrize("domain", ["cdn.aliyuncs.com", "bad_label.example.com", "localhost"])
+def test_reserved_or_invalid_domains_are_refused(
+    client: oss.Client, bucket: str, domain: str
+) -> None:
+    err = service_error(lambda: put_cname(client, bucket, domain))
+    assert (err.code, err.ec) == ("InvalidArgument", "0018-00000401")
+
+
+def test_domain_ownership_is_checked_with_a_cname_token_in_dns(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    # Given ownership verification is on
+    state.verify_domain_ownership = True
+    err = service_error(lambda: put_cname(client, bucket, "www.example.com"))
+    assert err.code == "NeedVerifyDomainOwnership"
+    err = service_error(
+        lambda: client.get_cname_token(
+            oss.GetCnameTokenRequest(bucket=bucket, cname="www.example.com")
+        )
+    )
+    assert (err.status_code, err.code) == (404, "NoSuchCnameToken")
+
+    # When a token is created (twice: the valid one comes back) and published as TXT
+    config = oss.BucketCnameConfiguration(cname=oss.Cname(domain="www.example.com"))
+    created = client.create_cname_token(
+        oss.CreateCnameTokenRequest(bucket=bucket, bucket_cname_configuration=config)
+    ).cname_token
+    again = client.create_cname_token(
+        oss.CreateCnameTokenRequest(bucket=bucket, bucket_cname_configuration=config)
+    ).cname_token
+    fetched = client.get_cname_token(
+        oss.GetCnameTokenRequest(bucket=bucket, cname="www.example.com")
+    ).cname_token
+    assert created.token == again.token == fetched.token and len(created.token) == 32
+    assert (created.bucket, created.cname) == (bucket, "www.example.com")
+    assert created.expire_time.endswith("GMT")
+    state.dns_txt["_dnsauth.www.example.com"] = created.token
+
+    # Then the domain binds
+    put_cname(client, bucket, "www.example.com")
+    assert "www.example.com" in cnames(client, bucket)
+
+
+# --------------------------------------------------------------------------- bucket policy
+
+
+def https_only(bucket: str) -> dict[str, Any]:
+    return {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Action": ["oss:*"],
+                "Principal": ["*"],
+                "Resource": [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"],
+                "Condition": {"Bool": {"acs:SecureTransport": ["false"]}},
+            }
+        ],
+    }
+
+
+def test_bucket_policy_round_trips_and_propagates(
+    client: oss.Client, bucket: str, state: State
+) -> None:
+    # Given no policy yet
+    err = service_error(lambda: client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket)))
+    assert (err.status_code, err.code) == (404, "NoSuchBucketPolicy")
+
+    # When the HTTPS-only policy is put with a propagation delay
+    state.propagation_delay = 0.3
+    document = json.dumps(https_only(bucket))
+    client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket, body=document))
+
+    # Then it reads back as written, and the edge sees it only after the delay
+    got = client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket))
+    assert json.loads(got.body) == https_only(bucket)
+    policy = state.buckets[bucket].policy
+    assert policy.at(state.now()) is None and policy.at(state.now() + 0.31) == document
+
+    # And deleting answers 204 and leaves no policy
+    deleted = client.delete_bucket_policy(oss.DeleteBucketPolicyRequest(bucket=bucket))
+    assert deleted.status_code == 204
+    err = service_error(lambda: client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket)))
+    assert err.code == "NoSuchBucketPolicy"
+
+
+def _policy_with(**statement_changes: Any) -> str:
+    document = https_only("assets")
+    document["Statement"][0].update(statement_changes)
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{not json", "InvalidPolicyDocument"),
+        (json.dumps({**https_only("assets"), "Version": 1}), "InvalidPolicyDocument"),
+        (json.dumps({**https_only("assets"), "Version": "2"}), "InvalidPolicyDocument"),
+        (json.dumps({"Version": "1", "Statement": []}), "InvalidPolicyDocument"),
+        (_policy_with(Effect="Maybe"), "InvalidPolicyDocument"),
+        (_policy_with(Action=[]), "InvalidPolicyDocument"),
+        (_policy_with(Resource=["acs:oss:*:*:someone-else/*"]), "InvalidPolicyDocument"),
+        (
+            _policy_with(Condition={"IpAddress": {"acs:SourceIp": ["10.0.0.0/8"]}}),
+            "InvalidPolicyDocument",
+        ),
+        (
+            json.dumps(
+                {
+                    "Version": "1",
+                    "Statement": https_only("assets")["Statement"] * 120,
+                }
+            ),
+            "PolicyTooLarge",
+        ),
+    ],
+    ids=[
+        "not-json",
+        "version-int",
+        "version-2",
+        "no-statement",
+        "bad-effect",
+        "no-action",
+        "foreign-resource",
+        "sourceip-without-sourcevpc",
+        "over-16kb",
+    ],
+)
+def test_invalid_bucket_policies_are_refused(
+    client: oss.Client, bucket: str, body: str, code: str
+) -> None:
+    err = service_error(
+        lambda: client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket, body=body))
+    )
+    assert (err.status_code, err.code) == (400, code)
+    err = service_error(lambda: client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket)))
+    assert err.code == "NoSuchBucketPolicy"
+
+
+def test_a_source_ip_condition_with_source_vpc_is_accepted(client: oss.Client, bucket: str) -> None:
+    body = _policy_with(
+        Effect="Allow",
+        Condition={
+            "IpAddress": {"acs:SourceIp": ["10.0.0.0/8"]},
+            "StringEquals": {"acs:SourceVpc": ["vpc-*"]},
+        },
+    )
+    client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket, body=body))
+    assert client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket)).body == body
+
+
+# --------------------------------------------------------------------------- objects
+
+
+def test_objects_keep_their_content_type_and_etag(client: oss.Client, bucket: str) -> None:
+    # When an object is put (the SDK checks the CRC-64 the emulator returns)
+    put = client.put_object(
+        oss.PutObjectRequest(
+            bucket=bucket,
+            key="reports/2024/sweep.json",
+            body=b'{"ok": true}',
+            content_type="application/json",
+        )
+    )
+
+    # Then it reads back with the same bytes, type and ETag
+    got = client.get_object(oss.GetObjectRequest(bucket=bucket, key="reports/2024/sweep.json"))
+    assert got.body.read() == b'{"ok": true}'
+    assert got.content_type == "application/json"
+    assert got.etag == put.etag and put.etag.startswith('"')
+    assert got.hash_crc64 == put.hash_crc64
+
+    head = client.head_object(oss.HeadObjectRequest(bucket=bucket, key="reports/2024/sweep.json"))
+    assert (head.content_length, head.etag) == (12, put.etag)
+
+    # And once deleted, or never written, a key is NoSuchKey
+    client.delete_object(oss.DeleteObjectRequest(bucket=bucket, key="reports/2024/sweep.json"))
+    for key in ("reports/2024/sweep.json", "nope"):
+        err = service_error(client.get_object, oss.GetObjectRequest(bucket=bucket, key=key))
+        assert (err.status_code, err.code, err.ec) == (404, "NoSuchKey", "0026-00000001")

@@ -1,0 +1,261 @@
+"""Flow control, injected faults, stats and the admin API, driven through the real SDKs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import alibabacloud_oss_v2 as oss
+import pytest
+from alibabacloud_cas20200407 import models as cas_models
+from alibabacloud_cdn20180510 import models as cdn_models
+from alibabacloud_fc20230330 import models as fc_models
+from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from darabonba.exceptions import UnretryableException
+from darabonba.runtime import RuntimeOptions
+
+from tests.conftest import EmulatorError
+
+pytestmark = pytest.mark.integration
+
+
+def tea_error(call: Callable[[], Any]) -> AlibabaCloudException:
+    with pytest.raises(AlibabaCloudException) as caught:
+        call()
+    return caught.value
+
+
+def oss_error(call: Callable[[], Any]) -> Any:
+    with pytest.raises(oss.exceptions.OperationError) as caught:
+        call()
+    return caught.value.unwrap()
+
+
+def list_domains(client: Any, **params: Any) -> Any:
+    return client.describe_user_domains(cdn_models.DescribeUserDomainsRequest(**params))
+
+
+def poll(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+# ----------------------------------------------------------------------- flow control
+
+
+def test_an_action_over_its_qps_is_throttled_in_rpc_format(cloud):
+    # Given DescribeUserDomains limited to 2 calls per second (bucket of one second)
+    cloud.settings(qps={"cdn:DescribeUserDomains": 2})
+    client = cloud.cdn_client()
+    # When three calls arrive at once, then the third is refused like the cloud does
+    assert list_domains(client).status_code == 200
+    assert list_domains(client).status_code == 200
+    refused = tea_error(lambda: list_domains(client))
+    assert (refused.status_code, refused.code) == (400, "Throttling.User")
+    assert "Request was denied due to user flow control." in refused.message
+    # and other actions keep their own budget
+    configs = cdn_models.DescribeCdnDomainConfigsRequest(domain_name="none.example.com")
+    assert tea_error(lambda: client.describe_cdn_domain_configs(configs)).code != "Throttling.User"
+    # and the bucket refills with time.
+    poll(lambda: _succeeds(lambda: list_domains(client)))
+    stats = cloud.action_stats("cdn:DescribeUserDomains")
+    assert stats["throttled"] >= 1
+    assert stats["calls"] == stats["throttled"] + 3
+
+
+def _succeeds(call: Callable[[], Any]) -> bool:
+    try:
+        call()
+    except AlibabaCloudException:
+        return False
+    return True
+
+
+def test_qps_scale_applies_to_every_documented_limit(cloud):
+    # DescribeUserDomains is documented at 100 QPS: a scale of 0.02 leaves 2.
+    cloud.settings(qps_scale=0.02)
+    client = cloud.cdn_client()
+    outcomes = [_succeeds(lambda: list_domains(client)) for _ in range(4)]
+    assert outcomes[:2] == [True, True]
+    assert outcomes[2:] == [False, False]
+    assert cloud.action_stats("cdn:DescribeUserDomains")["throttled"] == 2
+
+
+def test_oss_throttling_answers_503_in_xml(cloud):
+    cloud.settings(qps={"oss:ListBuckets": 1})
+    client = cloud.oss_client(retries=1)
+    client.list_buckets(oss.ListBucketsRequest())
+    err = oss_error(lambda: client.list_buckets(oss.ListBucketsRequest()))
+    assert (err.status_code, err.code) == (503, "MetaOperationQpsLimitExceeded")
+    assert err.ec
+
+
+def test_reset_restores_the_start_up_limits(cloud):
+    cloud.settings(qps_scale=0.01, propagation_delay=5, qps={"cdn:X": 1})
+    cloud.reset()
+    settings = cloud.settings()
+    assert settings["qps_scale"] == 1.0
+    assert settings["qps"] == {}
+    assert settings["propagation_delay"] == pytest.approx(0.3)
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def test_an_injected_error_fails_n_calls_then_clears(cloud):
+    cloud.faults(
+        action="cdn:DescribeUserDomains",
+        error={"code": "ServiceBusy", "status": 403, "message": "The domain is being configured."},
+        times=2,
+    )
+    client = cloud.cdn_client()
+    for _ in range(2):
+        err = tea_error(lambda: list_domains(client))
+        assert (err.status_code, err.code) == (403, "ServiceBusy")
+    assert list_domains(client).status_code == 200
+    assert cloud.action_stats("cdn:DescribeUserDomains") == {
+        "calls": 3,
+        "throttled": 0,
+        "errors": 2,
+    }
+    assert cloud.admin("GET", "faults")["faults"] == []
+
+
+def test_a_fault_can_target_one_resource(cloud):
+    cloud.faults(
+        action="cdn:*",
+        where={"DomainName": "bad.example.com"},
+        error={"code": "InternalError", "status": 500},
+    )
+    client = cloud.cdn_client()
+    good = cdn_models.DescribeCdnDomainConfigsRequest(domain_name="good.example.com")
+    bad = cdn_models.DescribeCdnDomainConfigsRequest(domain_name="bad.example.com")
+    assert tea_error(lambda: client.describe_cdn_domain_configs(good)).code != "InternalError"
+    err = tea_error(lambda: client.describe_cdn_domain_configs(bad))
+    assert (err.status_code, err.code) == (500, "InternalError")
+
+
+def test_injected_errors_use_each_service_format(cloud):
+    cloud.faults(
+        {
+            "action": "oss:ListBuckets",
+            "error": {"code": "InternalError", "status": 500, "ec": "0000-00000001"},
+        },
+        {"action": "fc:InvokeFunction", "error": {"code": "ResourceThrottled", "status": 503}},
+    )
+    err = oss_error(lambda: cloud.oss_client(retries=1).list_buckets(oss.ListBucketsRequest()))
+    assert (err.status_code, err.code, err.ec) == (500, "InternalError", "0000-00000001")
+    fc_err = tea_error(
+        lambda: cloud.fc_client().invoke_function_with_options(
+            "any",
+            fc_models.InvokeFunctionRequest(body=b""),
+            fc_models.InvokeFunctionHeaders(),
+            RuntimeOptions(),
+        )
+    )
+    assert (fc_err.status_code, fc_err.code) == (503, "ResourceThrottled")
+
+
+def test_latency_delays_the_answer(cloud):
+    cloud.faults(action="cdn:DescribeUserDomains", latency=0.3, times=1)
+    client = cloud.cdn_client()
+    started = time.monotonic()
+    list_domains(client)
+    assert time.monotonic() - started >= 0.3
+    started = time.monotonic()
+    list_domains(client)
+    assert time.monotonic() - started < 0.3
+
+
+def test_a_dropped_connection_gets_no_answer(cloud):
+    cloud.faults(action="cdn:DescribeUserDomains", drop=True, times=1)
+    client = cloud.cdn_client()
+    with pytest.raises(UnretryableException, match="closed connection without response"):
+        list_domains(client)
+    assert list_domains(client).status_code == 200
+    assert cloud.action_stats("cdn:DescribeUserDomains")["errors"] == 1
+
+
+def test_faults_at_a_rate_and_clearing(cloud):
+    cloud.faults(action="*", error={"code": "ServiceUnavailable", "status": 503}, rate=0.0)
+    assert list_domains(cloud.cdn_client()).status_code == 200
+    cloud.faults(action="*", error={"code": "ServiceUnavailable", "status": 503}, rate=1.0)
+    assert tea_error(lambda: list_domains(cloud.cdn_client())).code == "ServiceUnavailable"
+    cloud.clear_faults()
+    assert list_domains(cloud.cdn_client()).status_code == 200
+
+
+def test_invalid_fault_specs_are_rejected(cloud):
+    with pytest.raises(EmulatorError, match="400"):
+        cloud.faults(action="cdn:X")  # neither latency, error nor drop
+    with pytest.raises(EmulatorError, match="400"):
+        cloud.faults(action="cdn:X", latency=1, colour="red")
+
+
+# ---------------------------------------------------------------- stats, reset, state
+
+
+def test_reset_isolates_tests(cloud):
+    client = cloud.oss_client()
+    client.put_bucket(oss.PutBucketRequest(bucket="left-behind"))
+    cloud.faults(action="*", latency=0.01)
+    assert "left-behind" in cloud.state()["buckets"]
+
+    cloud.reset()
+
+    assert cloud.state()["buckets"] == {}
+    assert cloud.stats()["actions"] == {}
+    assert cloud.admin("GET", "faults")["faults"] == []
+    # the keys survive a reset
+    assert client.list_buckets(oss.ListBucketsRequest()).status_code == 200
+
+
+def _self_signed(domain: str) -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
+
+
+def test_state_dump_shows_resources_but_no_private_keys(cloud):
+    cert_pem, key_pem = _self_signed("dump.example.com")
+    cloud.cas_client().upload_user_certificate(
+        cas_models.UploadUserCertificateRequest(name="dump", cert=cert_pem, key=key_pem)
+    )
+    raw = cloud.admin("GET", "state")
+    [certificate] = raw["certificates"].values()
+    assert certificate["name"] == "dump"
+    assert certificate["cert_pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "PRIVATE KEY" not in str(raw)
+    assert "key_pem" not in certificate
+
+
+def test_unknown_admin_routes_and_settings_are_rejected(cloud):
+    with pytest.raises(EmulatorError, match="404"):
+        cloud.admin("GET", "nothing-here")
+    with pytest.raises(EmulatorError, match="400"):
+        cloud.settings(colour="red")

@@ -1,0 +1,349 @@
+"""probe: real TLS handshakes with SNI against a local server with test-made certificates."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from certpilot.probe import (
+    ServedCert,
+    parse_hostport,
+    probe_http,
+    probe_https,
+    served_problem,
+    wait_for_certificate,
+)
+
+NOW = datetime.now(timezone.utc)
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def _cert(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    sans: tuple[str, ...] = (),
+    days: int = 30,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@dataclass
+class Pki:
+    root_pem: Path
+    inter: x509.Certificate
+    inter_key: ec.EllipticCurvePrivateKey
+    directory: Path
+
+    def leaf(self, sans: tuple[str, ...], *, chain: bool = True) -> tuple[Path, str]:
+        """Write a leaf (+ intermediate) and key; return (pem path, leaf sha256)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _cert(_name(sans[0]), key, self.inter.subject, self.inter_key, ca=False, sans=sans)
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        if chain:
+            pem += self.inter.public_bytes(serialization.Encoding.PEM)
+        pem += key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path = self.directory / f"{sans[0].replace('*', 'star')}-{chain}.pem"
+        path.write_bytes(pem)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return path, hashlib.sha256(der).hexdigest().upper()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = _name("Probe Test Root", "Probe Test")
+    root = _cert(root_name, root_key, root_name, root_key, ca=True, days=365)
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    inter = _cert(_name("Probe Test CA", "Probe Test"), inter_key, root_name, root_key, ca=True)
+    root_pem = directory / "root.pem"
+    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    return Pki(root_pem, inter, inter_key, directory)
+
+
+class TlsServer:
+    """Serves a certificate per SNI name; completes handshakes and closes."""
+
+    def __init__(self, default: Path) -> None:
+        self.contexts: dict[str, ssl.SSLContext] = {}
+        self.default = self._context(default)
+        self.default.sni_callback = self._pick
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.handshakes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def edge(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def _context(pem: Path) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        return context
+
+    def serve(self, name: str, pem: Path) -> None:
+        self.contexts[name] = self._context(pem)
+
+    def _pick(self, sock: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+        if name in self.contexts:
+            sock.context = self.contexts[name]
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(2)
+                with self.default.wrap_socket(conn, server_side=True):
+                    self.handshakes += 1
+            except (OSError, ssl.SSLError):
+                conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def server(pki: Pki) -> Iterator[TlsServer]:
+    default, _ = pki.leaf(("default.invalid",))
+    srv = TlsServer(default)
+    yield srv
+    srv.close()
+
+
+def test_served_certificate_is_described(pki: Pki, server: TlsServer) -> None:
+    # given the edge serves a wildcard with its intermediate for www.example.com
+    pem, fingerprint = pki.leaf(("*.example.com",))
+    server.serve("www.example.com", pem)
+    # when probed with SNI through the edge, trusting the test root
+    served = probe_https("www.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
+    # then the leaf, its chain and its name are good
+    assert served.fingerprint == fingerprint
+    assert (served.chain_ok, served.name_ok, served.error) == (True, True, None)
+    assert served.issuer == "Probe Test"
+    assert served.sans == ("*.example.com",)
+    assert served.not_after is not None and served.not_after > NOW
+    assert served.ok and served_problem(served, fingerprint) == ""
+
+
+def test_leaf_only_chain_fails_verification_but_is_still_identified(
+    pki: Pki, server: TlsServer
+) -> None:
+    pem, fingerprint = pki.leaf(("*.example.com",), chain=False)
+    server.serve("www.example.com", pem)
+    served = probe_https("www.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
+    assert served.fingerprint == fingerprint
+    assert not served.chain_ok and served.name_ok
+    assert served.error and "verify failed" in served.error
+    assert "chain" in served_problem(served, fingerprint) or "verify" in served_problem(
+        served, fingerprint
+    )
+
+
+def test_untrusted_when_the_default_store_does_not_know_the_root(
+    pki: Pki, server: TlsServer
+) -> None:
+    pem, _ = pki.leaf(("*.example.com",))
+    server.serve("www.example.com", pem)
+    served = probe_https("www.example.com", edge=server.edge)  # certifi
+    assert not served.chain_ok
+
+
+def test_name_is_judged_with_one_label_wildcards(pki: Pki, server: TlsServer) -> None:
+    pem, fingerprint = pki.leaf(("*.example.com",))
+    server.serve("a.b.example.com", pem)
+    served = probe_https("a.b.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
+    assert served.chain_ok and not served.name_ok
+    assert served_problem(served, fingerprint) == "served certificate does not cover the domain"
+
+
+def test_another_certificate_is_a_mismatch(pki: Pki, server: TlsServer) -> None:
+    served = probe_https("www.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
+    assert served_problem(served, "00" * 32) == "edge serves another certificate"
+
+
+def test_nothing_listening_is_an_error_not_an_exception() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+    served = probe_https("www.example.com", edge=f"127.0.0.1:{port}", timeout=1)
+    assert served.fingerprint is None and served.error
+    assert not served.ok
+    assert served_problem(served, "00" * 32) == served.error
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _served(fingerprint: str) -> ServedCert:
+    return ServedCert("d.example.com", fingerprint, chain_ok=True, name_ok=True)
+
+
+def test_wait_backs_off_exponentially_until_the_new_certificate_is_served() -> None:
+    # given an edge that serves the old certificate for the first four probes
+    clock = FakeClock()
+    answers = iter([_served("OLD")] * 4 + [_served("NEW")])
+    # when waiting for NEW
+    result = wait_for_certificate(
+        "d.example.com",
+        "new",
+        deadline=60,
+        probe=lambda _: next(answers),
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    # then it is verified on the fifth probe after doubling waits
+    assert result.ok and result.attempts == 5 and result.reason == ""
+    assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8])
+
+
+def test_wait_gives_up_at_the_deadline_with_the_reason() -> None:
+    clock = FakeClock()
+    result = wait_for_certificate(
+        "d.example.com",
+        "NEW",
+        deadline=10,
+        probe=lambda _: _served("OLD"),
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    assert not result.ok
+    assert result.reason == "edge serves another certificate"
+    assert clock.now == pytest.approx(10)
+    assert max(clock.sleeps) <= 5.0
+
+
+def test_wait_with_zero_deadline_probes_once() -> None:
+    clock = FakeClock()
+    result = wait_for_certificate(
+        "d.example.com",
+        "NEW",
+        deadline=0,
+        probe=lambda _: _served("OLD"),
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    assert (result.ok, result.attempts, clock.sleeps) == (False, 1, [])
+
+
+def test_wait_against_a_live_server(pki: Pki, server: TlsServer) -> None:
+    pem, fingerprint = pki.leaf(("*.example.com",))
+    server.serve("www.example.com", pem)
+    result = wait_for_certificate(
+        "www.example.com",
+        fingerprint.lower(),
+        deadline=2,
+        edge=server.edge,
+        ca_bundle=str(pki.root_pem),
+    )
+    assert result.ok and result.attempts == 1
+
+
+class _Redirect(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(301)
+        self.send_header("Location", f"https://{self.headers['Host']}{self.path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_probe_http_reports_status_and_location_without_following() -> None:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirect)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        status, location, headers = probe_http(
+            "www.example.com", edge=f"127.0.0.1:{httpd.server_address[1]}", path="/a.png"
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (status, location) == (301, "https://www.example.com/a.png")
+    assert headers["content-length"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("text", "default", "expected"),
+    [
+        ("127.0.0.1:8443", 443, ("127.0.0.1", 8443)),
+        ("example.com", 443, ("example.com", 443)),
+        ("[::1]:8443", 443, ("::1", 8443)),
+        ("[::1]", 80, ("::1", 80)),
+    ],
+)
+def test_parse_hostport(text: str, default: int, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text, default) == expected
+
+
+def test_parse_hostport_rejects_bad_ports() -> None:
+    with pytest.raises(ValueError):
+        parse_hostport("h:70000", 443)
+    with pytest.raises(ValueError):
+        parse_hostport("h:abc", 443)
