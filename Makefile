@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean
+.PHONY: test lint typecheck unit demo bench layer clean
 
 $(STAMP): requirements-dev.txt shared/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,10 +27,21 @@ unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 demo: $(STAMP)
-	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) -m demo
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) scripts/demo.py
 
 bench: $(STAMP)
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $(PY) benchmarks/emulator_throughput.py
 
+# The FC layer: certpilot plus its pinned runtime dependencies as Linux x86_64 wheels for
+# FC's python3.10, compiled to .pyc so cold starts skip compilation.
+layer: $(STAMP)
+	rm -rf build/layer && mkdir -p build/layer/python
+	$(PY) -m pip install --quiet --disable-pip-version-check --target build/layer/python \
+		--platform manylinux2014_x86_64 --python-version 3.10 --implementation cp \
+		--only-binary=:all: -r shared/requirements.txt
+	cp -r shared/python/certpilot build/layer/python/
+	$(PY) -m compileall -q build/layer/python
+	@echo "layer ready in build/layer"
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache

@@ -203,10 +203,14 @@ def main() -> int:
     finally:
         stop(process)
 
-    print(f"start time: median {start_median:.3f} s over {args.starts} runs "
-          f"(min {min(start_times):.3f}, max {max(start_times):.3f}; target < {START_TARGET_S} s)")
-    print(f"throughput: {rps:.0f} signed requests/s with {args.clients} keep-alive clients "
-          f"for {args.seconds:g} s, {failed} failed (target >= {RPS_TARGET:.0f})")
+    print(
+        f"start time: median {start_median:.3f} s over {args.starts} runs "
+        f"(min {min(start_times):.3f}, max {max(start_times):.3f}; target < {START_TARGET_S} s)"
+    )
+    print(
+        f"throughput: {rps:.0f} signed requests/s with {args.clients} keep-alive clients "
+        f"for {args.seconds:g} s, {failed} failed (target >= {RPS_TARGET:.0f})"
+    )
     summary = {
         "start_median_s": round(start_median, 3),
         "requests_per_s": round(rps),

@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -134,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_estate = _optional("estate", "load_estate")
             if load_estate is None:
                 raise SystemExit("--estate needs emulator.estate")
-            load_estate(state, platform.pki, json.loads(args.estate.read_text()))
+            try:
+                load_estate(state, platform.pki, json.loads(args.estate.read_text()))
+            except (OSError, ValueError) as exc:
+                raise SystemExit(f"emulator: --estate {args.estate}: {exc}") from None
         info = {
             "api": control.url,
             "https": f"{args.host}:{edge.https_port}" if edge else None,
@@ -165,8 +169,9 @@ def _close_all(closers: list[Callable[[], None]]) -> None:
     ]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 3.0  # a stuck listener must not keep the process alive
     for thread in threads:
-        thread.join(timeout=5)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     _quietly(closers[0])
 
 
@@ -175,11 +180,23 @@ def _quietly(close: Callable[[], None]) -> None:
         close()
 
 
-def _stop_event(watch_stdin: bool) -> threading.Event:
-    stop = threading.Event()
+class _Stop:
+    """Set by a signal or by the stdin watcher; polled by the main thread (a signal
+    handler that takes no lock cannot deadlock with the code it interrupts)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def wait(self) -> None:
+        while not self.requested:
+            time.sleep(0.1)
+
+
+def _stop_event(watch_stdin: bool) -> _Stop:
+    stop = _Stop()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        stop.requested = True
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -190,7 +207,7 @@ def _stop_event(watch_stdin: bool) -> threading.Event:
             with contextlib.suppress(OSError, ValueError):
                 while os.read(sys.stdin.fileno(), 4096):
                     pass
-            stop.set()
+            stop.requested = True
 
         threading.Thread(target=watch, name="emulator-stdin", daemon=True).start()
     return stop

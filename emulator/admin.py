@@ -344,10 +344,10 @@ def post_estate(state: State, request: Request) -> Response:
         body = read_json(request)
         if not isinstance(body, dict):
             raise ValueError("an estate is a JSON object")
-        load_estate(state, platform.pki, body)
+        certificates = load_estate(state, platform.pki, body)
     except (ValueError, TypeError, KeyError) as exc:
         return admin_error(400, f"{type(exc).__name__}: {exc}")
-    return json_reply(200, {"loaded": True})
+    return json_reply(200, {"loaded": True, "certificates": certificates})
 
 
 @admin("POST", "functions")

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 
 from emulator.core import Response
 from emulator.policy import DENY, PolicyError, PolicyRequest, evaluate
-from emulator.state import BoundCertificate, Bucket, CdnConfig, State
+from emulator.state import BoundCertificate, Bucket, CdnConfig, CdnDomain, State
 
 if TYPE_CHECKING:
     from emulator.pki import TestPki
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 DEFAULT_DOCUMENT = "index.html"
 DEFAULT_HSTS_MAX_AGE = "5184000"
 SOCKET_TIMEOUT = 30.0
+MAX_CACHED_CONTEXTS = 2048
 _BUCKET_DOMAIN = re.compile(r"^([a-z0-9][a-z0-9-]{1,61}[a-z0-9])\.oss-([a-z0-9-]+)\.aliyuncs\.com$")
 _GZIP_TYPES = ("text/", "application/json", "application/javascript", "application/xml")
 
@@ -95,6 +96,7 @@ class Edge:
         self._http = _EdgeServer((host, http_port), self, "http", None)
         self.https_port = int(self._https.server_address[1])
         self.http_port = int(self._http.server_address[1])
+        self._started = False
         self._threads = [
             threading.Thread(
                 target=s.serve_forever,
@@ -109,20 +111,23 @@ class Edge:
         """Start serving in background threads; returns self."""
         for thread in self._threads:
             thread.start()
+        self._started = True
         return self
 
     def close(self) -> None:
-        """Stop both listeners."""
+        """Stop both listeners (also fine when never started or already closed)."""
         for server in (self._https, self._http):
-            server.shutdown()
+            if self._started:
+                server.shutdown()  # blocks until serve_forever returns: only if it runs
             server.server_close()
+        self._started = False
 
     # -- routing ------------------------------------------------------------------
 
     def route(self, host: str, now: float) -> Route | None:
         """The route of `host` as the edge sees it at `now`, or None if nothing serves it."""
         with self.state.lock:
-            cdn = self.state.cdn_domains.get(host)
+            cdn = self._cdn_for(host)
             if cdn is not None:
                 if cdn.status.at(now) != "online":
                     return None
@@ -135,6 +140,17 @@ class Edge:
             if bucket is not None:
                 return Route("oss", host, bucket, None)
         return None
+
+    def _cdn_for(self, host: str) -> CdnDomain | None:
+        """The CDN domain `host` is served by: its own, else (when no OSS binding of the
+        exact name exists) a wildcard CDN domain `*.parent` / `.parent`."""
+        cdn = self.state.cdn_domains.get(host)
+        if cdn is not None or self.state.find_cname(host) is not None:
+            return cdn
+        parent = host.partition(".")[2]
+        if not parent:
+            return None
+        return self.state.cdn_domains.get(f"*.{parent}") or self.state.cdn_domains.get(f".{parent}")
 
     def _bucket_for_domain(self, host: str) -> Bucket | None:
         match = _BUCKET_DOMAIN.match(host)
@@ -163,7 +179,7 @@ class Edge:
     def certificate_for(self, name: str, now: float) -> tuple[str, str] | None:
         """(chain PEM, key PEM) the edge serves for SNI `name` at `now`, or None."""
         with self.state.lock:
-            cdn = self.state.cdn_domains.get(name)
+            cdn = self._cdn_for(name)
             if cdn is not None:
                 # Traffic goes to CDN: a certificate hosted on OSS does not count.
                 bound = cdn.ssl.at(now) if cdn.status.at(now) == "online" else None
@@ -209,6 +225,8 @@ class Edge:
                 return self._contexts[digest]
         context = _load_context(chain_pem, key_pem)
         with self._cache_lock:
+            if len(self._contexts) >= MAX_CACHED_CONTEXTS:
+                self._contexts.clear()  # rare (benchmarks); rebuilding one costs ~1 ms
             self._contexts[digest] = context
         return context
 

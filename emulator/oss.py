@@ -14,6 +14,11 @@ error codes and `EC` values are listed in `ERRORS` (documented ones say so).
   (`<id>-cn-hangzhou` in ListCname) but is not added to CAS (chosen).
 - Binding an expired or not-yet-valid certificate is accepted (chosen: OSS documents
   no refusal); a revoked one is refused.
+- PreviousCertId (without Force): must name the bound certificate (`<id>-<region>` or
+  a bare id); a first binding may omit it; DeleteCertificate checks it only when given.
+- The ownership check (`State.verify_domain_ownership`) applies to new bindings only;
+  `POST /_emulator/oss/dns-txt` publishes the `_dnsauth.<domain>` TXT record.
+- DeleteCname of a domain that is not bound succeeds (idempotent).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from emulator import certinfo
-from emulator.core import OssContext, Request, Response, ServiceError, oss
+from emulator.core import OssContext, Request, Response, ServiceError, admin, oss
 from emulator.state import (
     CAS_REGION,
     DEFAULT_REGION,
@@ -569,6 +574,28 @@ def get_cname_token(ctx: OssContext) -> Response:
             raise oss_error("no_token", f"No valid CNAME token exists for {domain}.")
         expires = state.cname_tokens[(bucket.name, domain)][1]
     return _token_response(bucket.name, domain, token, expires)
+
+
+@admin("POST", "oss/dns-txt")
+def admin_dns_txt(state: State, request: Request) -> Response:
+    """`{"name": "_dnsauth.<domain>", "value": "<token>"}` publishes a DNS TXT record for
+    the ownership check (`"value": null` removes it) -> `{"name", "value"}`."""
+    try:
+        body = json.loads(request.body.decode("utf-8") or "{}")
+        name = str(body["name"]).strip().rstrip(".").lower()
+        value = body.get("value")
+    except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError):
+        return _json(400, {"Code": "InvalidParameter", "Message": 'expected {"name", "value"}'})
+    with state.lock:
+        if value is None:
+            state.dns_txt.pop(name, None)
+        else:
+            state.dns_txt[name] = str(value)
+    return _json(200, {"name": name, "value": value})
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"})
 
 
 # --- bucket policy ----------------------------------------------------------------------

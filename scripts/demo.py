@@ -46,8 +46,8 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start the emulator and return it with its ready line."""
+def start_emulator(env: dict[str, str], log: Any) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start the emulator (its log to `log`) and return it with its ready line."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -63,17 +63,21 @@ def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], dict[s
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
-    assert process.stdout is not None
+    stdout = process.stdout
+    assert stdout is not None
     lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(READY_TIMEOUT)
     if not lines or not lines[0].strip():
         process.kill()
-        _, err = process.communicate()
-        raise SystemExit(f"demo: the emulator did not start:\n{err.decode(errors='replace')}")
+        process.wait()
+        log.seek(0)
+        raise SystemExit(
+            f"demo: the emulator did not start:\n{log.read().decode(errors='replace')}"
+        )
     return process, json.loads(lines[0])
 
 
@@ -88,7 +92,9 @@ def stop_emulator(process: subprocess.Popen[bytes]) -> None:
 
 
 def admin(api: str, path: str, body: Any) -> Any:
-    request = urllib.request.Request(
+    if not api.startswith("http://"):
+        raise ValueError(f"unexpected emulator API URL {api!r}")
+    request = urllib.request.Request(  # noqa: S310 (http:// checked above)
         f"{api}/_emulator/{path}",
         data=json.dumps(body).encode(),
         method="POST",
@@ -143,7 +149,8 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     say("certpilot demo: a renewed *.example.com certificate, rolled out end to end")
     say("starting the emulator (OSS, CDN, CAS, FC and a live HTTPS edge) ...")
-    process, info = start_emulator(env)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
+    process, info = start_emulator(env, log)
     try:
         env.update(
             {
@@ -213,6 +220,7 @@ def main() -> int:
         return 0 if run.returncode in (0, 1) else run.returncode
     finally:
         stop_emulator(process)
+        log.close()
 
 
 if __name__ == "__main__":

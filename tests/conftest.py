@@ -128,9 +128,11 @@ class Emulator:
     def clear_faults(self) -> None:
         self.admin("DELETE", "faults")
 
-    def load_estate(self, estate: dict[str, Any]) -> None:
-        """Load an estate document (see emulator/README.md, "Estate file format")."""
-        self.admin("POST", "estate", estate)
+    def load_estate(self, estate: dict[str, Any]) -> dict[str, int]:
+        """Load an estate document (see emulator/README.md, "Estate file format");
+        returns the CAS id of each certificate by its estate name."""
+        certificates: dict[str, int] = self.admin("POST", "estate", estate)["certificates"]
+        return certificates
 
     def state(self) -> dict[str, Any]:
         """The JSON dump of the account (no private keys)."""

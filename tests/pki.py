@@ -110,9 +110,7 @@ class Issued:
         return self.cert.public_bytes(serialization.Encoding.DER)
 
 
-def _sign(
-    builder: x509.CertificateBuilder, issuer_key: Key, digest: str
-) -> x509.Certificate:
+def _sign(builder: x509.CertificateBuilder, issuer_key: Key, digest: str) -> x509.Certificate:
     if digest in _LEGACY_RSA:
         return _resign_legacy(builder.sign(issuer_key, hashes.SHA256()), issuer_key, digest)
     return builder.sign(issuer_key, _hash(digest, issuer_key))
@@ -130,8 +128,10 @@ def make_ca(
     org: str | None = "certpilot tests",
     ca: bool = True,
     base: datetime = NOW,
+    sans: Sequence[str] = (),
 ) -> Issued:
-    """A root (issuer None: self-signed) or an intermediate CA."""
+    """A root (issuer None: self-signed) or an intermediate CA (with `ca=False` and
+    `sans`, a self-signed server certificate)."""
     key = make_key(key_kind, slot)
     signer_key = issuer.key if issuer is not None else key
     builder = (
@@ -145,9 +145,15 @@ def make_ca(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -157,6 +163,10 @@ def make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False,
+        )
+    if sans:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
         )
     return Issued(_sign(builder, signer_key, digest), key)
 

@@ -8,29 +8,26 @@ admin endpoints that play the CA (issue, revoke).
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 
 import pytest
 from alibabacloud_cas20200407 import models as cas_models
 from alibabacloud_cas20200407.client import Client
-from alibabacloud_tea_openapi import utils_models as open_api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
-from emulator import cas, certinfo
+from emulator import certinfo
 from emulator.pki import TestPki
-from emulator.server import App, ControlPlane
-from emulator.state import CasCertificate, State
+from tests.conftest import Emulator
 
 pytestmark = pytest.mark.integration
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 UTC = timezone.utc
 
 # --------------------------------------------------------------------------- fixtures
@@ -38,38 +35,15 @@ UTC = timezone.utc
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
-    return TestPki.create(Path(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def plane(pki: TestPki) -> Iterator[ControlPlane]:
-    for name in PROXY_VARS:
-        os.environ.pop(name, None)
-    app = App(State(propagation_delay=0.0))
-    app.platform.pki = pki
-    app.platform.throttle.configure(qps_scale=1000)  # scenarios, not flow control
-    server = ControlPlane(app).start()
-    yield server
-    server.close()
+    """A local CA for certificates uploaded with their keys (no emulator trust needed)."""
+    return TestPki.create(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
-def state(plane: ControlPlane) -> State:
-    app_state: State = plane._server.app.state
-    app_state.reset()
-    return app_state
-
-
-@pytest.fixture
-def client(plane: ControlPlane, state: State) -> Client:
-    return Client(
-        open_api_models.Config(
-            access_key_id=state.access_key_id,
-            access_key_secret=state.access_key_secret,
-            endpoint=f"{plane.host}:{plane.port}",
-            protocol="http",
-        )
-    )
+def client(cloud: Emulator) -> Client:
+    cloud.settings(qps_scale=100)  # scenarios here, not flow control
+    cas_client: Client = cloud.cas_client()
+    return cas_client
 
 
 def client_error(call: Callable[..., Any], *args: Any, **kwargs: Any) -> ClientException:
@@ -96,9 +70,16 @@ def listing(client: Client, **params: Any) -> Any:
     ).body
 
 
-def admin_post(plane: ControlPlane, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+def issue(cloud: Emulator, sans: list[str], **recipe: Any) -> dict[str, Any]:
+    """Have the emulator's CA issue a certificate into CAS."""
+    issued: dict[str, Any] = cloud.admin("POST", "cas/issue", {"sans": sans, **recipe})
+    return issued
+
+
+def admin_post(cloud: Emulator, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    """(HTTP status, JSON answer) of an admin call, errors included."""
     request = urllib.request.Request(
-        f"{plane.url}/_emulator/{path}",
+        f"{cloud.api}/_emulator/{path}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -196,30 +177,25 @@ def test_a_deleted_certificate_is_gone(client: Client, pki: TestPki) -> None:
 # --------------------------------------------------------------------------- listing
 
 
-def _estate(state: State, pki: TestPki) -> dict[str, CasCertificate]:
+def _estate(cloud: Emulator, client: Client, pki: TestPki) -> dict[str, int]:
     """Certificates in every status: issued, expiring soon, expired, revoked, uploaded."""
     now = datetime.now(UTC)
-    certs = {
-        "fresh": cas.issue(state, ["fresh.example.com"], name="fresh", days=200),
-        "soon": cas.issue(state, ["soon.example.com"], name="soon", days=10),
-        "old": cas.issue(
-            state,
+    ids = {
+        "fresh": issue(cloud, ["fresh.example.com"], name="fresh", days=200)["certId"],
+        "soon": issue(cloud, ["soon.example.com"], name="soon", days=10)["certId"],
+        "old": issue(
+            cloud,
             ["old.example.com"],
             name="old",
-            not_before=now - timedelta(days=100),
-            not_after=now - timedelta(days=1),
-        ),
-        "revoked": cas.issue(state, ["revoked.example.com"], name="revoked", days=200),
+            notBefore=(now - timedelta(days=100)).isoformat(),
+            notAfter=(now - timedelta(days=1)).isoformat(),
+        )["certId"],
+        "revoked": issue(cloud, ["revoked.example.com"], name="revoked", days=200)["certId"],
     }
-    cas.revoke(state, certs["revoked"].id)
+    cloud.admin("POST", "cas/revoke", {"certId": ids["revoked"]})
     chain, key = pki.issue(["*.uploaded.example.com"], ca="two", days=300)
-    with state.lock:
-        uploaded = certinfo.make_cas_certificate(
-            state, name="uploaded", cert_pem=chain, key_pem=key, source="upload"
-        )
-        cas.add_certificate(state, uploaded)
-    certs["uploaded"] = uploaded
-    return certs
+    ids["uploaded"] = upload(client, "uploaded", chain, key)
+    return ids
 
 
 @pytest.mark.parametrize(
@@ -248,37 +224,42 @@ def _estate(state: State, pki: TestPki) -> dict[str, CasCertificate]:
     ],
 )
 def test_listing_filters_by_order_type_status_and_keyword(
-    client: Client, state: State, pki: TestPki, params: dict[str, Any], expected: list[str]
+    cloud: Emulator, client: Client, pki: TestPki, params: dict[str, Any], expected: list[str]
 ) -> None:
-    _estate(state, pki)
+    _estate(cloud, client, pki)
     body = listing(client, **params)
     assert [item.name for item in body.certificate_order_list] == expected
     assert body.total_count == len(expected)
 
 
-def test_listed_items_describe_each_certificate(client: Client, state: State, pki: TestPki) -> None:
-    certs = _estate(state, pki)
+def test_listed_items_describe_each_certificate(
+    cloud: Emulator, client: Client, pki: TestPki
+) -> None:
+    ids = _estate(cloud, client, pki)
     items = {i.name: i for i in listing(client, order_type="CERT").certificate_order_list}
 
-    uploaded, expected = items["uploaded"], certs["uploaded"]
-    assert uploaded.certificate_id == expected.id
+    # The uploaded certificate's item matches what its PEM says
+    uploaded = items["uploaded"]
+    leaf = x509.load_pem_x509_certificates(detail(client, ids["uploaded"]).cert.encode())[0]
+    assert uploaded.certificate_id == ids["uploaded"]
     assert (uploaded.common_name, uploaded.sans) == ("*.uploaded.example.com",) * 2
     assert uploaded.upload is True and items["fresh"].upload is False
     assert uploaded.issuer == "Emulator Two Trust Inc"
-    assert (uploaded.fingerprint, uploaded.sha_2) == (expected.fingerprint_sha1, expected.sha256)
-    assert uploaded.serial_no == expected.serial
+    assert uploaded.fingerprint == leaf.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+    assert uploaded.sha_2 == leaf.fingerprint(hashes.SHA256()).hex().upper()
+    assert uploaded.serial_no == format(leaf.serial_number, "x")
     assert uploaded.expired is False and uploaded.status == "ISSUED"
-    assert items["soon"].status == "WILLEXPIRED"
-    start = expected.not_before.astimezone(certinfo.CAS_DATE_TZ).strftime("%Y-%m-%d")
+    start = leaf.not_valid_before_utc.astimezone(certinfo.CAS_DATE_TZ).strftime("%Y-%m-%d")
     assert uploaded.start_date == start and len(uploaded.end_date) == 10
+    assert items["soon"].status == "WILLEXPIRED"
 
     expired = listing(client, order_type="CERT", status="EXPIRED").certificate_order_list[0]
     assert (expired.expired, expired.status) == (True, "EXPIRED")
 
 
-def test_listing_pages_through_every_certificate_once(client: Client, state: State) -> None:
+def test_listing_pages_through_every_certificate_once(cloud: Emulator, client: Client) -> None:
     # Given seven certificates
-    ids = {cas.issue(state, [f"host{i}.example.com"], name=f"c{i}").id for i in range(7)}
+    ids = {issue(cloud, [f"host{i}.example.com"], name=f"c{i}")["certId"] for i in range(7)}
 
     # When reading them three at a time
     pages = [listing(client, order_type="CERT", show_size=3, current_page=p) for p in (1, 2, 3, 4)]
@@ -303,11 +284,11 @@ def test_invalid_listing_parameters_are_refused(client: Client) -> None:
 
 
 def test_admin_issue_and_revoke_simulate_the_certificate_authority(
-    plane: ControlPlane, client: Client
+    cloud: Emulator, client: Client
 ) -> None:
     # When the CA issues a certificate through the admin API
     status, issued = admin_post(
-        plane, "cas/issue", {"sans": ["shop.example.com"], "ca": "two", "days": 45, "name": "shop"}
+        cloud, "cas/issue", {"sans": ["shop.example.com"], "ca": "two", "days": 45, "name": "shop"}
     )
     assert status == 200
     cert_id = issued["certId"]
@@ -320,7 +301,7 @@ def test_admin_issue_and_revoke_simulate_the_certificate_authority(
     assert abs(body.not_after / 1000 - (time.time() + 45 * 86400)) < 60
 
     # When it is revoked, it leaves the default listing and shows as REVOKED
-    assert admin_post(plane, "cas/revoke", {"certId": cert_id}) == (
+    assert admin_post(cloud, "cas/revoke", {"certId": cert_id}) == (
         200,
         {"certId": cert_id, "revoked": True},
     )
@@ -329,10 +310,10 @@ def test_admin_issue_and_revoke_simulate_the_certificate_authority(
     assert [r.certificate_id for r in revoked] == [cert_id]
 
     # And the admin API refuses what it cannot do
-    assert admin_post(plane, "cas/revoke", {"certId": 1})[0] == 404
-    assert admin_post(plane, "cas/issue", {"sans": []})[0] == 400
-    assert admin_post(plane, "cas/issue", {"sans": ["a.example.com"], "ca": "nine"})[0] == 400
-    assert admin_post(plane, "cas/issue", {"sans": ["b.example.com"], "name": "shop"})[0] == 409
+    assert admin_post(cloud, "cas/revoke", {"certId": 1})[0] == 404
+    assert admin_post(cloud, "cas/issue", {"sans": []})[0] == 400
+    assert admin_post(cloud, "cas/issue", {"sans": ["a.example.com"], "ca": "nine"})[0] == 400
+    assert admin_post(cloud, "cas/issue", {"sans": ["b.example.com"], "name": "shop"})[0] == 409
 
 
 # --------------------------------------------------------------------------- name matching

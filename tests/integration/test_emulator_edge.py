@@ -497,3 +497,36 @@ def test_keep_alive_serves_several_requests_on_one_connection(world: World) -> N
             assert (response.status, response.read()) == (200, INDEX)
     finally:
         conn.close()
+
+
+def test_a_wildcard_cdn_domain_serves_its_subdomains(world: World) -> None:
+    # given a wildcard CDN domain with a wildcard certificate
+    pair = world.pki.issue(["*.wild.example.com"])
+    world.cdn_domain("*.wild.example.com", pair)
+
+    # when a browser visits a name under it, then CDN serves it; two levels down, nothing does
+    reply = world.get("a.wild.example.com", "/index.html", https=True)
+    assert (reply.status, reply.body) == (200, INDEX)
+    with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+        handshake(world.edge.https_port, "a.b.wild.example.com", world.trusting)
+
+
+def test_the_test_pki_has_two_trusted_issuers_and_an_untrusted_one(tmp_path: Path) -> None:
+    # when a PKI is made
+    started = time.perf_counter()
+    made = TestPki.create(tmp_path)
+    elapsed = time.perf_counter() - started
+
+    # then it is quick, its bundle holds only the trusted root, and its CAs differ
+    assert elapsed < 0.5
+    bundle = x509.load_pem_x509_certificates(made.ca_bundle_path.read_bytes())
+    assert [c.subject.rfc4514_string() for c in bundle] == [
+        "CN=Emulator Root CA,O=Emulator Trust Services,C=CN"
+    ]
+    organizations = {
+        x509.load_pem_x509_certificate(made.intermediate_pem(ca).encode()).subject.rfc4514_string()
+        for ca in ("one", "two", "untrusted")
+    }
+    assert len(organizations) == 3
+    untrusted_root = x509.load_pem_x509_certificate(made.root_of("untrusted").encode())
+    assert untrusted_root.subject.rfc4514_string().startswith("CN=Untrusted Root")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from darabonba.exceptions import UnretryableException
 from darabonba.runtime import RuntimeOptions
 
-from tests.conftest import EmulatorError
+from tests.conftest import REPO, EmulatorError
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +260,19 @@ def test_unknown_admin_routes_and_settings_are_rejected(cloud):
         cloud.admin("GET", "nothing-here")
     with pytest.raises(EmulatorError, match="400"):
         cloud.settings(colour="red")
+
+
+def test_an_estate_loads_through_the_admin_api(cloud):
+    estate = json.loads((REPO / "emulator" / "estates" / "minimal.json").read_text())
+
+    certificates = cloud.load_estate(estate)
+
+    assert set(certificates) == {"wildcard-example-net", "backup-example-net"}
+    state = cloud.state()
+    assert "www.example.net" in state["buckets"]["site-prod"]["cnames"]
+    assert "cdn.example.net" in state["cdn_domains"]
+    # and the SDKs see it
+    domains = list_domains(cloud.cdn_client()).body.domains.page_data
+    assert [d.domain_name for d in domains] == ["cdn.example.net"]
+    with pytest.raises(EmulatorError, match="400"):
+        cloud.load_estate({"buckets": [{"name": "Not A Bucket"}]})

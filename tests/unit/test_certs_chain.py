@@ -96,7 +96,10 @@ def test_key_picks_the_leaf_among_two_leaves(pki: Pki) -> None:
 def test_empty_and_huge_bundles_are_refused(pki: Pki) -> None:
     with pytest.raises(certs.NoCertificate):
         normalize_chain([])
-    many = [make_leaf(pki.root, [f"h{i}.example.com"]).cert for i in range(certs.MAX_BUNDLE_CERTIFICATES + 1)]
+    many = [
+        make_leaf(pki.root, [f"h{i}.example.com"]).cert
+        for i in range(certs.MAX_BUNDLE_CERTIFICATES + 1)
+    ]
     with pytest.raises(certs.InputTooLarge):
         normalize_chain(many)
 
@@ -117,7 +120,11 @@ def test_sha1_signed_chain_is_still_assembled() -> None:
 
 @pytest.mark.parametrize("kind", KEY_KINDS)
 def test_describe_each_key_type(kind: str) -> None:
-    p = build_pki(("www.example.com", "example.com"), leaf_key=kind, ca_key="rsa2048" if kind == "rsa2048" else "ec256")
+    p = build_pki(
+        ("www.example.com", "example.com"),
+        leaf_key=kind,
+        ca_key="rsa2048" if kind == "rsa2048" else "ec256",
+    )
     summary = describe(p.leaf.cert, NOW)
     expected = {"rsa2048": ("RSA", 2048), "ec256": ("EC", 256), "ed25519": ("Ed25519", 256)}[kind]
     assert (summary.key_type, summary.key_size) == expected

@@ -158,8 +158,18 @@ REFUSALS: list[tuple[str, Callable[[Pki], bytes], bytes | None, type[Exception]]
     ("whitespace", lambda p: b"  \n\t\n", None, certs.EmptyInput),
     ("too-large", lambda p: p.chain_pem() + b"#" * (1024 * 1024), None, certs.InputTooLarge),
     ("binary-garbage", lambda p: bytes(range(1, 256)) * 4, None, certs.UnrecognizedFormat),
-    ("der-like-garbage", lambda p: b"\x30\x82\x01\x00" + b"\x00" * 256, None, certs.UnrecognizedFormat),
-    ("text-no-pem", lambda p: b"hello, this is not a certificate\n", None, certs.UnrecognizedFormat),
+    (
+        "der-like-garbage",
+        lambda p: b"\x30\x82\x01\x00" + b"\x00" * 256,
+        None,
+        certs.UnrecognizedFormat,
+    ),
+    (
+        "text-no-pem",
+        lambda p: b"hello, this is not a certificate\n",
+        None,
+        certs.UnrecognizedFormat,
+    ),
     ("truncated-pem", lambda p: p.chain_pem()[:700], None, certs.TruncatedPem),
     ("truncated-second-block", lambda p: p.chain_pem()[:-300], None, certs.TruncatedPem),
     ("end-without-begin", lambda p: p.chain_pem()[40:], None, certs.TruncatedPem),
@@ -171,8 +181,10 @@ REFUSALS: list[tuple[str, Callable[[Pki], bytes], bytes | None, type[Exception]]
     ),
     (
         "cut-der-inside-pem",
-        lambda p: b"-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n"
-        b"-----END CERTIFICATE-----\n",
+        lambda p: (
+            b"-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n"
+            b"-----END CERTIFICATE-----\n"
+        ),
         None,
         certs.CorruptCertificate,
     ),
@@ -239,8 +251,18 @@ KEY_REFUSALS: list[tuple[str, Callable[[Pki], bytes], bytes | None, type[Excepti
     ("cert-as-key-pem", lambda p: pem(p.leaf.cert), None, certs.CertificateGivenAsKey),
     ("cert-as-key-der", lambda p: der(p.leaf.cert), None, certs.CertificateGivenAsKey),
     ("p7b-as-key", lambda p: p7b(p.chain), None, certs.CertificateGivenAsKey),
-    ("encrypted-no-password", lambda p: key_bytes(p.leaf.key, password=PW), None, certs.PasswordRequired),
-    ("encrypted-wrong-password", lambda p: key_bytes(p.leaf.key, password=PW), b"x", certs.BadPassword),
+    (
+        "encrypted-no-password",
+        lambda p: key_bytes(p.leaf.key, password=PW),
+        None,
+        certs.PasswordRequired,
+    ),
+    (
+        "encrypted-wrong-password",
+        lambda p: key_bytes(p.leaf.key, password=PW),
+        b"x",
+        certs.BadPassword,
+    ),
     (
         "der-encrypted-wrong-password",
         lambda p: key_bytes(p.leaf.key, as_pem=False, password=PW),

@@ -29,7 +29,9 @@ NORMALIZE_OK = [
 ]
 
 
-@pytest.mark.parametrize(("given", "expected"), [c[1:] for c in NORMALIZE_OK], ids=[c[0] for c in NORMALIZE_OK])
+@pytest.mark.parametrize(
+    ("given", "expected"), [c[1:] for c in NORMALIZE_OK], ids=[c[0] for c in NORMALIZE_OK]
+)
 def test_normalize_accepts_hostnames(given: str, expected: str) -> None:
     # when normalized, then the A-label form comes back
     assert normalize_hostname(given) == expected

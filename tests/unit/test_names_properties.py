@@ -30,7 +30,8 @@ PROPERTY_SETTINGS = settings(max_examples=150, deadline=None)
 
 
 def _flip_case(text: str, mask: list[bool]) -> str:
-    return "".join(c.upper() if m else c for c, m in zip(text, mask + [False] * len(text)))
+    padded = (mask + [False] * len(text))[: len(text)]
+    return "".join(c.upper() if m else c for c, m in zip(text, padded, strict=True))
 
 
 @PROPERTY_SETTINGS

@@ -335,3 +335,38 @@ def test_refused_plan_renders_its_findings() -> None:
     text = plan_text(plan)
     assert "REFUSED" in text and "CHAIN_INCOMPLETE" in text
     assert plan.to_dict()["refused"] is True
+
+
+@pytest.mark.parametrize(
+    ("served", "expected"),
+    [
+        ({}, ("skip", p.CURRENT_EXPIRES_LATER)),
+        ({"a.example.com": Code.WEAK_KEY}, ("deploy", "current-invalid:WEAK_KEY")),
+        ({"a.example.com": Code.WEAK_SIGNATURE}, ("deploy", "current-invalid:WEAK_SIGNATURE")),
+        ({"other.example.com": Code.WEAK_KEY}, ("skip", p.CURRENT_EXPIRES_LATER)),
+    ],
+)
+def test_live_observation_of_a_broken_current_certificate(
+    served: dict[str, Code], expected: tuple[str, str]
+) -> None:
+    # given a current certificate that expires later than NEW, but that the edge serves
+    # in a form browsers reject (as a live probe found)
+    record = oss("a.example.com", deployed(expires_in=300 * DAY))
+    # when planned with that observation, then it is replaced
+    assert decide(record, served=served) == expected
+
+
+@pytest.mark.parametrize(
+    ("domain", "sans", "expected"),
+    [
+        ("*.example.com", ("*.example.com",), ("deploy", p.NO_CERTIFICATE)),
+        ("*.example.com", ("www.example.com",), ("skip", p.NOT_COVERED)),
+        ("*.example.com", ("www.example.org",), ("ignore", "")),
+        ("*.img.example.com", ("*.example.com",), ("skip", p.NOT_COVERED)),
+        ("*.EXAMPLE.com", ("*.example.com",), ("deploy", p.NO_CERTIFICATE)),
+    ],
+)
+def test_wildcard_cdn_domains_need_the_same_wildcard(
+    domain: str, sans: tuple[str, ...], expected: tuple[str, str]
+) -> None:
+    assert decide(cdn(domain), replace(NEW, sans=sans)) == expected

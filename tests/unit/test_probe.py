@@ -18,11 +18,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certpilot.findings import Code
 from certpilot.probe import (
     ServedCert,
     parse_hostport,
     probe_http,
     probe_https,
+    served_finding_code,
     served_problem,
     wait_for_certificate,
 )
@@ -347,3 +349,36 @@ def test_parse_hostport_rejects_bad_ports() -> None:
         parse_hostport("h:70000", 443)
     with pytest.raises(ValueError):
         parse_hostport("h:abc", 443)
+
+
+@pytest.mark.parametrize(
+    ("served", "code"),
+    [
+        (ServedCert("a.example.com", "AA", chain_ok=True, name_ok=True), None),
+        (ServedCert("a.example.com", error="refused"), None),
+        (ServedCert("a.example.com", "AA", verify_code=10), Code.CERT_EXPIRED),
+        (ServedCert("a.example.com", "AA", verify_code=9), Code.CERT_NOT_YET_VALID),
+        (ServedCert("a.example.com", "AA", verify_code=20), Code.CHAIN_INCOMPLETE),
+        (ServedCert("a.example.com", "AA", verify_code=19), Code.UNTRUSTED_ROOT),
+        (ServedCert("a.example.com", "AA", verify_code=66), Code.WEAK_KEY),
+        (ServedCert("a.example.com", "AA", verify_code=68), Code.WEAK_SIGNATURE),
+        (ServedCert("a.example.com", "AA", verify_code=12345), None),
+        (
+            ServedCert("a.b.example.com", "AA", sans=("*.example.com",), chain_ok=True),
+            Code.WILDCARD_LEVEL,
+        ),
+        (
+            ServedCert("a.example.org", "AA", sans=("*.example.com",), chain_ok=True),
+            Code.NAME_MISMATCH,
+        ),
+    ],
+)
+def test_served_finding_code(served: ServedCert, code: Code | None) -> None:
+    assert served_finding_code(served) is code
+
+
+def test_verify_code_is_recorded_for_a_broken_chain(pki: Pki, server: TlsServer) -> None:
+    pem, _ = pki.leaf(("*.example.com",), chain=False)
+    server.serve("www.example.com", pem)
+    served = probe_https("www.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
+    assert served_finding_code(served) is Code.CHAIN_INCOMPLETE

@@ -20,7 +20,6 @@ from certpilot.validate import (
 )
 from tests.pki import (
     DAY,
-    KEY_KINDS,
     NOW,
     Pki,
     build_pki,
@@ -81,7 +80,9 @@ def _expired_intermediate(_: None) -> Given:
 
 
 def _name_mismatch(_: None) -> Given:
-    return Given(**{**_plain(build_pki(("oss.example.com",))).__dict__, "domain": "cdn.example.com"})
+    return Given(
+        **{**_plain(build_pki(("oss.example.com",))).__dict__, "domain": "cdn.example.com"}
+    )
 
 
 def _wildcard_apex(_: None) -> Given:
@@ -149,6 +150,15 @@ def _self_signed_leaf_trusted(_: None) -> Given:
     leaf_with_san = make_leaf(me, ["www.example.com"], slot=8)
     return Given(
         load_bundle(pem(leaf_with_san.cert, me.cert)), TrustStore.from_certificates([me.cert])
+    )
+
+
+def _issuer_not_a_ca(_: None) -> Given:
+    root = make_ca()
+    not_a_ca = make_ca("Not A CA", issuer=root, slot=41, ca=False)
+    leaf = make_leaf(not_a_ca)
+    return Given(
+        load_bundle(pem(leaf.cert, not_a_ca.cert)), TrustStore.from_certificates([root.cert])
     )
 
 
@@ -227,6 +237,7 @@ SCENARIOS: list[tuple[str, Callable[[None], Given], list[Code]]] = [
     ("same-name-other-key-root", _same_name_other_key_root, [Code.CHAIN_INCOMPLETE]),
     ("self-signed-leaf", _self_signed_leaf, [Code.NAME_MISMATCH, Code.UNTRUSTED_ROOT]),
     ("self-signed-trusted", _self_signed_leaf_trusted, []),
+    ("issuer-not-a-ca", _issuer_not_a_ca, [Code.CHAIN_INCOMPLETE]),
     ("wrong-order", _wrong_order, [Code.CHAIN_ORDER]),
     ("root-included-trusted", _root_included_trusted, []),
     ("key-mismatch-rsa", _key_mismatch("rsa2048", "rsa2048"), [Code.KEY_MISMATCH]),
@@ -250,7 +261,9 @@ SCENARIOS: list[tuple[str, Callable[[None], Given], list[Code]]] = [
 ]
 
 
-@pytest.mark.parametrize(("build", "codes"), [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize(
+    ("build", "codes"), [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS]
+)
 def test_validate_scenarios(build: Callable[[None], Given], codes: list[Code]) -> None:
     # given a bundle, maybe a key, a trust store
     given = build(None)
@@ -321,7 +334,9 @@ DEPLOY: list[tuple[str, Callable[[None], Given], bool, list[Code]]] = [
 @pytest.mark.parametrize(
     ("build", "usable", "codes"), [d[1:] for d in DEPLOY], ids=[d[0] for d in DEPLOY]
 )
-def test_validate_for_deploy(build: Callable[[None], Given], usable: bool, codes: list[Code]) -> None:
+def test_validate_for_deploy(
+    build: Callable[[None], Given], usable: bool, codes: list[Code]
+) -> None:
     given = build(None)
     verdict = validate_for_deploy(given.bundle, given.domain, now=NOW, trust=given.trust)
     assert verdict.usable is usable

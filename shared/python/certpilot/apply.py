@@ -230,7 +230,7 @@ def _apply_one(
     if not options.verify:
         return _result(action, Outcome.DEPLOYED, reason)
     verification = wait(
-        action.domain,
+        probe_name(action.domain),
         fingerprint,
         deadline=options.verify_deadline,
         edge=options.edge_https,
@@ -271,6 +271,11 @@ def _apply_one(
         else "removed the certificate (the domain had none)"
     )
     return _result(action, Outcome.ROLLED_BACK, f"{why}; {restored}", verification=verification)
+
+
+def probe_name(domain: str) -> str:
+    """The name to verify `domain` with: a wildcard domain is probed one label below."""
+    return "certpilot-verify" + domain[1:] if domain.startswith("*.") else domain
 
 
 def _deploy(action: Action, oss: OssBinder, cdn: CdnSetter) -> None:

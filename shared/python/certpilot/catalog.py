@@ -54,10 +54,11 @@ def judge_chain(
     """(complete, finding codes) for a `CertChain[]` judged by names against `anchors`.
 
     Walks issuer names from the leaf: complete when it reaches a name in `anchors`
-    (or a supplied self-issued root that is one). CHAIN_INCOMPLETE when an issuer is
-    neither supplied nor an anchor; UNTRUSTED_ROOT when the walk ends at a
-    self-issued certificate that is not an anchor; CHAIN_ORDER when the supplied
-    certificates are not leaf-first, each followed by its issuer.
+    (or a supplied self-issued root that is one). CHAIN_INCOMPLETE when the leaf's
+    issuer is neither supplied nor an anchor; UNTRUSTED_ROOT when the walk ends at a
+    self-issued certificate that is not an anchor, or at a supplied intermediate
+    whose issuer is unknown; CHAIN_ORDER when the supplied certificates are not
+    leaf-first, each followed by its issuer.
     """
     if not chain:
         return True, ()
@@ -69,12 +70,11 @@ def judge_chain(
     problems: list[str] = []
     if index is None:
         # No entry for the leaf: the first one is taken as the leaf's issuer.
-        current = remaining.pop(0)
-    else:
-        if index != 0:
-            problems.append(Code.CHAIN_ORDER.value)
-        current = remaining.pop(index)
-    return _walk(current, remaining, anchors, problems)
+        return _walk(remaining.pop(0), remaining, anchors, problems, at_leaf=False)
+    if index != 0:
+        problems.append(Code.CHAIN_ORDER.value)
+    current = remaining.pop(index)
+    return _walk(current, remaining, anchors, problems, at_leaf=True)
 
 
 def _walk(
@@ -82,6 +82,8 @@ def _walk(
     remaining: list[ChainEntry],
     anchors: frozenset[str],
     problems: list[str],
+    *,
+    at_leaf: bool,
 ) -> tuple[bool, tuple[str, ...]]:
     for _ in range(len(remaining) + 1):
         subject = current.common_name.strip().lower()
@@ -97,10 +99,15 @@ def _walk(
             None,
         )
         if index is None:
-            return False, (*problems, Code.CHAIN_INCOMPLETE.value)
+            # The leaf's own issuer missing: an intermediate was left out. A supplied
+            # intermediate whose issuer is unknown: the chain ends at a CA we do not
+            # trust. (By names alone a second missing intermediate looks the same.)
+            code = Code.CHAIN_INCOMPLETE if at_leaf else Code.UNTRUSTED_ROOT
+            return False, (*problems, code.value)
         if index != 0 and Code.CHAIN_ORDER.value not in problems:
             problems.append(Code.CHAIN_ORDER.value)
         current = remaining.pop(index)
+        at_leaf = False
     return False, (*problems, Code.CHAIN_INCOMPLETE.value)
 
 

@@ -9,7 +9,8 @@ certificate that cannot be found or is refused yields a summary with `ok: false`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,17 @@ from typing import TYPE_CHECKING, Any
 from certpilot.apply import ApplyOptions, DomainResult, Outcome, apply_plan, count_outcomes
 from certpilot.errors import CertpilotError, CloudError, EventError
 from certpilot.events import DeployRequest
+from certpilot.findings import Code
 from certpilot.log import event, get_logger
 from certpilot.model import Route
-from certpilot.names import covers
-from certpilot.plan import Plan, Policy, plan_certificate
+from certpilot.plan import (
+    CURRENT_EXPIRES_LATER,
+    CURRENT_EXPIRY_UNKNOWN,
+    Plan,
+    Policy,
+    domain_covered,
+    plan_certificate,
+)
 from certpilot.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,6 +37,7 @@ if TYPE_CHECKING:
     from certpilot.trust import TrustStore
 
 _log = get_logger(__name__)
+_RECHECK = (CURRENT_EXPIRES_LATER, CURRENT_EXPIRY_UNKNOWN)
 
 # Summary statuses.
 STATUS_DEPLOYED = "deployed"  # every action deployed and verified
@@ -118,19 +127,51 @@ def discover_and_plan(
 
     now = deps.clock()
     inventory = inventory_module.discover(deps.clients, deps.settings)
-    catalog = catalog_module.load(deps.clients, deps.trust_store(), now)
+    # Expired certificates too: one named by an event must be refused with its finding.
+    catalog = catalog_module.load(deps.clients, deps.trust_store(), now, include_expired=True)
     cert = catalog.by_id(cas_id)
     if cert is None:
         return None, inventory, catalog
     # The CDN listings carry no CAS id: fetch it for the CDN domains this certificate
     # covers, so that "already current" and rollback know the bound certificate.
     covered = [
-        r.name for r in inventory.domains if r.route is Route.CDN and covers(cert.sans, r.name)
+        r.name
+        for r in inventory.domains
+        if r.route is Route.CDN and domain_covered(cert.sans, r.name)
     ]
     if covered:
         inventory = inventory_module.with_cert_ids(inventory, deps.clients, covered)
     policy = policy or Policy(renew_days=deps.settings.renew_days)
-    return plan_certificate(cert, inventory, now, policy, catalog), inventory, catalog
+    plan = plan_certificate(cert, inventory, now, policy, catalog)
+    # A current certificate that "expires later" may still be one browsers reject
+    # (weak key, SHA-1, broken chain: things CAS's listing does not say). Ask the edge.
+    keep = [s.domain for s in plan.skipped if s.reason in _RECHECK]
+    served = probe_served(keep, deps) if keep and not plan.refused else {}
+    if served:
+        plan = plan_certificate(cert, inventory, now, policy, catalog, served)
+    return plan, inventory, catalog
+
+
+def probe_served(domains: Sequence[str], deps: Deps) -> dict[str, Code]:
+    """What browsers would reject in the certificates the edge serves for `domains`
+    (domain -> finding code; domains served fine or not reachable are left out)."""
+    from certpilot.probe import probe_https, served_finding_code
+
+    s = deps.settings
+
+    def probe(domain: str) -> Code | None:
+        served = probe_https(
+            domain, edge=s.edge_https, ca_bundle=s.ca_bundle, timeout=s.connect_timeout
+        )
+        return served_finding_code(served)
+
+    workers = max(1, min(len(domains), s.concurrency))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
+        codes = dict(zip(domains, pool.map(probe, domains), strict=True))
+    found = {domain: code for domain, code in codes.items() if code is not None}
+    if found:
+        event(_log, "served certificates rejected by browsers", domains=found)
+    return found
 
 
 def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:

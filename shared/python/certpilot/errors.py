@@ -6,7 +6,7 @@ error raised here carries a secret.
 
     CertpilotError
       CloudError(service, action, code, status, request_id, message)
-        ThrottledError   Throttling*, FlowControlError, ServiceBusy, HTTP 429  (retryable)
+        ThrottledError   Throttling*, *QpsLimitExceeded, FlowControlError, ServiceBusy, 429
         TransientError   5xx, timeouts, dropped connections                   (retryable)
         NotFoundError    *.NotFound, NoSuch*, FunctionNotFound, HTTP 404
         AuthError        bad AccessKey / signature / token, access denied, HTTP 401
@@ -181,6 +181,7 @@ _THROTTLE_CODES = frozenset(
         "TooManyRequests",
         "SlowDown",
         "RequestLimitExceeded",
+        "ResourceExhausted",
     }
 )
 _THROTTLE_PREFIXES = ("Throttling", "ServiceBusy", "Throttled")
@@ -236,7 +237,11 @@ def error_class(code: str | None, status: int | None, ec: str | None = None) -> 
         return ConflictError
     if code.lower() in _AUTH_CODES_LOWER or code.startswith(_AUTH_PREFIXES):
         return AuthError
-    if code in _THROTTLE_CODES or code.startswith(_THROTTLE_PREFIXES):
+    if (
+        code in _THROTTLE_CODES
+        or code.startswith(_THROTTLE_PREFIXES)
+        or code.endswith("QpsLimitExceeded")
+    ):
         return ThrottledError
     if code in _TRANSIENT_CODES:
         return TransientError

@@ -10,6 +10,7 @@ unusable in a browser is refused: findings, every covered domain skipped with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -227,12 +228,15 @@ def plan_certificate(
     now: datetime,
     policy: Policy | None = None,
     catalog: Catalog | None = None,
+    served: Mapping[str, Code] | None = None,
 ) -> Plan:
     """Decide, for every domain of `inventory`, whether `cert` goes there.
 
     `catalog` (optional) lets the plan see the SANs and revocation of the certificates
-    deployed now (by CAS id). Never raises for data it cannot use: such domains are
-    skipped with a reason.
+    deployed now (by CAS id). `served` (optional) maps a domain to what a live probe
+    found wrong with the certificate its edge serves (e.g. WEAK_KEY): such a current
+    certificate counts as invalid. Never raises for data it cannot use: such domains
+    are skipped with a reason.
     """
     policy = policy or Policy()
     findings = certificate_findings(cert, now)
@@ -240,12 +244,8 @@ def plan_certificate(
     actions: list[Action] = []
     skipped: list[Skip] = []
     for record in sorted(inventory.domains, key=lambda r: r.name):
-        try:
-            host = normalize_hostname(record.name)
-        except InvalidHostname:
-            continue
-        if not covers(cert.sans, host):
-            near = _near_miss(cert.sans, host)
+        if not domain_covered(cert.sans, record.name):
+            near = _near_miss(cert.sans, record.name)
             if near:
                 skipped.append(Skip(record.name, NOT_COVERED, near, record.route))
             continue
@@ -265,7 +265,7 @@ def plan_certificate(
                 )
             )
             continue
-        decision = _decide(cert, record, now, policy, catalog)
+        decision = _decide(cert, record, now, policy, catalog, (served or {}).get(record.name))
         if isinstance(decision, Skip):
             skipped.append(decision)
         else:
@@ -280,8 +280,27 @@ def plan_certificate(
     )
 
 
-def _near_miss(sans: tuple[str, ...], host: str) -> str:
+def domain_covered(sans: tuple[str, ...], domain: str) -> bool:
+    """True when the certificate names `sans` cover `domain`.
+
+    A wildcard domain (a CDN domain such as `*.example.com`) is covered only by the
+    same wildcard: it serves every name one label below.
+    """
+    if domain.startswith("*."):
+        try:
+            base = normalize_hostname(domain[2:])
+        except InvalidHostname:
+            return False
+        return f"*.{base}" in {s.lower() for s in sans}
+    return covers(sans, domain)
+
+
+def _near_miss(sans: tuple[str, ...], name: str) -> str:
     """Why a related domain is not covered ("" when it is simply another name)."""
+    try:
+        host = normalize_hostname(name[2:] if name.startswith("*.") else name)
+    except InvalidHostname:
+        return ""
     off = wildcard_level_off(sans, host)
     if off:
         return f"{Code.WILDCARD_LEVEL.value}: {off} covers exactly one label"
@@ -298,6 +317,7 @@ def _decide(
     now: datetime,
     policy: Policy,
     catalog: Catalog | None,
+    served: Code | None,
 ) -> Action | Skip:
     route = record.route
     if route is Route.CDN and record.cdn_status in _CDN_BLOCKED_STATES:
@@ -321,6 +341,8 @@ def _decide(
             route,
         )
     invalid = _current_problem(current, record.name, now, catalog)
+    if not invalid and served is not None:
+        invalid = f"{CURRENT_INVALID}:{served.value}"
     if invalid:
         return _action(cert, record, invalid)
     if current.not_after is None:

@@ -13,11 +13,12 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from certpilot.names import covers
+from certpilot.findings import Code
+from certpilot.names import covers, wildcard_level_off
 
 DEFAULT_TIMEOUT = 5.0
 _FIRST_DELAY = 0.1
@@ -38,6 +39,7 @@ class ServedCert:
     chain_ok: bool = False  # the chain verifies to the trust store
     name_ok: bool = False  # the leaf covers the domain (RFC 6125)
     error: str | None = None  # handshake or verification error
+    verify_code: int | None = None  # OpenSSL X509_V_ERR_* when the chain did not verify
 
     @property
     def ok(self) -> bool:
@@ -124,19 +126,22 @@ def probe_https(
     """
     address = parse_hostport(edge, 443) if edge else (domain, 443)
     error: str | None = None
+    verify_code: int | None = None
     chain_ok = False
     try:
         der = _handshake(address, domain, _context(ca_bundle, verify=True), timeout)
         chain_ok = True
     except ssl.SSLCertVerificationError as err:
         error = f"certificate verify failed: {err.verify_message or err.reason}"
+        verify_code = err.verify_code
         try:
             der = _handshake(address, domain, _context(None, verify=False), timeout)
         except (OSError, ssl.SSLError) as again:
             return ServedCert(domain, error=_describe_error(again))
     except (OSError, ssl.SSLError) as err:
         return ServedCert(domain, error=_describe_error(err))
-    return _served(domain, der, chain_ok=chain_ok, error=error)
+    served = _served(domain, der, chain_ok=chain_ok, error=error)
+    return replace(served, verify_code=verify_code) if verify_code is not None else served
 
 
 def _describe_error(err: BaseException) -> str:
@@ -203,6 +208,40 @@ def probe_http(
         return HttpResponse(response.status, headers.get("location"), headers)
     finally:
         connection.close()
+
+
+# OpenSSL X509_V_ERR_* codes (stable across OpenSSL 1.1 and 3) and what they mean here.
+_VERIFY_CODES = {
+    2: Code.CHAIN_INCOMPLETE,  # unable to get issuer certificate
+    9: Code.CERT_NOT_YET_VALID,
+    10: Code.CERT_EXPIRED,
+    18: Code.UNTRUSTED_ROOT,  # self-signed leaf
+    19: Code.UNTRUSTED_ROOT,  # self-signed certificate in chain
+    20: Code.CHAIN_INCOMPLETE,  # unable to get local issuer certificate
+    21: Code.CHAIN_INCOMPLETE,  # unable to verify the first certificate
+    23: Code.CERT_REVOKED,
+    66: Code.WEAK_KEY,  # EE key too small
+    67: Code.WEAK_KEY,  # CA key too small
+    68: Code.WEAK_SIGNATURE,  # CA signature digest too weak
+}
+
+
+def served_finding_code(served: ServedCert) -> Code | None:
+    """Why a browser would reject what the edge serves, as a finding code.
+
+    None when it would accept it, when nothing was served (unknown) or when the
+    verification error has no finding code. OpenSSL reports an unknown root as
+    "unable to get local issuer", so UNTRUSTED_ROOT may show as CHAIN_INCOMPLETE.
+    """
+    if served.fingerprint is None:
+        return None
+    if not served.chain_ok:
+        return _VERIFY_CODES.get(served.verify_code or 0)
+    if not served.name_ok:
+        if wildcard_level_off(served.sans, served.domain):
+            return Code.WILDCARD_LEVEL
+        return Code.NAME_MISMATCH
+    return None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from certpilot.certs import (
     common_name,
     days_left,
     dns_sans,
+    is_ca,
     is_self_signed,
     iso_utc,
     key_description,
@@ -156,6 +157,7 @@ class ChainAnalysis:
     status: ChainStatus
     top: x509.Certificate  # the last certificate the bundle itself provides
     anchor: x509.Certificate | None  # the trust anchor reached, when TRUSTED
+    not_a_ca: x509.Certificate | None = None  # an issuer in the bundle that may not issue
 
 
 def analyze_chain(bundle: CertBundle, trust: TrustStore) -> ChainAnalysis:
@@ -164,12 +166,17 @@ def analyze_chain(bundle: CertBundle, trust: TrustStore) -> ChainAnalysis:
     TRUSTED when a certificate of the chain is an anchor or was issued by one;
     UNTRUSTED_ROOT when it ends at a self-signed certificate that is not an anchor;
     INCOMPLETE when it stops at a certificate whose issuer is neither in the bundle nor
-    an anchor. Like OpenSSL (and unlike browsers that fetch missing intermediates via
-    AIA), nothing is downloaded: what the server sends must suffice.
+    an anchor, or passes through an issuer that is not a CA. Like OpenSSL (and unlike
+    browsers that fetch missing intermediates via AIA), nothing is downloaded: what the
+    server sends must suffice.
     Raises TrustStoreError when the trust store cannot be loaded.
     """
     path = list(bundle.chain) + ([bundle.root] if bundle.root is not None else [])
-    for cert in path:
+    for position, cert in enumerate(path):
+        # An issuer without basicConstraints CA:TRUE cannot issue (RFC 5280 4.2.1.9):
+        # the real intermediate is missing. Anchors themselves are trusted as they are.
+        if position > 0 and not is_ca(cert) and not trust.contains(cert):
+            return ChainAnalysis(ChainStatus.INCOMPLETE, path[position - 1], None, cert)
         if trust.contains(cert):
             return ChainAnalysis(ChainStatus.TRUSTED, path[-1], cert)
     top = path[-1]
@@ -189,8 +196,10 @@ def check_chain(
     if result.status is ChainStatus.TRUSTED:
         return []
     if result.status is ChainStatus.UNTRUSTED_ROOT:
-        what = "the certificate is self-signed" if result.top is bundle.leaf else (
-            f"the chain ends at the self-signed {_label(result.top)}"
+        what = (
+            "the certificate is self-signed"
+            if result.top is bundle.leaf
+            else (f"the chain ends at the self-signed {_label(result.top)}")
         )
         return [
             make_finding(
@@ -199,10 +208,17 @@ def check_chain(
                 f"{what}, which is not in the trust store ({trust.description})",
             )
         ]
+    if result.not_a_ca is not None:
+        message = (
+            f"{_label(result.not_a_ca)} issued {_label(result.top)} but is not a CA certificate"
+            " (basicConstraints): replace it with the CA's real intermediate certificate"
+        )
+        return [make_finding(Code.CHAIN_INCOMPLETE, domain, message)]
     issuer = result.top.issuer.rfc4514_string()
     message = (
         f"the issuer {issuer!r} of {_label(result.top)} is neither in the bundle nor a"
-        f" trusted root: append the missing intermediate certificate(s) after the leaf"
+        f" trusted root: append the missing intermediate certificate(s) after the leaf,"
+        " or trust that root if it is a private CA"
     )
     if bundle.unrelated:
         message += f" ({len(bundle.unrelated)} certificate(s) in the bundle are not on its chain)"

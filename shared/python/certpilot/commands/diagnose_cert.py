@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         report, findings = _diagnose(args)
     except _InputProblem as problem:
-        sys.stderr.write(f"certpilot: error: {problem}\n")
+        # File names come from the user and may hold newlines: keep it to one line.
+        sys.stderr.write(f"certpilot: error: {' '.join(str(problem).split())}\n")
         return EXIT_USAGE
     except Exception as exc:  # the CLI contract: one line, never a traceback
         sys.stderr.write(f"certpilot: error: unexpected {type(exc).__name__} while diagnosing\n")
@@ -154,7 +155,9 @@ def _diagnose(args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
         "evaluated_at": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "certificate": certificate,
         "chain": _chain_summary(bundle, analysis, trust, now),
-        "key": None if key is None and bundle.key is None else {
+        "key": None
+        if key is None and bundle.key is None
+        else {
             "source": "--key" if key is not None else "--cert",
             "matches": not any(f.code.value == "KEY_MISMATCH" for f in findings),
         },

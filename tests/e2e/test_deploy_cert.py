@@ -1,0 +1,397 @@
+"""deploy-cert end to end: the handler, the real SDKs, the emulator and its live TLS edge.
+
+Each test loads an estate, issues a certificate in the emulator's CAS the way a CA
+would, invokes `functions/deploy_cert/index.py` exactly as FC does (event bytes, a
+context with credentials and a request id), then checks the control plane and what
+the edge serves.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from certpilot.commands.invoke import load_handler
+from certpilot.probe import probe_https
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+HANDLER = load_handler(REPO / "functions" / "deploy_cert" / "index.py", "deploy_cert")
+WRITES = ("oss:PutCname", "cdn:SetCdnDomainSSLCertificate")
+
+ESTATE: dict[str, Any] = {
+    "certificates": [
+        {"name": "wildcard-old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90},
+        {"name": "later", "sans": ["later.example.com"], "days": 300},
+        {"name": "apex", "sans": ["example.com"], "days": 60},
+        {"name": "other", "sans": ["www.example.org"], "days": 30},
+    ],
+    "buckets": [
+        {
+            "name": "assets",
+            "cnames": [
+                {"domain": "static.example.com", "certificate": "wildcard-old"},
+                {"domain": "docs.example.com"},
+                {"domain": "later.example.com", "certificate": "later"},
+                {"domain": "example.com", "certificate": "apex"},
+                {"domain": "a.b.example.com"},
+                {"domain": "www.example.org", "certificate": "other"},
+                {"domain": "assets.oss-cn-hangzhou.aliyuncs.com"},
+            ],
+        },
+        {
+            "name": "media",
+            "region": "cn-shanghai",
+            "cnames": [{"domain": "media.example.com", "certificate": "wildcard-old"}],
+        },
+    ],
+    "cdn_domains": [
+        {"name": "cdn.example.com", "origin": "assets", "certificate": "wildcard-old"},
+        {"name": "img.example.com", "origin": "media"},
+    ],
+}
+TARGETS = ("static.example.com", "docs.example.com", "media.example.com")
+CDN_TARGETS = ("cdn.example.com", "img.example.com")
+UNTOUCHED = ("later.example.com", "example.com", "a.b.example.com", "www.example.org")
+
+
+@pytest.fixture
+def account(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The emulator with the estate loaded and certpilot's environment pointed at it."""
+    for name, value in cloud.certpilot_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+    cloud.load_estate(ESTATE)
+    return cloud
+
+
+def issue(cloud: Any, sans: list[str], **recipe: Any) -> dict[str, Any]:
+    """Issue a certificate in the emulator's CAS, as a CA renewing it would."""
+    body = {"sans": sans, "name": f"issued-{uuid.uuid4().hex[:8]}", **recipe}
+    result: dict[str, Any] = cloud.admin("POST", "cas/issue", body)
+    cert = cloud.state()["certificates"][str(result["certId"])]
+    result["sha256"] = cert["sha256"]
+    return result
+
+
+def cloudevent(cloud: Any, cert_id: object, **changes: Any) -> bytes:
+    event = json.loads((EVENTS / "deploy-cert.cloudevent.json").read_text())
+    event["aliyunaccountid"] = cloud.account_id
+    event["id"] = str(uuid.uuid4())
+    event["data"] = {"certId": cert_id}
+    event.update(changes)
+    return json.dumps(event).encode()
+
+
+def invoke(cloud: Any, event: bytes) -> dict[str, Any]:
+    """Call the handler as FC does: bytes in, JSON text out."""
+    context = SimpleNamespace(
+        request_id=str(uuid.uuid4()),
+        credentials=SimpleNamespace(
+            access_key_id=cloud.access_key_id,
+            access_key_secret=cloud.access_key_secret,
+            security_token=cloud.security_token,
+        ),
+        function=SimpleNamespace(name="deploy-cert", handler="index.handler"),
+        region="cn-hangzhou",
+    )
+    result = HANDLER(event, context)
+    assert isinstance(result, (str, bytes))
+    summary: dict[str, Any] = json.loads(result)
+    return summary
+
+
+def outcomes(summary: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {r["domain"]: (r["outcome"], r["reason"]) for r in summary["results"]}
+
+
+def bound(cloud: Any) -> dict[str, int | None]:
+    """The certificate id bound to every domain, as the control plane reports it."""
+    state = cloud.state()
+    found: dict[str, int | None] = {}
+    for bucket in state["buckets"].values():
+        for name, cname in bucket["cnames"].items():
+            cert = cname["certificate"]
+            found[name] = cert["cert_id"] if cert else None
+    for name, domain in state["cdn_domains"].items():
+        found[name] = domain["ssl"]["cert_id"] if domain["ssl"] else None
+    return found
+
+
+def writes(cloud: Any) -> int:
+    return sum(cloud.action_stats(action)["calls"] for action in WRITES)
+
+
+def served(cloud: Any, domain: str) -> str | None:
+    return probe_https(domain, edge=cloud.https, ca_bundle=cloud.ca_bundle, timeout=3).fingerprint
+
+
+def test_wildcard_lands_on_every_covered_domain_and_nowhere_else(account: Any) -> None:
+    # given an estate under example.com and a renewed *.example.com certificate in CAS
+    before = bound(account)
+    new = issue(account, ["*.example.com"], days=90)
+    # when the certificate-issued event reaches deploy-cert
+    summary = invoke(account, cloudevent(account, new["identifier"]))
+    # then every covered OSS custom domain and CDN domain gets it, verified
+    assert summary["ok"] is True and summary["status"] == "deployed"
+    result = outcomes(summary)
+    for domain in (*TARGETS, *CDN_TARGETS):
+        assert result[domain][0] == "deployed", result[domain]
+        assert bound(account)[domain] == new["certId"]
+        assert served(account, domain) == new["sha256"]
+    assert "Force=true" in result["docs.example.com"][1]
+    assert "Force=true" not in result["static.example.com"][1]
+    # and leaves alone the apex, two levels down, other names, the later-expiring one
+    # and the bucket domain
+    assert result["later.example.com"] == ("skipped", "current-expires-later")
+    assert result["example.com"][0] == result["a.b.example.com"][0] == "skipped"
+    assert "www.example.org" not in result
+    after = bound(account)
+    for domain in (*UNTOUCHED, "assets.oss-cn-hangzhou.aliyuncs.com"):
+        assert after[domain] == before[domain]
+    assert summary["counts"]["deployed"] == 5
+    assert account.action_stats("oss:PutCname")["calls"] == 3
+    assert account.action_stats("cdn:SetCdnDomainSSLCertificate")["calls"] == 2
+
+
+def test_duplicate_event_is_a_no_op(account: Any) -> None:
+    # given a certificate already rolled out by a first delivery of its event
+    new = issue(account, ["*.example.com"], days=90)
+    event = cloudevent(account, new["certId"])
+    assert invoke(account, event)["status"] == "deployed"
+    calls = writes(account)
+    # when EventBridge delivers the same event again
+    again = invoke(account, event)
+    # then nothing is written and every target reports already-current
+    assert again["ok"] is True and again["status"] == "nothing-to-do"
+    result = outcomes(again)
+    for domain in (*TARGETS, *CDN_TARGETS):
+        assert result[domain][0] == "already-current"
+    assert writes(account) == calls
+
+
+@pytest.mark.parametrize(
+    ("recipe", "code"),
+    [
+        ({"notBefore": "2020-01-01T00:00:00Z", "notAfter": "2020-04-01T00:00:00Z"}, "CERT_EXPIRED"),
+        ({"chain": "leaf-only", "days": 90}, "CHAIN_INCOMPLETE"),
+    ],
+)
+def test_unusable_certificate_is_refused_and_nothing_changes(
+    account: Any, recipe: dict[str, Any], code: str
+) -> None:
+    # given a certificate that browsers would reject
+    before = bound(account)
+    bad = issue(account, ["*.example.com"], **recipe)
+    # when its event arrives
+    summary = invoke(account, cloudevent(account, bad["certId"]))
+    # then it is refused with its finding, and no domain changes
+    assert summary["ok"] is False and summary["status"] == "refused"
+    assert code in [f["code"] for f in summary["findings"]]
+    assert {r["outcome"] for r in summary["results"]} == {"skipped"}
+    assert outcomes(summary)["static.example.com"][1] == f"candidate-invalid:{code}"
+    assert writes(account) == 0
+    assert bound(account) == before
+
+
+def test_revoked_certificate_is_refused(account: Any) -> None:
+    new = issue(account, ["*.example.com"], days=90)
+    account.admin("POST", "cas/revoke", {"certId": new["certId"]})
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    assert summary["status"] == "refused"
+    assert "CERT_REVOKED" in [f["code"] for f in summary["findings"]]
+    assert writes(account) == 0
+
+
+def test_unknown_certificate_is_reported_not_found(account: Any) -> None:
+    summary = invoke(account, cloudevent(account, 99999999))
+    assert (summary["ok"], summary["status"]) == (False, "not-found")
+    assert writes(account) == 0
+
+
+def test_throttling_and_transient_errors_are_absorbed(account: Any) -> None:
+    # given the cloud throttles and fails transiently on the deploy calls
+    account.faults(
+        {"action": "oss:PutCname", "error": {"code": "InternalError", "status": 500}, "times": 2},
+        {
+            "action": "cdn:SetCdnDomainSSLCertificate",
+            "error": {"code": "Throttling.User", "status": 400},
+            "times": 2,
+        },
+        {
+            "action": "cdn:DescribeUserDomains",
+            "error": {"code": "ServiceUnavailable", "status": 503},
+            "times": 1,
+        },
+    )
+    new = issue(account, ["*.example.com"], days=90)
+    # when the event is handled
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    # then the retries absorb every fault: no domain failed
+    assert summary["status"] == "deployed", summary["results"]
+    assert summary["counts"]["failed"] == 0
+    assert account.action_stats("oss:PutCname")["errors"] >= 2
+    set_ssl = account.action_stats("cdn:SetCdnDomainSSLCertificate")
+    assert set_ssl["errors"] + set_ssl["throttled"] >= 2
+    for domain in (*TARGETS, *CDN_TARGETS):
+        assert bound(account)[domain] == new["certId"]
+
+
+def test_one_failing_domain_does_not_stop_the_others(account: Any) -> None:
+    # given CDN refuses the certificate for one domain, for good
+    account.faults(
+        action="cdn:SetCdnDomainSSLCertificate",
+        where={"DomainName": "img.example.com"},
+        error={"code": "Certificate.MissMatch", "status": 400},
+    )
+    new = issue(account, ["*.example.com"], days=90)
+    # when the event is handled
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    # then that domain fails with the cloud's code and every other one is deployed
+    result = {r["domain"]: r for r in summary["results"]}
+    assert result["img.example.com"]["outcome"] == "failed"
+    assert result["img.example.com"]["errorCode"] == "Certificate.MissMatch"
+    for domain in (*TARGETS, "cdn.example.com"):
+        assert result[domain]["outcome"] == "deployed"
+    assert (summary["ok"], summary["status"]) == (False, "partial")
+    assert bound(account)["img.example.com"] is None
+
+
+def test_verification_failure_rolls_the_domain_back(
+    account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the edge takes longer to pick up changes than the verification deadline
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "0.4")
+    before = bound(account)
+    old_static = served(account, "static.example.com")
+    account.settings(propagation_delay=30)
+    new = issue(account, ["*.example.com"], days=90)
+    # when the event is handled
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    # then each domain is rolled back to what it had (or to nothing), with the reason
+    result = {r["domain"]: r for r in summary["results"]}
+    for domain in (*TARGETS, *CDN_TARGETS):
+        assert result[domain]["outcome"] == "rolled-back", result[domain]
+        assert "verification failed" in result[domain]["reason"]
+        assert result[domain]["verified"] is False
+    assert "restored certificate" in result["static.example.com"]["reason"]
+    assert "removed the certificate" in result["docs.example.com"]["reason"]
+    assert (summary["ok"], summary["status"]) == (False, "failed")
+    assert bound(account) == before
+    assert served(account, "static.example.com") == old_static
+
+
+def test_other_event_shapes_are_accepted(account: Any) -> None:
+    new = issue(account, ["*.example.com"], days=90)
+    trail = json.loads((EVENTS / "deploy-cert.actiontrail.json").read_text())
+    trail["aliyunaccountid"] = trail["data"]["userIdentity"]["accountId"] = account.account_id
+    trail["data"]["responseElements"]["CertId"] = new["certId"]
+    assert invoke(account, json.dumps(trail).encode())["status"] == "deployed"
+    direct = json.dumps({"certId": new["certId"]}).encode()
+    assert invoke(account, direct)["status"] == "nothing-to-do"
+
+
+def test_dry_run_payload_plans_without_writing(account: Any) -> None:
+    new = issue(account, ["*.example.com"], days=90)
+    summary = invoke(account, json.dumps({"certId": new["certId"], "dryRun": True}).encode())
+    assert summary["status"] == "dry-run"
+    assert {a["domain"] for a in summary["plan"]["actions"]} == {*TARGETS, *CDN_TARGETS}
+    assert writes(account) == 0
+
+
+def _foreign(cloud: Any, cert_id: int) -> bytes:
+    return cloudevent(cloud, cert_id, aliyunaccountid="9999999999999999")
+
+
+@pytest.mark.parametrize(
+    ("make_event", "error"),
+    [
+        (lambda cloud, cert_id: b"{not json", "MalformedEvent"),
+        (lambda cloud, cert_id: b'{"certId": "x"}', "MalformedEvent"),
+        (lambda cloud, cert_id: b" " * (256 * 1024 + 1), "MalformedEvent"),
+        (lambda cloud, cert_id: cloudevent(cloud, cert_id, type="x.y"), "UnsupportedEvent"),
+        (_foreign, "ForeignAccount"),
+    ],
+)
+def test_rejected_events_change_nothing(
+    account: Any, make_event: Callable[[Any, int], bytes], error: str
+) -> None:
+    # given a certificate that could be deployed
+    new = issue(account, ["*.example.com"], days=90)
+    before = bound(account)
+    # when a malformed, unsupported or foreign event arrives
+    summary = invoke(account, make_event(account, new["certId"]))
+    # then it is rejected with a clear error and nothing is read or written
+    assert summary["ok"] is False and summary["status"] == "rejected"
+    assert summary["error"]["type"] == error
+    assert summary["error"]["message"]
+    assert writes(account) == 0
+    assert account.action_stats("oss:ListBuckets")["calls"] == 0
+    assert bound(account) == before
+
+
+def test_certificate_covering_a_bucket_domain_never_touches_it(account: Any) -> None:
+    new = issue(account, ["*.oss-cn-hangzhou.aliyuncs.com"], days=90)
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    assert outcomes(summary)["assets.oss-cn-hangzhou.aliyuncs.com"] == (
+        "skipped",
+        "bucket-domain",
+    )
+    assert writes(account) == 0
+
+
+def test_summary_and_logs_carry_no_secret(
+    account: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new = issue(account, ["*.example.com"], days=90)
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    captured = capsys.readouterr()
+    text = json.dumps(summary) + captured.out + captured.err
+    assert account.access_key_secret not in text
+    assert "PRIVATE KEY" not in text
+
+
+def test_current_certificate_browsers_reject_is_replaced_even_if_it_lasts_longer(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given domains whose certificates outlast the renewal but that browsers reject
+    for name, value in cloud.certpilot_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+    cloud.load_estate(
+        {
+            "certificates": [
+                {"name": "weak", "sans": ["legacy.example.com"], "key_type": "rsa1024"},
+                {"name": "sha1", "sans": ["sha1.example.com"], "signature_hash": "sha1"},
+                {"name": "fine", "sans": ["fine.example.com"], "days": 300},
+            ],
+            "buckets": [
+                {
+                    "name": "assets",
+                    "cnames": [
+                        {"domain": "legacy.example.com", "certificate": "weak"},
+                        {"domain": "sha1.example.com", "certificate": "sha1"},
+                        {"domain": "fine.example.com", "certificate": "fine"},
+                    ],
+                }
+            ],
+        }
+    )
+    new = issue(cloud, ["*.example.com"], days=30)
+    # when the shorter-lived renewal arrives
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the live probe's verdict makes the broken ones replaceable; the sound one stays
+    assert outcomes(summary) == {
+        "fine.example.com": ("skipped", "current-expires-later"),
+        "legacy.example.com": ("deployed", "current-invalid:WEAK_KEY"),
+        "sha1.example.com": ("deployed", "current-invalid:WEAK_SIGNATURE"),
+    }

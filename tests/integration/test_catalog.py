@@ -1,0 +1,154 @@
+"""The certificate catalog against the emulator's CAS, through the real SDK."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from certpilot import catalog, credentials
+from certpilot.clients import CloudClients
+from certpilot.ratelimit import RateLimiter
+from certpilot.retry import Retrier, RetryPolicy
+from certpilot.settings import Settings
+from certpilot.trust import TrustStore
+
+pytestmark = pytest.mark.integration
+
+ESTATE: dict[str, Any] = {
+    "certificates": [
+        {"name": "good", "sans": ["*.example.com", "example.com"], "ca": "one", "days": 90},
+        {"name": "idn", "sans": ["bücher.example.com"], "ca": "one", "days": 90},
+        {"name": "backup", "sans": ["www.example.com"], "ca": "two", "chain": "with-root"},
+        {"name": "partial", "sans": ["partial.example.com"], "ca": "one", "chain": "leaf-only"},
+        {"name": "order", "sans": ["order.example.com"], "ca": "one", "chain": "wrong-order"},
+        {"name": "internal", "sans": ["internal.example.com"], "ca": "untrusted"},
+        {"name": "revoked", "sans": ["*.example.com"], "ca": "two", "revoked": True},
+        {
+            "name": "expired",
+            "sans": ["old.example.com"],
+            "ca": "one",
+            "not_before": "-100d",
+            "not_after": "-1d",
+        },
+    ]
+}
+USABLE = 6  # all but the revoked and the expired one
+
+
+def make_clients(cloud: Any) -> CloudClients:
+    env = cloud.certpilot_env()
+    creds = credentials.from_env(env)
+    assert creds is not None
+    return CloudClients.from_settings(
+        Settings.from_env(env),
+        creds,
+        limiter=RateLimiter(),
+        retrier=Retrier(RetryPolicy(base_delay=0.01, max_delay=0.05)),
+    )
+
+
+def calls(cloud: Any, action: str) -> int:
+    return int(cloud.action_stats(action)["calls"])
+
+
+@pytest.fixture
+def loaded(cloud: Any) -> Any:
+    cloud.load_estate(ESTATE)
+    return cloud
+
+
+def test_catalog_parses_and_judges_every_certificate(loaded: Any) -> None:
+    # Given CAS holding certificates of every chain shape, one revoked, one expired
+    clients = make_clients(loaded)
+    trust = TrustStore.from_file(loaded.ca_bundle)
+
+    # When the catalog is loaded
+    result = catalog.load(clients, trust)
+
+    # Then each usable and revoked certificate is there, judged by its chain
+    by_name = {c.name: c for c in result.certificates}
+    assert set(by_name) == {"good", "idn", "backup", "partial", "order", "internal", "revoked"}
+    judged = {n: (c.chain_complete, c.problems) for n, c in by_name.items() if n != "revoked"}
+    assert judged == {
+        "good": (True, ()),
+        "idn": (True, ()),
+        "backup": (True, ()),
+        "partial": (False, ("CHAIN_INCOMPLETE",)),
+        "order": (True, ("CHAIN_ORDER",)),
+        "internal": (False, ("UNTRUSTED_ROOT",)),
+    }
+    good = by_name["good"]
+    assert good.sans == ("*.example.com", "example.com")
+    assert good.identifier == f"{good.cas_id}-cn-hangzhou" and good.region == "cn-hangzhou"
+    assert good.not_before < good.not_after and good.not_after.tzinfo is not None
+    assert len(good.fingerprint_sha256) == 64 and good.issuer
+    assert by_name["idn"].sans == ("xn--bcher-kva.example.com",)
+    assert by_name["good"].issuer != by_name["backup"].issuer
+    assert by_name["revoked"].revoked and not by_name["revoked"].valid_at(good.not_before)
+
+
+def test_catalog_costs_one_detail_call_per_usable_certificate(loaded: Any) -> None:
+    # Given a harmless fault that counts the detail calls excluding Cert and Key
+    # (the SDK sends a Python bool as "True")
+    clients = make_clients(loaded)
+    [probe] = loaded.faults(
+        action="cas:GetUserCertificateDetail", where={"CertFilter": "True"}, latency=0.001
+    )
+
+    # When the catalog is loaded
+    catalog.load(clients, TrustStore.from_file(loaded.ca_bundle))
+
+    # Then the listing took one call per status asked, the details one per usable
+    # certificate, and every detail call asked CAS to leave out Cert and Key
+    assert calls(loaded, "cas:ListUserCertificateOrder") == 2  # usable + REVOKED
+    assert calls(loaded, "cas:GetUserCertificateDetail") == USABLE
+    applied = {f["id"]: f["applied"] for f in loaded.admin("GET", "faults")["faults"]}
+    assert applied[probe["id"]] == USABLE
+
+
+def test_catalog_can_be_narrowed_to_the_domains_at_hand(loaded: Any) -> None:
+    clients = make_clients(loaded)
+
+    result = catalog.load(
+        clients,
+        TrustStore.from_file(loaded.ca_bundle),
+        covering=["www.example.com"],
+        include_revoked=False,
+    )
+
+    assert sorted(c.name for c in result.certificates) == ["backup", "good"]
+    assert calls(loaded, "cas:GetUserCertificateDetail") == 2
+
+
+def test_expired_certificates_on_request(loaded: Any) -> None:
+    clients = make_clients(loaded)
+
+    result = catalog.load(
+        clients, TrustStore.from_file(loaded.ca_bundle), include_expired=True
+    )
+
+    [expired] = [c for c in result.certificates if c.name == "expired"]
+    assert not expired.valid_at(datetime.now(timezone.utc))
+    assert expired.valid_at(expired.not_after - timedelta(days=1))
+
+
+def test_many_certificates_are_paged(cloud: Any) -> None:
+    # Given more certificates than one ListUserCertificateOrder page holds
+    cloud.load_estate(
+        {
+            "certificates": [
+                {"name": f"c{i:03d}", "sans": [f"h{i:03d}.example.com"], "ca": "one"}
+                for i in range(120)
+            ]
+        }
+    )
+    clients = make_clients(cloud)
+
+    # When they are listed
+    listed = clients.cas.list_certificates()
+
+    # Then all pages were read (50 a page)
+    assert len({s.cas_id for s in listed}) == 120
+    assert calls(cloud, "cas:ListUserCertificateOrder") == 3

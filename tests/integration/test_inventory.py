@@ -1,0 +1,255 @@
+"""Inventory against the emulator, through the real OSS and CDN SDKs.
+
+Scenarios: a mixed estate routed per DESIGN §4, the calls an inventory costs (no
+per-domain calls when the listings suffice), paging of 1,200 CDN domains, and
+throttling / transient 5xx absorbed by the adapters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from certpilot import credentials, inventory
+from certpilot.clients import CloudClients
+from certpilot.model import Location, Route
+from certpilot.ratelimit import RateLimiter
+from certpilot.retry import Retrier, RetryPolicy
+from certpilot.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+MIXED_ESTATE: dict[str, Any] = {
+    "certificates": [
+        {"name": "wild-example-com", "sans": ["*.example.com"], "ca": "one", "days": 90},
+        {"name": "shop-example-org", "sans": ["shop.example.org"], "ca": "two", "days": 60},
+    ],
+    "buckets": [
+        {
+            "name": "assets-hz",
+            "region": "cn-hangzhou",
+            "cnames": [
+                {"domain": "static.example.com", "certificate": "wild-example-com"},
+                {"domain": "plain.example.com"},
+                # Also a CDN domain: CDN wins, the OSS-hosted cert is the wrong location.
+                {"domain": "video.example.com", "certificate": "wild-example-com"},
+                # Also a CDN domain without OSS origin: not certpilot's.
+                {"domain": "app.example.com"},
+            ],
+        },
+        {
+            "name": "media-sh",
+            "region": "cn-shanghai",
+            "cnames": [{"domain": "shop.example.org", "certificate": "shop-example-org"}],
+        },
+    ],
+    "cdn_domains": [
+        {"name": "cdn.example.com", "origin": "assets-hz", "certificate": "wild-example-com"},
+        {"name": "img.example.com", "origin": "media-sh"},
+        {"name": "video.example.com", "origin": "assets-hz"},
+        {
+            "name": "app.example.com",
+            "sources": [{"type": "domain", "content": "origin.example.com", "port": 443}],
+            "certificate": "wild-example-com",
+        },
+        {
+            "name": "api.example.com",
+            "sources": [{"type": "ipaddr", "content": "203.0.113.10"}],
+        },
+    ],
+}
+
+
+def make_clients(cloud: Any, limiter: RateLimiter | None = None) -> CloudClients:
+    """certpilot's clients for the emulator, as a handler builds them from its env."""
+    env = cloud.certpilot_env()
+    creds = credentials.from_env(env)
+    assert creds is not None
+    return CloudClients.from_settings(
+        Settings.from_env(env),
+        creds,
+        limiter=limiter or RateLimiter(),  # a fresh limiter: tests stay independent
+        retrier=Retrier(RetryPolicy(base_delay=0.02, max_delay=0.2)),
+    )
+
+
+def calls(cloud: Any) -> dict[str, int]:
+    return {k: v["calls"] for k, v in cloud.stats()["actions"].items()}
+
+
+def test_mixed_estate_is_routed_per_design(cloud: Any) -> None:
+    # Given buckets in two regions, OSS custom domains and CDN domains of every kind
+    cloud.load_estate(MIXED_ESTATE)
+    clients = make_clients(cloud)
+
+    # When the inventory is taken
+    inv = inventory.discover(clients, clients.settings)
+
+    # Then every domain is routed where its traffic goes
+    routes = {r.name: r.route for r in inv.domains}
+    assert routes == {
+        "static.example.com": Route.OSS,
+        "plain.example.com": Route.OSS,
+        "shop.example.org": Route.OSS,
+        "cdn.example.com": Route.CDN,
+        "img.example.com": Route.CDN,
+        "video.example.com": Route.CDN,
+    }
+    assert inv.buckets == ("assets-hz", "media-sh")
+
+    static = inv.get("static.example.com")
+    assert static is not None and static.deployed is not None
+    assert static.deployed.location is Location.OSS
+    assert static.deployed.cas_id is not None
+    assert (static.bucket, static.region) == ("assets-hz", "cn-hangzhou")
+
+    shop = inv.get("shop.example.org")
+    assert shop is not None and (shop.bucket, shop.region) == ("media-sh", "cn-shanghai")
+
+    plain = inv.get("plain.example.com")
+    assert plain is not None and plain.deployed is None
+
+    cdn = inv.get("cdn.example.com")
+    assert cdn is not None and cdn.deployed is not None
+    assert cdn.deployed.location is Location.CDN
+    assert cdn.deployed.cas_id is None  # the listing does not carry it
+    assert cdn.deployed.not_after is not None
+    assert (cdn.bucket, cdn.region, cdn.cname_bound) == ("assets-hz", "cn-hangzhou", False)
+
+    img = inv.get("img.example.com")
+    assert img is not None and img.deployed is None
+    assert (img.bucket, img.region) == ("media-sh", "cn-shanghai")
+
+    # A CDN domain also bound as a CNAME goes to CDN; its OSS-hosted cert is reported
+    video = inv.get("video.example.com")
+    assert video is not None
+    assert video.cname_bound and video.deployed is None
+    assert video.oss_hosted is not None and video.oss_hosted.location is Location.OSS
+
+
+def test_inventory_costs_listing_calls_only(cloud: Any) -> None:
+    # Given the mixed estate
+    cloud.load_estate(MIXED_ESTATE)
+    clients = make_clients(cloud)
+
+    # When the inventory is taken
+    inventory.discover(clients, clients.settings)
+
+    # Then it used one listing per bucket and per CDN listing, nothing per domain
+    assert calls(cloud) == {
+        "oss:ListBuckets": 1,
+        "oss:ListCname": 2,
+        "cdn:DescribeUserDomains": 1,
+        "cdn:DescribeCdnHttpsDomainList": 1,
+    }
+
+
+def test_cert_ids_are_fetched_only_for_the_domains_asked(cloud: Any) -> None:
+    # Given an inventory whose CDN certificate lacks its CAS id
+    cloud.load_estate(MIXED_ESTATE)
+    clients = make_clients(cloud)
+    inv = inventory.discover(clients, clients.settings)
+    before = calls(cloud)
+
+    # When the deploy step asks for the CAS ids of the domains it will touch
+    enriched = inventory.with_cert_ids(inv, clients, ["cdn.example.com", "static.example.com"])
+
+    # Then one DescribeDomainCertificateInfo call is made (OSS listings carry the id)
+    after = calls(cloud)
+    assert after.get("cdn:DescribeDomainCertificateInfo", 0) == 1
+    assert before.get("cdn:DescribeDomainCertificateInfo", 0) == 0
+    cdn = enriched.get("cdn.example.com")
+    static = enriched.get("static.example.com")
+    assert cdn is not None and cdn.deployed is not None
+    assert cdn.deployed.cas_id == static.deployed.cas_id  # type: ignore[union-attr]
+    assert cdn.deployed.not_after is not None
+    assert inv.get("cdn.example.com").deployed.cas_id is None  # type: ignore[union-attr]
+
+
+def test_an_account_without_https_cdn_domains_needs_no_certificate_listing(cloud: Any) -> None:
+    # Given CDN domains with an OSS origin but none with HTTPS
+    cloud.load_estate(
+        {
+            "buckets": [{"name": "bare", "region": "cn-beijing"}],
+            "cdn_domains": [{"name": "cdn.example.net", "origin": "bare"}],
+        }
+    )
+    clients = make_clients(cloud)
+
+    # When the inventory is taken
+    inv = inventory.discover(clients, clients.settings)
+
+    # Then the HTTPS listing is skipped and the domain has no certificate
+    record = inv.get("cdn.example.net")
+    assert record is not None and record.route is Route.CDN and record.deployed is None
+    assert record.region == "cn-beijing"
+    assert "cdn:DescribeCdnHttpsDomainList" not in calls(cloud)
+
+
+def test_1200_cdn_domains_take_three_pages(cloud: Any) -> None:
+    # Given 1,200 CDN domains with an OSS origin
+    cloud.load_estate(
+        {
+            "buckets": [{"name": "big", "region": "cn-hangzhou"}],
+            "cdn_domains": [
+                {"name": f"d{i:04d}.example.com", "origin": "big"} for i in range(1200)
+            ],
+        }
+    )
+    clients = make_clients(cloud)
+
+    # When the inventory is taken
+    inv = inventory.discover(clients, clients.settings)
+
+    # Then three DescribeUserDomains pages (500 + 500 + 200) were read
+    assert len(inv.domains) == 1200
+    assert calls(cloud)["cdn:DescribeUserDomains"] == 3
+
+
+def test_throttling_and_transient_errors_are_absorbed(cloud: Any) -> None:
+    # Given listings that are throttled or fail with 5xx a few times
+    cloud.load_estate(MIXED_ESTATE)
+    cloud.faults(
+        {
+            "action": "cdn:DescribeUserDomains",
+            "error": {"code": "Throttling.User", "status": 400},
+            "times": 2,
+        },
+        {"action": "oss:ListCname", "error": {"code": "InternalError", "status": 500}, "times": 2},
+        {"action": "oss:ListBuckets", "error": {"code": "ServiceUnavailable", "status": 503}, "times": 1},
+        {
+            "action": "cdn:DescribeCdnHttpsDomainList",
+            "error": {"code": "ServiceBusy", "status": 403},
+            "times": 1,
+        },
+    )
+    clients = make_clients(cloud)
+
+    # When the inventory is taken
+    inv = inventory.discover(clients, clients.settings)
+
+    # Then it completes as if nothing happened, with exactly the retries needed
+    assert len(inv.domains) == 6
+    counts = calls(cloud)
+    assert counts["cdn:DescribeUserDomains"] == 3
+    assert counts["oss:ListCname"] == 4
+    assert counts["oss:ListBuckets"] == 2
+    assert counts["cdn:DescribeCdnHttpsDomainList"] == 2
+
+
+def test_flow_control_of_the_emulator_is_respected_under_concurrency(cloud: Any) -> None:
+    # Given many buckets and an emulator enforcing a tight ListCname limit
+    cloud.load_estate(
+        {"buckets": [{"name": f"b{i:02d}-bucket", "region": "cn-hangzhou"} for i in range(30)]}
+    )
+    cloud.settings(qps={"oss:ListCname": 40})
+    clients = make_clients(cloud, RateLimiter({("oss", "ListCname"): 40}))
+
+    # When the inventory reads them with a thread pool
+    inv = inventory.discover(clients, clients.settings)
+
+    # Then the client-side limiter kept every call under the limit: nothing was throttled
+    assert len(inv.buckets) == 30
+    stats = cloud.action_stats("oss:ListCname")
+    assert stats == {"calls": 30, "throttled": 0, "errors": 0}

@@ -1,0 +1,147 @@
+"""Settings and credentials from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from certpilot import credentials, settings
+from certpilot.errors import ConfigError
+from certpilot.settings import Endpoint, Settings
+
+
+def test_defaults_without_any_variable() -> None:
+    s = Settings.from_env({})
+
+    assert s == Settings()
+    assert (s.region, s.renew_days, s.verify_deadline, s.concurrency) == ("cn-hangzhou", 30, 120.0, 8)
+    assert s.endpoint is None and s.parsed_endpoint() is None
+    assert not s.dry_run and s.log_level == "INFO"
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        settings.ENDPOINT: "http://127.0.0.1:8123",
+        settings.EDGE_HTTPS: "127.0.0.1:8443",
+        settings.EDGE_HTTP: "127.0.0.1:8080",
+        settings.CA_BUNDLE: "/tmp/ca.pem",
+        settings.ACCOUNT_ID: "1234567890123456",
+        settings.REGION: "cn-shanghai",
+        settings.CAS_REGION: "ap-southeast-1",
+        settings.RENEW_DAYS: "14",
+        settings.VERIFY_DEADLINE: "30.5",
+        settings.CONCURRENCY: "4",
+        settings.LOG_LEVEL: "debug",
+        settings.DRY_RUN: "yes",
+        settings.CONNECT_TIMEOUT: "2",
+        settings.READ_TIMEOUT: "7.5",
+        settings.MAX_ATTEMPTS: "3",
+        settings.RETRY_DEADLINE: "12",
+    }
+
+    s = Settings.from_env(env)
+
+    assert s.as_dict() == {
+        "endpoint": "http://127.0.0.1:8123",
+        "edge_https": "127.0.0.1:8443",
+        "edge_http": "127.0.0.1:8080",
+        "ca_bundle": "/tmp/ca.pem",
+        "account_id": "1234567890123456",
+        "region": "cn-shanghai",
+        "cas_region": "ap-southeast-1",
+        "renew_days": 14,
+        "verify_deadline": 30.5,
+        "concurrency": 4,
+        "log_level": "DEBUG",
+        "dry_run": True,
+        "connect_timeout": 2.0,
+        "read_timeout": 7.5,
+        "max_attempts": 3,
+        "retry_deadline": 12.0,
+    }
+    assert s.parsed_endpoint() == Endpoint("http", "127.0.0.1", 8123)
+    assert set(env) < set(settings.ALL_VARIABLES)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        (settings.RENEW_DAYS, "soon"),
+        (settings.RENEW_DAYS, "-1"),
+        (settings.CONCURRENCY, "0"),
+        (settings.VERIFY_DEADLINE, "nan"),
+        (settings.VERIFY_DEADLINE, "inf"),
+        (settings.DRY_RUN, "maybe"),
+        (settings.LOG_LEVEL, "LOUD"),
+        (settings.EDGE_HTTPS, "127.0.0.1"),
+        (settings.EDGE_HTTP, "host:99999"),
+        (settings.ENDPOINT, "ftp://127.0.0.1:21"),
+        (settings.ENDPOINT, "http://127.0.0.1:8000/api"),
+        (settings.MAX_ATTEMPTS, "0"),
+    ],
+)
+def test_unusable_values_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as failure:
+        Settings.from_env({variable: value})
+
+    assert variable in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        ("http://127.0.0.1:9000", Endpoint("http", "127.0.0.1", 9000)),
+        ("http://localhost:9000/", Endpoint("http", "localhost", 9000)),
+        ("127.0.0.1:9000", Endpoint("http", "127.0.0.1", 9000)),
+        ("https://emulator.test", Endpoint("https", "emulator.test", 443)),
+    ],
+)
+def test_endpoint_forms(raw: str, parsed: Endpoint) -> None:
+    endpoint = Settings.from_env({settings.ENDPOINT: raw}).parsed_endpoint()
+
+    assert endpoint == parsed
+    assert endpoint is not None and endpoint.netloc == f"{parsed.host}:{parsed.port}"
+
+
+def test_settings_never_hold_credentials() -> None:
+    env = {settings.ACCESS_KEY_ID: "LTAI5tKeyId000001", settings.ACCESS_KEY_SECRET: "s3cr3t-value-1"}
+
+    s = Settings.from_env(env)
+
+    assert "s3cr3t-value-1" not in repr(s) and "LTAI5tKeyId000001" not in repr(s)
+
+
+def test_credentials_from_env_and_context() -> None:
+    class Creds:
+        access_key_id = "STS.ctx-key-0001"
+        access_key_secret = "ctx-secret-0001"
+        security_token = "CAIS-ctx-token-0001"
+
+    class Context:
+        credentials = Creds()
+
+    env = {settings.ACCESS_KEY_ID: "LTAI5tEnvKey0001", settings.ACCESS_KEY_SECRET: "env-secret-1"}
+
+    from_ctx = credentials.resolve(Context(), env)
+    from_env = credentials.resolve(None, env)
+
+    assert (from_ctx.source, from_ctx.security_token) == ("fc-context", "CAIS-ctx-token-0001")
+    assert (from_env.source, from_env.access_key_id) == ("env", "LTAI5tEnvKey0001")
+    for creds in (from_ctx, from_env):
+        shown = repr(creds) + str(creds)
+        assert creds.access_key_secret not in shown
+        assert creds.access_key_id not in shown
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {settings.ACCESS_KEY_ID: "LTAI5tOnlyTheId"},
+        {settings.ACCESS_KEY_SECRET: "only-the-secret"},
+    ],
+)
+def test_missing_credentials_are_a_config_error(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as failure:
+        credentials.resolve(None, env)
+
+    assert "only-the-secret" not in str(failure.value)
