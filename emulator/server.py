@@ -3,7 +3,8 @@
 Every service call goes through the same steps: find the operation, check the
 signature (`auth`), apply injected faults (`faults`), take a flow-control token
 (`throttle`), run the handler, count the outcome (`admin.Stats`). Errors are answered
-in the service's own wire format.
+in the service's own wire format. FC is recognised by its path before RPC: the FC 3.0
+SDK also sends `x-acs-action` / `x-acs-version` headers.
 """
 
 from __future__ import annotations

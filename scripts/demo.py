@@ -112,7 +112,7 @@ def discover() -> Inventory:
 def served_table(inventory: Inventory, edge: str, ca_bundle: str) -> str:
     """The domains and what the live edge serves for each."""
     now = datetime.now(timezone.utc)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for record in inventory.domains:
         if record.route is Route.BUCKET_DOMAIN or record.name.startswith("*."):
             continue
@@ -211,7 +211,8 @@ def main() -> int:
         except ValueError:
             sys.stderr.write(run.stdout + run.stderr)
             return 1
-        say(f"\n== rollout: {summary.get('status')} {summary.get('counts', '')} ==")
+        counts = ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
+        say(f"\n== rollout: {summary.get('status')} ({counts}) ==")
         say(rollout_table(summary))
 
         say("\n== the domains again, from the live edge ==")

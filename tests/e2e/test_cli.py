@@ -77,9 +77,7 @@ def test_plan_prints_the_dry_run_as_json_and_writes_nothing(account: Any) -> Non
     plan = json.loads(run.stdout)
     assert plan["certificate"]["certId"] == new["certId"]
     assert {a["domain"] for a in plan["actions"]} == {"static.example.com", "cdn.example.com"}
-    assert {(s["domain"], s["reason"]) for s in plan["skipped"]} == {
-        ("example.com", "not-covered")
-    }
+    assert {(s["domain"], s["reason"]) for s in plan["skipped"]} == {("example.com", "not-covered")}
     assert account.action_stats("oss:PutCname")["calls"] == 0
     assert account.action_stats("cdn:SetCdnDomainSSLCertificate")["calls"] == 0
 

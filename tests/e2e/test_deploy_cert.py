@@ -349,9 +349,7 @@ def test_certificate_covering_a_bucket_domain_never_touches_it(account: Any) -> 
     assert writes(account) == 0
 
 
-def test_summary_and_logs_carry_no_secret(
-    account: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_summary_and_logs_carry_no_secret(account: Any, capsys: pytest.CaptureFixture[str]) -> None:
     new = issue(account, ["*.example.com"], days=90)
     summary = invoke(account, cloudevent(account, new["certId"]))
     captured = capsys.readouterr()

@@ -257,7 +257,9 @@ def test_persistent_5xx_gives_up_after_the_attempt_budget(estate: Any) -> None:
 
 def test_persistent_throttling_surfaces_as_throttled(estate: Any) -> None:
     clients = make_clients(estate, max_attempts=2)
-    estate.faults(action="cas:ListUserCertificateOrder", error={"code": "Throttling", "status": 400})
+    estate.faults(
+        action="cas:ListUserCertificateOrder", error={"code": "Throttling", "status": 400}
+    )
 
     with pytest.raises(ThrottledError):
         clients.cas.list_certificates()
@@ -270,6 +272,7 @@ def test_dropped_connections_are_retried(estate: Any) -> None:
     estate.faults(action="cdn:DescribeUserDomains", drop=True, times=1)
 
     assert len(clients.cdn.list_domains()) == 2
+    assert calls(estate, "cdn:DescribeUserDomains") == 2
 
 
 def test_tea_bad_key_is_an_auth_error(estate: Any) -> None:

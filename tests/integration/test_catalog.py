@@ -125,9 +125,7 @@ def test_catalog_can_be_narrowed_to_the_domains_at_hand(loaded: Any) -> None:
 def test_expired_certificates_on_request(loaded: Any) -> None:
     clients = make_clients(loaded)
 
-    result = catalog.load(
-        clients, TrustStore.from_file(loaded.ca_bundle), include_expired=True
-    )
+    result = catalog.load(clients, TrustStore.from_file(loaded.ca_bundle), include_expired=True)
 
     [expired] = [c for c in result.certificates if c.name == "expired"]
     assert not expired.valid_at(datetime.now(timezone.utc))

@@ -217,7 +217,11 @@ def test_throttling_and_transient_errors_are_absorbed(cloud: Any) -> None:
             "times": 2,
         },
         {"action": "oss:ListCname", "error": {"code": "InternalError", "status": 500}, "times": 2},
-        {"action": "oss:ListBuckets", "error": {"code": "ServiceUnavailable", "status": 503}, "times": 1},
+        {
+            "action": "oss:ListBuckets",
+            "error": {"code": "ServiceUnavailable", "status": 503},
+            "times": 1,
+        },
         {
             "action": "cdn:DescribeCdnHttpsDomainList",
             "error": {"code": "ServiceBusy", "status": 403},

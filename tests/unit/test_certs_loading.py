@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -271,7 +270,7 @@ KEY_REFUSALS: list[tuple[str, Callable[[Pki], bytes], bytes | None, type[Excepti
     ),
     ("p12-without-key", lambda p: p12(None, None, p.chain), None, certs.NotAPrivateKey),
     ("two-keys", lambda p: key_bytes(p.leaf.key) * 2, None, certs.NotAPrivateKey),
-    ("garbage", lambda p: os.urandom(64).replace(b"0", b"1"), None, certs.UnrecognizedFormat),
+    ("garbage", lambda p: b"\x8f" + bytes(range(64)), None, certs.UnrecognizedFormat),
     (
         "corrupt-key",
         lambda p: b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",

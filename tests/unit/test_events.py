@@ -37,7 +37,7 @@ def cloudevent(data: Any, **envelope: Any) -> dict[str, Any]:
 
 
 def actiontrail(
-    name: str = "UploadUserCertificate",
+    name: str | None = "UploadUserCertificate",
     response: Any = None,
     request: Any = None,
     **envelope: Any,

@@ -83,9 +83,9 @@ def test_the_deadline_stops_retries_before_a_pause_would_cross_it() -> None:
     call, count = failing(*[err(TransientError)] * 10)
 
     with pytest.raises(TransientError):
-        retrier(clock, rnd=0.999, max_attempts=50, base_delay=1.0, max_delay=1.0, deadline=2.5).call(
-            call
-        )
+        retrier(
+            clock, rnd=0.999, max_attempts=50, base_delay=1.0, max_delay=1.0, deadline=2.5
+        ).call(call)
     assert sum(clock.sleeps) <= 2.5 and count[0] == 3
 
 

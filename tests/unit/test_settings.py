@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from certpilot import credentials, settings
@@ -13,7 +15,12 @@ def test_defaults_without_any_variable() -> None:
     s = Settings.from_env({})
 
     assert s == Settings()
-    assert (s.region, s.renew_days, s.verify_deadline, s.concurrency) == ("cn-hangzhou", 30, 120.0, 8)
+    assert (s.region, s.renew_days, s.verify_deadline, s.concurrency) == (
+        "cn-hangzhou",
+        30,
+        120.0,
+        8,
+    )
     assert s.endpoint is None and s.parsed_endpoint() is None
     assert not s.dry_run and s.log_level == "INFO"
 
@@ -103,7 +110,10 @@ def test_endpoint_forms(raw: str, parsed: Endpoint) -> None:
 
 
 def test_settings_never_hold_credentials() -> None:
-    env = {settings.ACCESS_KEY_ID: "LTAI5tKeyId000001", settings.ACCESS_KEY_SECRET: "s3cr3t-value-1"}
+    env = {
+        settings.ACCESS_KEY_ID: "LTAI5tKeyId000001",
+        settings.ACCESS_KEY_SECRET: "s3cr3t-value-1",
+    }
 
     s = Settings.from_env(env)
 
@@ -145,3 +155,26 @@ def test_missing_credentials_are_a_config_error(env: dict[str, str]) -> None:
         credentials.resolve(None, env)
 
     assert "only-the-secret" not in str(failure.value)
+
+
+def test_importing_the_cloud_modules_loads_no_sdk() -> None:
+    # Cold starts cost money: SDKs are imported inside the functions that use them.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import certpilot.adapters.oss, certpilot.adapters.cdn, certpilot.adapters.cas\n"
+        "import certpilot.adapters.fc, certpilot.clients, certpilot.inventory, certpilot.catalog\n"
+        "heavy = ('alibabacloud', 'darabonba', 'Tea', 'requests', 'aiohttp', 'cryptography')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "shared" / "python")},
+    )
+
+    assert out.stdout.strip() == "[]"

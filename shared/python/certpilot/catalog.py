@@ -8,10 +8,12 @@ validity dates, `CertIdentifier` and the chain.
 
 Chain completeness is judged from `CertChain[]` (CommonName / IssuerCommonName of
 each certificate, leaf first) against the trust store, by subject common names.
-Limitation: names only. No signature is checked and two CAs with the same common
+Limitations: names only. No signature is checked and two CAs with the same common
 name are not told apart, so a chain that "looks" complete can still fail in a
-browser; the live probe after deployment is the final word (and rolls back). When
-CAS sends no `CertChain` at all the chain is not judged (counted complete).
+browser; the live probe after deployment is the final word (and rolls back). A
+missing issuer of the leaf is CHAIN_INCOMPLETE, a missing issuer of a supplied
+intermediate is UNTRUSTED_ROOT (a second missing intermediate looks the same).
+When CAS sends no `CertChain` at all the chain is not judged (counted complete).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from certpilot.adapters.cas import CasDetail, CasSummary, ChainEntry
+from certpilot.adapters.cas import CasAdapter, CasDetail, CasSummary, ChainEntry
+from certpilot.errors import AuthError, CloudError
 from certpilot.findings import Code
 from certpilot.log import event, get_logger
 from certpilot.model import Catalog, CatalogCert
@@ -166,6 +169,19 @@ def from_summary(summary: CasSummary, region: str) -> CatalogCert:
     )
 
 
+def _revoked(cas: CasAdapter) -> list[CasSummary]:
+    # UNCONFIRMED: CAS documents Status=REVOKED for orders (CPACK/BUY); whether it
+    # filters OrderType=CERT too is not settled. A refusal of the filter itself costs
+    # only the revoked flag, so it does not fail the catalog.
+    try:
+        return cas.list_certificates("REVOKED")
+    except CloudError as error:
+        if error.retryable or isinstance(error, AuthError):
+            raise
+        event(_log, "revoked certificates not listed", code=error.code)
+        return []
+
+
 def load(
     clients: CloudClients,
     trust: TrustStore,
@@ -198,9 +214,7 @@ def load(
     usable = [s for s in cas.list_certificates() if relevant(s)]
     if include_expired:
         usable += [s for s in cas.list_certificates("EXPIRED") if relevant(s)]
-    revoked = (
-        [s for s in cas.list_certificates("REVOKED") if relevant(s)] if include_revoked else []
-    )
+    revoked = [s for s in _revoked(cas) if relevant(s)] if include_revoked else []
     anchors = trusted_names(trust) if usable else frozenset()
     certificates: list[CatalogCert] = []
     if usable:

@@ -39,6 +39,7 @@ _SECRET_FIELD = re.compile(
         |security_?token|securitytoken|sts_?token|x-acs-security-token|x-oss-security-token
         |password|passwd|private_?key|privatekey|ssl_?pri|sslpri|signature|authorization)
     ["']?\s*[=:]\s*["']?)
+    (?!(?:OSS4|ACS3)-HMAC-SHA256\b|\[REDACTED\])  # already handled by _AUTH_HEADER
     (?P<value>[^\s"',;&}]+)
     """
 )
