@@ -393,3 +393,39 @@ def test_current_certificate_browsers_reject_is_replaced_even_if_it_lasts_longer
         "legacy.example.com": ("deployed", "current-invalid:WEAK_KEY"),
         "sha1.example.com": ("deployed", "current-invalid:WEAK_SIGNATURE"),
     }
+
+
+def test_deploy_cert_runs_in_function_compute(account: Any) -> None:
+    # given deploy-cert deployed to (emulated) FC 3.0 with the layer, and without
+    # CERTPILOT_ACCOUNT_ID: the FC context's account and STS credentials are used
+    env = {
+        k: v
+        for k, v in account.certpilot_env().items()
+        if not k.startswith("ALIBABA_CLOUD_") and k != "CERTPILOT_ACCOUNT_ID"
+    }
+    account.register_function(
+        "certpilot-deploy-cert",
+        REPO / "functions" / "deploy_cert" / "index.py",
+        env={**env, "CERTPILOT_VERIFY_DEADLINE": "5", "CERTPILOT_LOG_LEVEL": "WARNING"},
+        layers=[REPO / "shared" / "python"],
+    )
+    new = issue(account, ["*.example.com"], days=90)
+    # when EventBridge would deliver the certificate-issued event (invoked through FC)
+    from certpilot.clients import CloudClients
+    from certpilot.credentials import from_env
+    from certpilot.settings import Settings
+
+    settings = Settings.from_env()
+    credentials = from_env()
+    assert credentials is not None
+    fc = CloudClients.from_settings(settings, credentials).fc
+    reply = fc.invoke(
+        "certpilot-deploy-cert", cloudevent(account, new["identifier"]), asynchronous=False
+    )
+    # then the function rolled the certificate out
+    assert reply is not None
+    summary = json.loads(reply)
+    assert summary["status"] == "deployed", summary
+    assert summary["requestId"]
+    for domain in (*TARGETS, *CDN_TARGETS):
+        assert bound(account)[domain] == new["certId"]

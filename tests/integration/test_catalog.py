@@ -150,3 +150,20 @@ def test_many_certificates_are_paged(cloud: Any) -> None:
     # Then all pages were read (50 a page)
     assert len({s.cas_id for s in listed}) == 120
     assert calls(cloud, "cas:ListUserCertificateOrder") == 3
+
+
+def test_a_refused_revoked_filter_does_not_fail_the_catalog(loaded: Any) -> None:
+    # Given a CAS that refuses Status=REVOKED for certificates (UNCONFIRMED in the docs)
+    clients = make_clients(loaded)
+    loaded.faults(
+        action="cas:ListUserCertificateOrder",
+        where={"Status": "REVOKED"},
+        error={"code": "InvalidParameter", "status": 400},
+    )
+
+    # When the catalog is loaded
+    result = catalog.load(clients, TrustStore.from_file(loaded.ca_bundle))
+
+    # Then the usable certificates are all there, only the revoked one is unknown
+    assert len(result.certificates) == USABLE
+    assert not any(c.revoked for c in result.certificates)
