@@ -429,3 +429,17 @@ def test_deploy_cert_runs_in_function_compute(account: Any) -> None:
     assert summary["requestId"]
     for domain in (*TARGETS, *CDN_TARGETS):
         assert bound(account)[domain] == new["certId"]
+
+
+def test_weak_candidate_that_metadata_does_not_reveal_is_rolled_back(
+    account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a renewal with an RSA-1024 key: CAS's metadata does not show key sizes
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "0.5")
+    before = bound(account)
+    weak = issue(account, ["*.example.com"], days=90, keyType="rsa1024")
+    # when its event is handled
+    summary = invoke(account, cloudevent(account, weak["certId"]))
+    # then the live handshake rejects it everywhere and every domain is restored
+    assert {r["outcome"] for r in summary["results"] if r["domain"] in TARGETS} == {"rolled-back"}
+    assert bound(account) == before

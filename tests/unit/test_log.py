@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -20,8 +19,7 @@ def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
     log.configure("DEBUG", out)
     yield out
-    log.configure("INFO")  # back to stderr for other tests
-    logging.getLogger(log.ROOT).propagate = True
+    log.unconfigure()
 
 
 def lines(out: io.StringIO) -> list[dict[str, object]]:

@@ -183,6 +183,18 @@ def configure(level: str = "INFO", stream: IO[str] | None = None) -> logging.Log
     return logger
 
 
+def unconfigure() -> None:
+    """Undo `configure()`: records propagate to the root logger again (tests use this)."""
+    global _handler
+    logger = logging.getLogger(ROOT)
+    with _configure_lock:
+        if _handler is not None:
+            logger.removeHandler(_handler)
+            _handler = None
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
+
+
 def get_logger(name: str) -> logging.Logger:
     """A logger under the `certpilot` hierarchy (`name` may be a module's `__name__`)."""
     if name == ROOT or name.startswith(ROOT + "."):

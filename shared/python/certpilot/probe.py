@@ -94,6 +94,9 @@ def _context(ca_bundle: str | None, *, verify: bool) -> ssl.SSLContext:
 
         ca_bundle = certifi.where()
     context = ssl.create_default_context(cafile=ca_bundle)
+    # Judge like browsers whatever the system's OpenSSL default: level 2 rejects RSA keys
+    # under 2048 bits and SHA-1 signatures.
+    context.set_ciphers("DEFAULT:@SECLEVEL=2")
     # The name is judged with certpilot.names on the leaf, so one handshake tells both.
     context.check_hostname = False
     return context
