@@ -127,7 +127,24 @@ def test_an_uploaded_certificate_reads_back_in_full_or_filtered(
     # And CertFilter=true leaves out the certificate and the private key
     filtered = detail(client, cert_id, cert_filter=True)
     assert filtered.cert is None and filtered.key is None
-    assert filtered.cert_identifier == body.cert_identifier
+    # but keeps the metadata and the chain description that certpilot judges it by
+    wire = filtered.to_map()
+    assert "Cert" not in wire and "Key" not in wire
+    full = body.to_map()
+    assert {k: v for k, v in full.items() if k not in ("Cert", "Key", "RequestId")} == {
+        k: v for k, v in wire.items() if k != "RequestId"
+    }
+    assert (filtered.cert_identifier, filtered.not_after) == (body.cert_identifier, body.not_after)
+    assert [
+        (c.common_name, c.issuer_common_name, c.not_before, c.not_after, c.remain_day)
+        for c in filtered.cert_chain
+    ] == [
+        (c.common_name, c.issuer_common_name, c.not_before, c.not_after, c.remain_day)
+        for c in body.cert_chain
+    ]
+    intermediate = filtered.cert_chain[1]
+    assert intermediate.issuer_common_name == "Emulator Root CA"
+    assert intermediate.not_before < intermediate.not_after and intermediate.remain_day > 120
 
 
 def test_uploads_are_refused_for_bad_names_content_or_keys(client: Client, pki: TestPki) -> None:

@@ -4,11 +4,16 @@ clock window, each refused in the calling service's own error format."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import quote
 
 import alibabacloud_oss_v2 as oss
 import pytest
@@ -39,6 +44,12 @@ def oss_error(call: Callable[[], Any]) -> tuple[int, str, str]:
 
 def list_domains(client: Any) -> Any:
     return client.describe_user_domains(cdn_models.DescribeUserDomainsRequest())
+
+
+def list_certificates(client: Any) -> Any:
+    return client.list_user_certificate_order(
+        cas_models.ListUserCertificateOrderRequest(order_type="CERT")
+    )
 
 
 def invoke_missing(client: Any) -> Any:
@@ -97,6 +108,8 @@ def test_bad_credentials_are_refused_in_each_service_format(
     oss_client = cloud.oss_client(retries=1, **credentials)
     assert oss_error(lambda: oss_client.list_buckets(oss.ListBucketsRequest())) == oss_expected
     assert tea_error(lambda: list_domains(cloud.cdn_client(**credentials))) == cdn_expected
+    # CAS shares the RPC error format with CDN.
+    assert tea_error(lambda: list_certificates(cloud.cas_client(**credentials))) == cdn_expected
     assert tea_error(lambda: invoke_missing(cloud.fc_client(**credentials))) == fc_expected
     # Refused calls never reach the operation, but they are counted as errors.
     assert cloud.action_stats("cdn:DescribeUserDomains")["errors"] == 1
@@ -115,6 +128,10 @@ def test_requests_signed_outside_the_15_minute_window_are_refused(cloud, offset,
         assert oss_client.list_buckets(oss.ListBucketsRequest()).status_code == 200
         return
     assert tea_error(lambda: list_domains(cloud.cdn_client())) == (400, "InvalidTimeStamp.Expired")
+    assert tea_error(lambda: list_certificates(cloud.cas_client())) == (
+        400,
+        "InvalidTimeStamp.Expired",
+    )
     assert oss_error(lambda: oss_client.list_buckets(oss.ListBucketsRequest())) == (
         403,
         "RequestTimeTooSkewed",
@@ -149,6 +166,71 @@ def test_unsigned_requests_are_refused(cloud):
         f"{cloud.api}/?Action=DescribeUserDomains&Version=2018-05-10", "POST"
     )
     assert (status, json.loads(body)["Code"]) == (400, "IncompleteSignature")
+
+
+def signed_query_call(cloud: Any, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """POST / with the action and version only in the query, signed ACS3-HMAC-SHA256 by a
+    small signer of this test's own (no `x-acs-action` / `x-acs-version` headers)."""
+    host = cloud.endpoint
+    headers = {
+        "host": host,
+        "x-acs-date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "x-acs-signature-nonce": uuid.uuid4().hex,
+        "x-acs-content-sha256": hashlib.sha256(b"").hexdigest(),
+    }
+    encoded = "&".join(
+        f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(query.items())
+    )
+    names = sorted(headers)
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            encoded,
+            "".join(f"{n}:{headers[n]}\n" for n in names),
+            ";".join(names),
+            headers["x-acs-content-sha256"],
+        ]
+    )
+    to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical.encode()).hexdigest()
+    signature = hmac.new(
+        cloud.access_key_secret.encode(), to_sign.encode(), hashlib.sha256
+    ).hexdigest()
+    headers["Authorization"] = (
+        f"ACS3-HMAC-SHA256 Credential={cloud.access_key_id},"
+        f"SignedHeaders={';'.join(names)},Signature={signature}"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(
+        f"{cloud.api}/?{encoded}", data=b"", headers=headers, method="POST"
+    )
+    try:
+        with opener.open(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "expected"),
+    [
+        ({"Action": "DescribeUserDomains", "Version": "2018-05-10"}, 200, "Domains"),
+        (
+            {"Action": "ListUserCertificateOrder", "Version": "2020-04-07", "OrderType": "CERT"},
+            200,
+            "CertificateOrderList",
+        ),
+        ({"Action": "DescribeUserDomains", "Version": "2017-01-01"}, 404, "InvalidVersion"),
+        ({"Action": "NoSuchAction", "Version": "2018-05-10"}, 404, "InvalidAction.NotFound"),
+    ],
+    ids=["cdn", "cas", "unknown-version", "unknown-action"],
+)
+def test_rpc_action_and_version_may_come_from_the_query(cloud, query, status, expected):
+    # Given a correctly signed call that names its action and version only in the query,
+    # then it is dispatched by them (or refused in the RPC format when they are unknown).
+    answer_status, body = signed_query_call(cloud, query)
+    assert answer_status == status and body["RequestId"]
+    assert (expected in body) if status == 200 else (body["Code"] == expected)
 
 
 @pytest.fixture(scope="module")

@@ -90,6 +90,22 @@ def test_qps_scale_applies_to_every_documented_limit(cloud):
     assert cloud.action_stats("cdn:DescribeUserDomains")["throttled"] == 2
 
 
+def test_cas_is_throttled_at_its_documented_qps_times_the_scale(cloud):
+    # Given ListUserCertificateOrder, documented at 10 QPS, scaled by 0.2 to 2 per second
+    cloud.settings(qps_scale=0.2)
+    client = cloud.cas_client()
+    request = cas_models.ListUserCertificateOrderRequest(order_type="CERT")
+    # When three calls arrive at once
+    assert client.list_user_certificate_order(request).status_code == 200
+    assert client.list_user_certificate_order(request).status_code == 200
+    refused = tea_error(lambda: client.list_user_certificate_order(request))
+    # Then the third is refused in the RPC format, while another CAS action still answers
+    assert (refused.status_code, refused.code) == (400, "Throttling.User")
+    upload = cas_models.UploadUserCertificateRequest(name="x", cert="not pem", key="not pem")
+    assert tea_error(lambda: client.upload_user_certificate(upload)).code != "Throttling.User"
+    assert cloud.action_stats("cas:ListUserCertificateOrder")["throttled"] == 1
+
+
 def test_oss_throttling_answers_503_in_xml(cloud):
     cloud.settings(qps={"oss:ListBuckets": 1})
     client = cloud.oss_client(retries=1)

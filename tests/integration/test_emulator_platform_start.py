@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from emulator.estate import DEMO_ESTATE
 from tests.conftest import REPO
+from tests.integration.test_emulator_edge import client_context, fetch
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +80,36 @@ def test_bad_arguments_fail_fast():
     )
     assert result.returncode == 2
     assert b"--qps-scale" in result.stderr
+
+
+def test_an_estate_file_given_at_start_is_loaded_and_served(emulator_factory, tmp_path):
+    # Given an emulator started with the demo estate file
+    demo = emulator_factory("--estate", str(DEMO_ESTATE))
+
+    # Then the account holds its resources at once
+    state = demo.state()
+    assert {"assets-prod", "media-prod"} <= set(state["buckets"])
+    assert "www.example.com" in state["cdn_domains"]
+    assert len(state["certificates"]) >= 10
+    # and the edge serves its healthy domain over HTTPS verified by the ready line's CA
+    assert demo.https and demo.ca_bundle
+    port = int(demo.https.rsplit(":", 1)[1])
+    reply = fetch(port, "www.example.com", tls=client_context(Path(demo.ca_bundle)))
+    assert reply.status == 200
+    assert reply.headers["strict-transport-security"].startswith("max-age=5184000")
+    # and the estate's certificate files sit next to the CA bundle
+    assert (Path(demo.ca_bundle).parent / "estate-files" / "vendor" / "vendor.der").is_file()
+
+    # Given an estate file with a mistake, the emulator refuses to start, naming the field
+    broken = json.loads(DEMO_ESTATE.read_text())
+    broken["buckets"][0]["cnames"][0]["certificate"] = "no-such-certificate"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "--port", "0", "--estate", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode != 0 and not result.stdout
+    assert b"buckets[0].cnames[0].certificate" in result.stderr

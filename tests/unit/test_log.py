@@ -100,7 +100,8 @@ def test_lines_are_json_with_request_id_and_fields(stream: io.StringIO) -> None:
         log.event(
             logger, "deployed", domain="www.example.com", secret="Signature=abcDEF123456789xyz"
         )
-    logger.info("plain")
+    with log.bound_request_id(None):  # whatever an earlier test bound
+        logger.info("plain")
 
     first, second = lines(stream)
     assert first["msg"] == "deployed" and first["request_id"] == "req-42"
@@ -121,3 +122,15 @@ def test_exceptions_are_logged_as_type_and_redacted_message(stream: io.StringIO)
         "type": "RuntimeError",
         "message": "failed with AccessKeySecret=[REDACTED]",
     }
+
+
+def test_worker_threads_keep_the_request_id() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def request_id(_: int) -> str | None:
+        return log.current_request_id()
+
+    with log.bound_request_id("req-7"), ThreadPoolExecutor(2) as pool:
+        seen = list(pool.map(log.with_context(request_id), range(3)))
+
+    assert seen == ["req-7"] * 3

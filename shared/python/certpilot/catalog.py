@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from certpilot.adapters.cas import CasAdapter, CasDetail, CasSummary, ChainEntry
 from certpilot.errors import AuthError, CloudError
 from certpilot.findings import Code
-from certpilot.log import event, get_logger
+from certpilot.log import event, get_logger, with_context
 from certpilot.model import Catalog, CatalogCert
 from certpilot.names import covers
 
@@ -220,7 +220,8 @@ def load(
     if usable:
         workers = max(1, min(len(usable), MAX_WORKERS, clients.settings.concurrency))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog") as pool:
-            details = list(pool.map(lambda s: cas.get_certificate(s.cas_id), usable))
+            fetch = with_context(lambda s: cas.get_certificate(s.cas_id))
+            details = list(pool.map(fetch, usable))
         certificates = [from_detail(d, anchors) for d in details]
     known = {c.cas_id for c in certificates}
     certificates += [from_summary(s, region) for s in revoked if s.cas_id not in known]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from certpilot.adapters.cdn import CdnDomainInfo, Source
 from certpilot.adapters.oss import BucketInfo, CnameInfo
 from certpilot.errors import NotFoundError
-from certpilot.log import event, get_logger
+from certpilot.log import event, get_logger, with_context
 from certpilot.model import DeployedCert, DomainRecord, Inventory, Location, Route
 from certpilot.names import InvalidHostname, normalize_hostname
 
@@ -195,10 +195,11 @@ def discover(clients: CloudClients, settings: Settings) -> Inventory:
     """
     workers = max(1, min(settings.concurrency, MAX_WORKERS))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inventory") as pool:
-        cdn_future = pool.submit(_cdn_listing, clients)
+        cdn_future = pool.submit(with_context(_cdn_listing), clients)
         buckets = clients.oss.list_buckets()
+        list_cnames = with_context(_list_cnames)
         futures: dict[str, Future[list[CnameInfo]]] = {
-            b.name: pool.submit(_list_cnames, clients, b) for b in buckets
+            b.name: pool.submit(list_cnames, clients, b) for b in buckets
         }
         cnames = {name: future.result() for name, future in futures.items()}
         cdn_domains, https = cdn_future.result()
@@ -227,6 +228,10 @@ def _merge(listed: DeployedCert | None, info: DeployedCert) -> DeployedCert:
     )
 
 
+def _certificate_info(clients: CloudClients, record: DomainRecord) -> DeployedCert | None:
+    return clients.cdn.certificate_info(record.name)
+
+
 def with_cert_ids(inventory: Inventory, clients: CloudClients, domains: Iterable[str]) -> Inventory:
     """`inventory` with the CAS id (and region) of the CDN certificate of `domains` filled in.
 
@@ -245,7 +250,7 @@ def with_cert_ids(inventory: Inventory, clients: CloudClients, domains: Iterable
         infos = dict(
             zip(
                 (r.name for r in targets),
-                pool.map(lambda r: clients.cdn.certificate_info(r.name), targets),
+                pool.map(with_context(_certificate_info), [clients] * len(targets), targets),
                 strict=True,
             )
         )

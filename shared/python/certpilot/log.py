@@ -17,8 +17,11 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ROOT = "certpilot"
 MASK = "[REDACTED]"
@@ -127,6 +130,16 @@ def bound_request_id(request_id: str | None) -> Iterator[None]:
         yield
     finally:
         _request_id.reset(token)
+
+
+def with_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn` run in (a copy of) the caller's context: worker threads keep the request id."""
+    context = contextvars.copy_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run
 
 
 def set_request_id(request_id: str | None) -> None:
