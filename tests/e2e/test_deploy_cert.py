@@ -443,3 +443,18 @@ def test_weak_candidate_that_metadata_does_not_reveal_is_rolled_back(
     # then the live handshake rejects it everywhere and every domain is restored
     assert {r["outcome"] for r in summary["results"] if r["domain"] in TARGETS} == {"rolled-back"}
     assert bound(account) == before
+
+
+def test_deploy_reads_only_the_certificates_that_matter(account: Any) -> None:
+    # given an account whose CAS also holds 40 certificates for unrelated names
+    for n in range(40):
+        account.admin("POST", "cas/issue", {"sans": [f"site{n}.example.net"], "name": f"u{n}"})
+    new = issue(account, ["*.example.com"], days=90)
+    details_before = account.action_stats("cas:GetUserCertificateDetail")["calls"]
+    # when the certificate-issued event reaches deploy-cert
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    # then it is rolled out, and CAS was asked for details only of the new certificate
+    # and of those covering the same domains (the old wildcard), not of all 44
+    assert summary["status"] == "deployed"
+    details = account.action_stats("cas:GetUserCertificateDetail")["calls"] - details_before
+    assert details <= 4, details

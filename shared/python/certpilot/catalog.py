@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from certpilot.adapters.cas import CasAdapter, CasDetail, CasSummary, ChainEntry
-from certpilot.errors import AuthError, CloudError
+from certpilot.errors import AuthError, CloudError, NotFoundError
 from certpilot.findings import Code
 from certpilot.log import event, get_logger, with_context
 from certpilot.model import Catalog, CatalogCert
@@ -180,6 +180,20 @@ def _revoked(cas: CasAdapter) -> list[CasSummary]:
             raise
         event(_log, "revoked certificates not listed", code=error.code)
         return []
+
+
+def load_one(clients: CloudClients, trust: TrustStore, cas_id: int) -> CatalogCert | None:
+    """One certificate by CAS id, from its detail alone (one call), or None when CAS
+    does not hold it. Revocation is not in the detail: `load` carries it.
+
+    Raises:
+        CloudError: the CAS call failed after retries (other than not-found).
+    """
+    try:
+        detail = clients.cas.get_certificate(cas_id)
+    except NotFoundError:
+        return None
+    return from_detail(detail, trusted_names(trust))
 
 
 def load(

@@ -20,7 +20,7 @@ from certpilot.errors import CertpilotError, CloudError, EventError
 from certpilot.events import DeployRequest
 from certpilot.findings import Code
 from certpilot.log import event, get_logger
-from certpilot.model import Route
+from certpilot.model import Catalog, Route
 from certpilot.plan import (
     CURRENT_EXPIRES_LATER,
     CURRENT_EXPIRY_UNKNOWN,
@@ -33,7 +33,7 @@ from certpilot.settings import Settings
 
 if TYPE_CHECKING:
     from certpilot.clients import CloudClients
-    from certpilot.model import Catalog, Inventory
+    from certpilot.model import Inventory
     from certpilot.trust import TrustStore
 
 _log = get_logger(__name__)
@@ -126,12 +126,21 @@ def discover_and_plan(
     from certpilot import inventory as inventory_module
 
     now = deps.clock()
+    trust = deps.trust_store()
     inventory = inventory_module.discover(deps.clients, deps.settings)
+    # One detail call for the certificate itself; then only the certificates that cover
+    # the same domains are read in detail (what is deployed there now), not the whole
+    # catalog: CAS answers 100 detail calls a second, accounts hold thousands.
+    named = catalog_module.load_one(deps.clients, trust, cas_id)
+    if named is None:
+        return None, inventory, Catalog(certificates=())
+    targets = [r.name for r in inventory.domains if domain_covered(named.sans, r.name)]
     # Expired certificates too: one named by an event must be refused with its finding.
-    catalog = catalog_module.load(deps.clients, deps.trust_store(), now, include_expired=True)
-    cert = catalog.by_id(cas_id)
-    if cert is None:
-        return None, inventory, catalog
+    catalog = catalog_module.load(deps.clients, trust, now, covering=targets, include_expired=True)
+    # The listing knows revocation, the detail does not: prefer the listing's entry.
+    cert = catalog.by_id(cas_id) or named
+    if catalog.by_id(cas_id) is None:
+        catalog = Catalog(certificates=(*catalog.certificates, named))
     # The CDN listings carry no CAS id: fetch it for the CDN domains this certificate
     # covers, so that "already current" and rollback know the bound certificate.
     covered = [
