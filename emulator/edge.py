@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 
 from emulator.core import Response
 from emulator.policy import DENY, PolicyError, PolicyRequest, evaluate
-from emulator.state import BoundCertificate, Bucket, CdnConfig, CdnDomain, State
+from emulator.state import BoundCertificate, Bucket, CdnConfig, CdnDomain, Cname, State
 
 if TYPE_CHECKING:
     from emulator.pki import TestPki
@@ -133,7 +133,7 @@ class Edge:
                     return None
                 bucket, error = self._origin(cdn.sources, host)
                 return Route("cdn", host, bucket, error, cdn.configs.at(now))
-            cname = self.state.find_cname(host)
+            cname = self._cname_for(host)
             if cname is not None and cname.status == "Enabled":
                 return Route("oss", host, self.state.buckets.get(cname.bucket), None)
             bucket = self._bucket_for_domain(host)
@@ -151,6 +151,15 @@ class Edge:
         if not parent:
             return None
         return self.state.cdn_domains.get(f"*.{parent}") or self.state.cdn_domains.get(f".{parent}")
+
+    def _cname_for(self, host: str) -> Cname | None:
+        """The OSS binding `host` is served by: its own, else a wildcard binding
+        `*.parent` (one label, as OSS wildcard custom domains match)."""
+        cname = self.state.find_cname(host)
+        if cname is not None:
+            return cname
+        parent = host.partition(".")[2]
+        return self.state.find_cname(f"*.{parent}") if parent else None
 
     def _bucket_for_domain(self, host: str) -> Bucket | None:
         match = _BUCKET_DOMAIN.match(host)
@@ -184,7 +193,7 @@ class Edge:
                 # Traffic goes to CDN: a certificate hosted on OSS does not count.
                 bound = cdn.ssl.at(now) if cdn.status.at(now) == "online" else None
                 return _pair(bound)
-            cname = self.state.find_cname(name)
+            cname = self._cname_for(name)
             if cname is not None:
                 return _pair(cname.certificate.at(now)) if cname.status == "Enabled" else None
             bucket = self._bucket_for_domain(name)

@@ -297,6 +297,45 @@ def test_invalid_listing_parameters_are_refused(client: Client) -> None:
         assert client_error(listing, client, **params).code == "InvalidParameter"
 
 
+@pytest.mark.parametrize(
+    ("recipe", "chain"),
+    [
+        ({}, [("www.example.com", "Emulator CA One"), ("Emulator CA One", "Emulator Root CA")]),
+        ({"chain": "leaf-only"}, [("www.example.com", "Emulator CA One")]),
+        (
+            {"chain": "wrong-order"},
+            [("Emulator CA One", "Emulator Root CA"), ("www.example.com", "Emulator CA One")],
+        ),
+        (
+            {"chain": "with-root"},
+            [
+                ("www.example.com", "Emulator CA One"),
+                ("Emulator CA One", "Emulator Root CA"),
+                ("Emulator Root CA", "Emulator Root CA"),
+            ],
+        ),
+        (
+            {"ca": "untrusted"},
+            [("www.example.com", "Untrusted CA"), ("Untrusted CA", "Untrusted Root")],
+        ),
+    ],
+    ids=["complete", "leaf-only", "wrong-order", "with-root", "untrusted"],
+)
+def test_cert_chain_describes_the_stored_chain_without_the_key(
+    cloud: Emulator, client: Client, recipe: dict[str, Any], chain: list[tuple[str, str]]
+) -> None:
+    # Given a certificate issued with a chain of some shape
+    cert_id = issue(cloud, ["www.example.com"], **recipe)["certId"]
+
+    # When it is read back without its secrets, as certpilot does
+    body = detail(client, cert_id, cert_filter=True)
+
+    # Then CertChain describes every stored certificate, in the stored order
+    assert body.cert is None and body.key is None
+    assert [(c.common_name, c.issuer_common_name) for c in body.cert_chain] == chain
+    assert all(c.not_before < c.not_after and c.remain_day >= 0 for c in body.cert_chain)
+
+
 # --------------------------------------------------------------------------- admin (the CA)
 
 

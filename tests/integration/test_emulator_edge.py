@@ -511,6 +511,24 @@ def test_a_wildcard_cdn_domain_serves_its_subdomains(world: World) -> None:
         handshake(world.edge.https_port, "a.b.wild.example.com", world.trusting)
 
 
+def test_a_wildcard_oss_custom_domain_serves_its_subdomains(world: World) -> None:
+    # given a wildcard custom domain bound to the bucket with a wildcard certificate
+    pair = world.pki.issue(["*.files.example.com"])
+    world.oss_domain("*.files.example.com", pair)
+    world.oss_domain("exact.files.example.com", None)
+
+    # when a browser visits a name under it, then the bucket serves it with that certificate
+    reply = world.get("a.files.example.com", "/index.html", https=True)
+    assert (reply.status, reply.body) == (200, INDEX)
+    served = handshake(world.edge.https_port, "b.files.example.com", world.trusting)
+    assert served == leaf_der(*pair)
+    # and a name bound on its own keeps its own (missing) certificate; two levels down,
+    # nothing serves
+    for name in ("exact.files.example.com", "a.b.files.example.com"):
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            handshake(world.edge.https_port, name, world.trusting)
+
+
 def test_the_test_pki_has_two_trusted_issuers_and_an_untrusted_one(tmp_path: Path) -> None:
     # when a PKI is made
     started = time.perf_counter()
