@@ -214,6 +214,11 @@ def main() -> int:
         counts = ", ".join(f"{n} {k}" for k, n in summary.get("counts", {}).items() if n)
         say(f"\n== rollout: {summary.get('status')} ({counts}) ==")
         say(rollout_table(summary))
+        findings = summary.get("findings") or []
+        if findings:
+            say("\nfindings:")
+            for finding in findings:
+                say(f"  {finding['code']}  {finding['domain']}: {finding['message']}")
 
         say("\n== the domains again, from the live edge ==")
         say(served_table(discover(), info["https"], info["ca_bundle"]))

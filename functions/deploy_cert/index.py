@@ -26,10 +26,12 @@ def handler(event: bytes, context: Any) -> str:
 
     A rejected event (malformed, unsupported, foreign account) or unusable
     configuration returns `{"ok": false, "status": "rejected" | "error", "error": ...}`
-    and changes nothing; it is not raised, so FC does not retry it.
+    and changes nothing; it is not raised, so FC does not retry it. An unexpected
+    exception is logged (redacted) and answered as `status: "error"` the same way.
     """
     request_id = getattr(context, "request_id", None)
     log.set_request_id(request_id)
+    log.configure()  # JSON lines from the first one, even when the settings are bad
     try:
         settings = Settings.from_env()
         log.configure(settings.log_level)
@@ -42,5 +44,10 @@ def handler(event: bytes, context: Any) -> str:
         log.event(
             _log, "invocation rejected", level=level, error=type(err).__name__, reason=str(err)
         )
+        summary = engine.error_summary(FUNCTION, err, request_id)
+    except Exception as err:
+        # A bug, or an SDK error nobody translated: its text may quote request data, so
+        # it goes only to the (redacted) log, never into the answer or FC's error report.
+        _log.exception("invocation failed")
         summary = engine.error_summary(FUNCTION, err, request_id)
     return json.dumps(summary, ensure_ascii=False)

@@ -150,6 +150,14 @@ def test_wildcard_lands_on_every_covered_domain_and_nowhere_else(account: Any) -
         assert served(account, domain) == new["sha256"]
     assert "Force=true" in result["docs.example.com"][1]
     assert "Force=true" not in result["static.example.com"][1]
+    # by CAS reference: OSS CertId, CDN CertType=cas with the certificate's region
+    state = account.state()
+    assert state["buckets"]["assets"]["cnames"]["docs.example.com"]["certificate"]["cert_type"] == (
+        "CAS"
+    )
+    for domain in CDN_TARGETS:
+        ssl = state["cdn_domains"][domain]["ssl"]
+        assert (ssl["cert_type"], ssl["cert_region"]) == ("cas", "cn-hangzhou")
     # and leaves alone the apex, two levels down, other names, the later-expiring one
     # and the bucket domain
     assert result["later.example.com"] == ("skipped", "current-expires-later")
@@ -288,6 +296,9 @@ def test_verification_failure_rolls_the_domain_back(
     assert (summary["ok"], summary["status"]) == (False, "failed")
     assert bound(account) == before
     assert served(account, "static.example.com") == old_static
+    # and the edge was probed again after the rollback: it serves the restored state
+    for domain in (*TARGETS, *CDN_TARGETS):
+        assert result[domain]["restoredVerified"] is True, result[domain]
 
 
 def test_other_event_shapes_are_accepted(account: Any) -> None:
@@ -349,6 +360,42 @@ def test_certificate_covering_a_bucket_domain_never_touches_it(account: Any) -> 
     assert writes(account) == 0
 
 
+def test_oss_hosted_certificate_behind_cdn_is_reported_as_the_wrong_location(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a CDN domain whose bucket also hosts a certificate for it on OSS (FAQ case)
+    for name, value in cloud.certpilot_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+    ids = cloud.load_estate(
+        {
+            "certificates": [
+                {"name": "old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90}
+            ],
+            "buckets": [
+                {
+                    "name": "assets",
+                    "cnames": [{"domain": "video.example.com", "certificate": "old"}],
+                }
+            ],
+            "cdn_domains": [{"name": "video.example.com", "origin": "assets"}],
+        }
+    )
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when the renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then it goes to CDN, where the traffic goes, and the OSS copy is reported
+    assert outcomes(summary)["video.example.com"][0] == "deployed"
+    assert [r["route"] for r in summary["results"]] == ["cdn"]
+    [wrong] = [f for f in summary["findings"] if f["code"] == "WRONG_LOCATION"]
+    assert wrong["domain"] == "video.example.com"
+    state = cloud.state()
+    assert state["cdn_domains"]["video.example.com"]["ssl"]["cert_id"] == new["certId"]
+    oss_cert = state["buckets"]["assets"]["cnames"]["video.example.com"]["certificate"]
+    assert oss_cert["cert_id"] == ids["old"]  # reported, not touched
+
+
 def test_summary_and_logs_carry_no_secret(account: Any, capsys: pytest.CaptureFixture[str]) -> None:
     new = issue(account, ["*.example.com"], days=90)
     summary = invoke(account, cloudevent(account, new["certId"]))
@@ -356,6 +403,58 @@ def test_summary_and_logs_carry_no_secret(account: Any, capsys: pytest.CaptureFi
     text = json.dumps(summary) + captured.out + captured.err
     assert account.access_key_secret not in text
     assert "PRIVATE KEY" not in text
+
+
+def test_rejected_credentials_leak_neither_secret_nor_token(
+    account: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given FC hands the function STS credentials that the cloud refuses
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "DEBUG")
+    secret, token = "Wr0ngStsSecretValue0123456789", "CAIS" + "St5Token" * 10
+    context = SimpleNamespace(
+        request_id=str(uuid.uuid4()),
+        credentials=SimpleNamespace(
+            access_key_id=account.access_key_id, access_key_secret=secret, security_token=token
+        ),
+    )
+    new = issue(account, ["*.example.com"], days=90)
+    # when the event is handled
+    summary = json.loads(HANDLER(cloudevent(account, new["certId"]), context))
+    # then the invocation fails with the cloud's auth code, changing nothing...
+    assert (summary["ok"], summary["status"]) == (False, "error")
+    assert summary["error"]["type"] == "AuthError" and summary["error"]["code"]
+    assert writes(account) == 0
+    # ...and neither the secret nor the token is in the answer or any log line
+    captured = capsys.readouterr()
+    text = json.dumps(summary) + captured.out + captured.err
+    assert captured.err  # the DEBUG log did write lines
+    assert secret not in text and token not in text
+    assert account.access_key_secret not in text
+
+
+def test_an_unexpected_error_is_answered_and_logged_without_its_secrets(
+    account: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a bug deep in the engine whose message quotes a credential
+    from certpilot import engine
+
+    def broken(*_: Any) -> dict[str, Any]:
+        raise RuntimeError(f"boom with {account.access_key_secret}")
+
+    monkeypatch.setattr(engine, "deploy_cert", broken)
+    # when an event is handled
+    summary = invoke(account, cloudevent(account, 10000001))
+    # then the handler answers with an error (not a raised exception or traceback)...
+    assert (summary["ok"], summary["status"]) == (False, "error")
+    assert summary["error"] == {
+        "type": "RuntimeError",
+        "message": "internal error (see the function log)",
+    }
+    # ...and its JSON log line names the error, with the secret masked
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    [failed] = [line for line in lines if line["msg"] == "invocation failed"]
+    assert failed["error"]["type"] == "RuntimeError" and failed["request_id"]
+    assert account.access_key_secret not in json.dumps(lines)
 
 
 def test_current_certificate_browsers_reject_is_replaced_even_if_it_lasts_longer(
@@ -443,6 +542,11 @@ def test_weak_candidate_that_metadata_does_not_reveal_is_rolled_back(
     # then the live handshake rejects it everywhere and every domain is restored
     assert {r["outcome"] for r in summary["results"] if r["domain"] in TARGETS} == {"rolled-back"}
     assert bound(account) == before
+    # and the re-probe after the rollback saw the weak certificate gone from the edge
+    for result in summary["results"]:
+        if result["outcome"] == "rolled-back":
+            assert result["restoredVerified"] is True, result
+            assert served(account, result["domain"]) != weak["sha256"].replace(":", "").upper()
 
 
 def test_deploy_reads_only_the_certificates_that_matter(account: Any) -> None:
@@ -458,3 +562,30 @@ def test_deploy_reads_only_the_certificates_that_matter(account: Any) -> None:
     assert summary["status"] == "deployed"
     details = account.action_stats("cas:GetUserCertificateDetail")["calls"] - details_before
     assert details <= 4, details
+
+
+def test_certpilot_never_receives_a_private_key_from_cas(
+    account: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a spy on the real CAS SDK that records what certpilot asks and what CAS answers
+    from alibabacloud_cas20200407.client import Client
+
+    asked: list[object] = []
+    answered: list[dict[str, Any]] = []
+    original = Client.get_user_certificate_detail_with_options
+
+    def spy(self: Any, request: Any, runtime: Any) -> Any:
+        asked.append(request.cert_filter)
+        response = original(self, request, runtime)
+        answered.append(response.body.to_map())
+        return response
+
+    monkeypatch.setattr(Client, "get_user_certificate_detail_with_options", spy)
+    new = issue(account, ["*.example.com"], days=90)
+    # when a renewal is rolled out (the catalog reads certificate details)
+    summary = invoke(account, cloudevent(account, new["certId"]))
+    # then every detail call asked for CertFilter=true, and no answer held a key or PEM
+    assert summary["status"] == "deployed"
+    assert asked and all(flag is True for flag in asked)
+    assert answered and all("Key" not in body and "Cert" not in body for body in answered)
+    assert not any("PRIVATE KEY" in json.dumps(body) for body in answered)

@@ -102,6 +102,21 @@ def test_oss_lists_buckets_of_every_region_and_their_cnames(estate: Any) -> None
     assert www.certificate.not_after is not None and www.certificate.fingerprint
 
 
+def test_oss_bucket_listing_follows_every_page(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given five buckets and a page size of two
+    from certpilot.adapters import oss
+
+    cloud.load_estate({"buckets": [{"name": f"bucket-{n}"} for n in range(5)]})
+    monkeypatch.setattr(oss, "LIST_BUCKETS_PAGE", 2)
+
+    # When the buckets are listed
+    buckets = make_clients(cloud).oss.list_buckets()
+
+    # Then all of them came, over three ListBuckets pages (2 + 2 + 1)
+    assert sorted(b.name for b in buckets) == [f"bucket-{n}" for n in range(5)]
+    assert calls(cloud, "oss:ListBuckets") == 3
+
+
 def test_oss_bind_checks_the_previous_certificate(estate: Any) -> None:
     # Given www.example.com hosting wild-one on OSS
     clients = make_clients(estate)

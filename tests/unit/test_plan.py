@@ -370,3 +370,41 @@ def test_wildcard_cdn_domains_need_the_same_wildcard(
     domain: str, sans: tuple[str, ...], expected: tuple[str, str]
 ) -> None:
     assert decide(cdn(domain), replace(NEW, sans=sans)) == expected
+
+
+def test_oss_hosted_certificate_on_a_cdn_domain_is_reported_as_wrong_location() -> None:
+    # given a CDN domain also bound to its bucket with a certificate hosted on OSS
+    # (DESIGN §4: the traffic goes through CDN), next to an OSS domain hosting the same
+    # certificate, and an uncovered CDN domain in the same situation
+    hosted = deployed(150)
+    video = replace(cdn("video.example.com"), oss_hosted=hosted, cname_bound=True)
+    elsewhere = replace(cdn("video.example.org"), oss_hosted=hosted, cname_bound=True)
+    inventory = Inventory((video, oss("www.example.com", deployed(150)), elsewhere))
+    # when the wildcard is planned
+    plan = p.plan_certificate(NEW, inventory, NOW)
+    # then the certificate goes to CDN for the CDN domain, and the OSS copy is a finding
+    assert {a.domain: a.route for a in plan.actions} == {
+        "video.example.com": Route.CDN,
+        "www.example.com": Route.OSS,
+    }
+    wrong = [f for f in plan.findings if f.code is Code.WRONG_LOCATION]
+    assert [(f.domain, f.severity.value, f.browser_error) for f in wrong] == [
+        ("video.example.com", "error", "ERR_SSL_PROTOCOL_ERROR")
+    ]
+    assert "certificate 150" in wrong[0].message
+    # and it is only reported: the certificate itself is not refused
+    assert not plan.refused
+    assert "WRONG_LOCATION" in plan_text(plan)
+    assert "WRONG_LOCATION" in json.dumps(plan.to_dict()["findings"])
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        cdn("video.example.com"),  # CDN domain, nothing on OSS
+        replace(oss("video.example.com", deployed(150)), cname_bound=True),  # OSS route
+    ],
+)
+def test_no_wrong_location_without_an_oss_certificate_behind_cdn(record: DomainRecord) -> None:
+    plan = p.plan_certificate(NEW, Inventory((record,)), NOW)
+    assert Code.WRONG_LOCATION not in {f.code for f in plan.findings}

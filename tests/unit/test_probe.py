@@ -24,9 +24,11 @@ from certpilot.probe import (
     parse_hostport,
     probe_http,
     probe_https,
+    restore_problem,
     served_finding_code,
     served_problem,
     wait_for_certificate,
+    wait_for_restore,
 )
 
 NOW = datetime.now(timezone.utc)
@@ -181,6 +183,9 @@ def test_served_certificate_is_described(pki: Pki, server: TlsServer) -> None:
     assert served.sans == ("*.example.com",)
     assert served.not_after is not None and served.not_after > NOW
     assert served.ok and served_problem(served, fingerprint) == ""
+    # and its SHA-1 is known too (OSS ListCname reports that one), for rollback checks
+    der = x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(serialization.Encoding.DER)
+    assert served.fingerprint_sha1 == hashlib.sha1(der).hexdigest().upper()  # noqa: S324
 
 
 def test_leaf_only_chain_fails_verification_but_is_still_identified(
@@ -382,3 +387,75 @@ def test_verify_code_is_recorded_for_a_broken_chain(pki: Pki, server: TlsServer)
     server.serve("www.example.com", pem)
     served = probe_https("www.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
     assert served_finding_code(served) is Code.CHAIN_INCOMPLETE
+
+
+NEW_FP = "AA" * 32
+OLD_FP = "BB" * 32
+OLD_SHA1 = "CC" * 20
+
+
+def _edge(fingerprint: str | None, sha1: str | None = None) -> ServedCert:
+    if fingerprint is None:
+        return ServedCert("d.example.com", error="TLS error: unrecognized name")
+    return ServedCert("d.example.com", fingerprint, fingerprint_sha1=sha1)
+
+
+@pytest.mark.parametrize(
+    ("served", "previous", "expect_certificate", "problem"),
+    [
+        # restored: the previous certificate is back (by SHA-256 or by OSS's SHA-1)
+        (_edge(OLD_FP), OLD_FP, True, ""),
+        (_edge(OLD_FP, OLD_SHA1), "cc:" * 19 + "cc", True, ""),
+        (_edge(OLD_FP), None, True, ""),  # previous unknown (CDN): the new one is gone
+        # removed: the domain had no certificate, and serves none again
+        (_edge(None), None, False, ""),
+        # not (yet) restored
+        (_edge(NEW_FP), OLD_FP, True, "edge still serves the rolled-back certificate"),
+        (_edge(NEW_FP), None, False, "edge still serves the rolled-back certificate"),
+        (_edge("DD" * 32), OLD_FP, True, "edge serves neither"),
+        (_edge(None), OLD_FP, True, "TLS error: unrecognized name"),
+    ],
+)
+def test_restore_problem(
+    served: ServedCert, previous: str | None, expect_certificate: bool, problem: str
+) -> None:
+    found = restore_problem(
+        served, NEW_FP.lower(), previous=previous, expect_certificate=expect_certificate
+    )
+    assert found.startswith(problem) and bool(found) is bool(problem)
+
+
+def test_wait_for_restore_backs_off_until_the_edge_serves_the_previous_certificate() -> None:
+    # given an edge that still serves the rolled-back certificate for two probes
+    clock = FakeClock()
+    answers = iter([_edge(NEW_FP), _edge(NEW_FP), _edge(OLD_FP)])
+    # when waiting for the restore
+    result = wait_for_restore(
+        "d.example.com",
+        NEW_FP,
+        previous=OLD_FP,
+        expect_certificate=True,
+        deadline=30,
+        probe=lambda _: next(answers),
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    # then it is confirmed on the third probe
+    assert result.ok and result.attempts == 3
+    assert clock.sleeps == pytest.approx([0.1, 0.2])
+
+
+def test_wait_for_restore_reports_an_edge_stuck_on_the_new_certificate() -> None:
+    clock = FakeClock()
+    result = wait_for_restore(
+        "d.example.com",
+        NEW_FP,
+        previous=None,
+        expect_certificate=False,
+        deadline=2,
+        probe=lambda _: _edge(NEW_FP),
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    assert not result.ok and result.reason == "edge still serves the rolled-back certificate"
+    assert clock.now == pytest.approx(2)

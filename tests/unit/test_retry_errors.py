@@ -177,3 +177,35 @@ def test_cloud_timestamps_parse_to_aware_utc(raw: object, iso: str) -> None:
 @pytest.mark.parametrize("raw", [None, "", "soon"])
 def test_absent_or_unreadable_timestamps_are_none(raw: object) -> None:
     assert parse_time(raw) is None
+
+
+def test_sdk_errors_carrying_credentials_leave_them_out_of_messages_and_summaries() -> None:
+    # given credentials read the way certpilot reads them (which registers them)...
+    from alibabacloud_tea_openapi import exceptions as tea
+    from darabonba.exceptions import RetryError
+    from Tea.exceptions import UnretryableException
+
+    from certpilot.credentials import Credentials
+    from certpilot.engine import error_summary
+
+    secret, token = "sdk-data-secret-0123456789", "CAIS" + "Tok3n" * 12
+    Credentials("LTAI5tSdkData00001", secret, token, "fc-context")
+    # ...and SDK exceptions whose message, data and wrapped errors quote them
+    refused = tea.ClientException(
+        status_code=400,
+        code="SignatureDoesNotMatch",
+        message=f"signature mismatch, key secret {secret}",
+        request_id="R9",
+        data={"Message": f"string to sign had SecurityToken={token} and {secret}"},
+    )
+    dropped = UnretryableException(
+        None, RetryError(f"GET http://cdn/?SecurityToken={token}&Signature=abc refused")
+    )
+    # when they are translated and turned into the handler's answer
+    errors = [translate_tea(refused, "cdn", "X"), translate_tea(dropped, "cdn", "Y")]
+    # then neither the secret nor the token survives anywhere
+    for error in errors:
+        assert error is not None
+        text = f"{error} {error.message} {error_summary('deploy-cert', error, 'req-1')}"
+        assert secret not in text and token not in text
+    assert isinstance(errors[0], AuthError) and errors[0].code == "SignatureDoesNotMatch"

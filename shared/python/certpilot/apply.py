@@ -28,7 +28,7 @@ from certpilot.plan import (
     Plan,
     Skip,
 )
-from certpilot.probe import Verification, wait_for_certificate
+from certpilot.probe import Verification, wait_for_certificate, wait_for_restore
 
 
 class Outcome(str, enum.Enum):
@@ -95,6 +95,9 @@ class DomainResult:
     previous_cert_id: int | None = None
     forced: bool = False  # OSS Force=true was sent (the domain had no certificate)
     verified: bool | None = None  # None: not verified (dry run or verification off)
+    # After a rollback: whether the edge was seen serving the restored state (the
+    # previous certificate, or none). None when nothing was rolled back.
+    restored_verified: bool | None = None
     attempts: int = 0
     seconds: float = 0.0
 
@@ -110,12 +113,16 @@ class DomainResult:
             "previousCertId": self.previous_cert_id,
             "forced": self.forced,
             "verified": self.verified,
+            "restoredVerified": self.restored_verified,
             "seconds": round(self.seconds, 3),
         }
 
 
 Waiter = Callable[..., Verification]
 _LOG = get_logger(__name__)
+# How long to watch the edge after a rollback (at most the verification deadline): the
+# restore is best effort, a domain must not hold the whole invocation twice over.
+MAX_RESTORE_WAIT = 30.0
 
 
 def skip_result(skip: Skip) -> DomainResult:
@@ -133,9 +140,12 @@ def apply_plan(
     *,
     log: logging.Logger = _LOG,
     wait: Waiter = wait_for_certificate,
+    wait_restored: Waiter = wait_for_restore,
 ) -> tuple[DomainResult, ...]:
     """Deploy every action of `plan`; skipped domains get their result as they are.
 
+    A domain that does not verify is rolled back, and the edge is probed again
+    (best effort, `MAX_RESTORE_WAIT`) to record whether it serves the restored state.
     Never raises for a domain's failure. Results come in the plan's domain order.
     """
     fingerprint = plan.cert.fingerprint_sha256
@@ -154,7 +164,7 @@ def apply_plan(
                     cdn,
                     options,
                     log,
-                    wait,
+                    (wait, wait_restored),
                 )
                 for action in plan.actions
             ]
@@ -171,11 +181,11 @@ def _guarded(
     cdn: CdnSetter,
     options: ApplyOptions,
     log: logging.Logger,
-    wait: Waiter,
+    waits: tuple[Waiter, Waiter],
 ) -> DomainResult:
     start = time.monotonic()
     try:
-        result = _apply_one(action, fingerprint, oss, cdn, options, log, wait)
+        result = _apply_one(action, fingerprint, oss, cdn, options, log, waits)
     except Exception as err:  # one domain's bug must not stop the others
         result = _result(action, Outcome.FAILED, f"unexpected {type(err).__name__}", "Internal")
     result = _with_seconds(result, time.monotonic() - start)
@@ -196,6 +206,7 @@ def _result(
     error_code: str | None = None,
     *,
     verification: Verification | None = None,
+    restored: Verification | None = None,
 ) -> DomainResult:
     return DomainResult(
         domain=action.domain,
@@ -207,6 +218,7 @@ def _result(
         previous_cert_id=action.previous_cas_id,
         forced=action.force,
         verified=verification.ok if verification else None,
+        restored_verified=restored.ok if restored else None,
         attempts=verification.attempts if verification else 0,
     )
 
@@ -218,8 +230,9 @@ def _apply_one(
     cdn: CdnSetter,
     options: ApplyOptions,
     log: logging.Logger,
-    wait: Waiter,
+    waits: tuple[Waiter, Waiter],
 ) -> DomainResult:
+    wait, wait_restored = waits
     try:
         _deploy(action, oss, cdn)
     except CloudError as err:
@@ -265,12 +278,52 @@ def _apply_one(
             err.code,
             verification=verification,
         )
-    restored = (
+    undone = (
         f"restored certificate {action.previous_cas_id}"
         if action.rollback == ROLLBACK_RESTORE
         else "removed the certificate (the domain had none)"
     )
-    return _result(action, Outcome.ROLLED_BACK, f"{why}; {restored}", verification=verification)
+    previous = action.previous
+    restored = wait_restored(
+        probe_name(action.domain),
+        fingerprint,
+        previous=_comparable(previous.fingerprint if previous else None),
+        expect_certificate=action.rollback == ROLLBACK_RESTORE,
+        deadline=min(options.verify_deadline, MAX_RESTORE_WAIT),
+        edge=options.edge_https,
+        ca_bundle=options.ca_bundle,
+        timeout=options.probe_timeout,
+    )
+    if restored.ok:
+        undone += (
+            ", and the edge serves it"
+            if action.rollback == ROLLBACK_RESTORE
+            else ", and the edge no longer serves the new one"
+        )
+    else:
+        undone += f"; not confirmed at the edge: {restored.reason}"
+        event(
+            log,
+            "restore not confirmed at the edge",
+            level=logging.WARNING,
+            domain=action.domain,
+            reason=restored.reason,
+        )
+    return _result(
+        action,
+        Outcome.ROLLED_BACK,
+        f"{why}; {undone}",
+        verification=verification,
+        restored=restored,
+    )
+
+
+def _comparable(fingerprint: str | None) -> str | None:
+    """A fingerprint a probe can compare (SHA-1 or SHA-256 hex), else None."""
+    text = (fingerprint or "").replace(":", "").upper()
+    if len(text) in (40, 64) and all(c in "0123456789ABCDEF" for c in text):
+        return text
+    return None
 
 
 def probe_name(domain: str) -> str:

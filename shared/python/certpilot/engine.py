@@ -28,6 +28,7 @@ from certpilot.plan import (
     Policy,
     domain_covered,
     plan_certificate,
+    refusal_codes,
 )
 from certpilot.settings import Settings
 
@@ -229,7 +230,7 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
             "certificate refused",
             level=logging.WARNING,
             certId=request.cas_id,
-            codes=[f.code.value for f in plan.findings],
+            codes=[c.value for c in refusal_codes(plan.findings)],
         )
         return _summary(base, STATUS_REFUSED, results, findings, ok=False)
     results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)

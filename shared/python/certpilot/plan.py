@@ -236,19 +236,24 @@ def plan_certificate(
     deployed now (by CAS id). `served` (optional) maps a domain to what a live probe
     found wrong with the certificate its edge serves (e.g. WEAK_KEY): such a current
     certificate counts as invalid. Never raises for data it cannot use: such domains
-    are skipped with a reason.
+    are skipped with a reason. `findings` are the certificate's own, then a
+    WRONG_LOCATION for each covered CDN domain that also has a certificate on OSS.
     """
     policy = policy or Policy()
     findings = certificate_findings(cert, now)
     refusing = refusal_codes(findings)
     actions: list[Action] = []
     skipped: list[Skip] = []
+    located: list[Finding] = []
     for record in sorted(inventory.domains, key=lambda r: r.name):
         if not domain_covered(cert.sans, record.name):
             near = _near_miss(cert.sans, record.name)
             if near:
                 skipped.append(Skip(record.name, NOT_COVERED, near, record.route))
             continue
+        wrong = wrong_location(record)
+        if wrong is not None:
+            located.append(wrong)
         if record.route is Route.BUCKET_DOMAIN:
             skipped.append(
                 Skip(record.name, BUCKET_DOMAIN, "Alibaba manages bucket domains", record.route)
@@ -275,8 +280,24 @@ def plan_certificate(
         now=now,
         actions=tuple(actions),
         skipped=tuple(skipped),
-        findings=findings,
+        findings=findings + tuple(located),
         refused=bool(refusing),
+    )
+
+
+def wrong_location(record: DomainRecord) -> Finding | None:
+    """WRONG_LOCATION when a CDN-routed domain also has a certificate hosted on OSS
+    (DESIGN §4: the traffic goes through CDN, so the OSS one is never served), else None.
+    """
+    if record.route is not Route.CDN or record.oss_hosted is None:
+        return None
+    hosted = record.oss_hosted
+    which = f"certificate {hosted.cas_id}" if hosted.cas_id is not None else "a certificate"
+    return make_finding(
+        Code.WRONG_LOCATION,
+        record.name,
+        f"{which} is hosted on OSS for {record.name}, but its traffic goes through CDN:"
+        " browsers never see it (the CDN certificate is what counts)",
     )
 
 

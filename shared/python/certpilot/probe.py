@@ -40,6 +40,7 @@ class ServedCert:
     name_ok: bool = False  # the leaf covers the domain (RFC 6125)
     error: str | None = None  # handshake or verification error
     verify_code: int | None = None  # OpenSSL X509_V_ERR_* when the chain did not verify
+    fingerprint_sha1: str | None = None  # SHA-1 of the leaf (what OSS ListCname reports)
 
     @property
     def ok(self) -> bool:
@@ -160,10 +161,14 @@ def _served(domain: str, der: bytes, *, chain_ok: bool, error: str | None) -> Se
     from cryptography.x509.oid import NameOID
 
     fingerprint = hashlib.sha256(der).hexdigest().upper()
+    # SHA-1 only identifies the certificate (OSS reports it); it secures nothing here.
+    sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
-        return ServedCert(domain, fingerprint=fingerprint, error="unparsable certificate")
+        return ServedCert(
+            domain, fingerprint=fingerprint, error="unparsable certificate", fingerprint_sha1=sha1
+        )
     try:
         sans = tuple(
             cert.extensions.get_extension_for_class(
@@ -186,6 +191,7 @@ def _served(domain: str, der: bytes, *, chain_ok: bool, error: str | None) -> Se
         chain_ok=chain_ok,
         name_ok=covers(sans, domain),
         error=error,
+        fingerprint_sha1=sha1,
     )
 
 
@@ -258,11 +264,15 @@ class Verification:
     reason: str  # "" when ok
 
 
+def _hex(fingerprint: str) -> str:
+    return fingerprint.replace(":", "").replace(" ", "").upper()
+
+
 def served_problem(served: ServedCert, fingerprint: str) -> str:
     """Why `served` is not the expected certificate, or "" when it is, verified."""
     if served.fingerprint is None:
         return served.error or "no certificate served"
-    if served.fingerprint != fingerprint.replace(":", "").upper():
+    if served.fingerprint != _hex(fingerprint):
         return "edge serves another certificate"
     if not served.chain_ok:
         return served.error or "chain does not verify"
@@ -272,6 +282,64 @@ def served_problem(served: ServedCert, fingerprint: str) -> str:
     if served.not_after is not None and now >= served.not_after:
         return "served certificate has expired"
     return ""
+
+
+def restore_problem(
+    served: ServedCert,
+    rolled_back: str,
+    *,
+    previous: str | None = None,
+    expect_certificate: bool = True,
+) -> str:
+    """Why `served` does not show that a rollback took effect, or "" when it does.
+
+    The rolled-back certificate (SHA-256 `rolled_back`) must be gone. When the restored
+    certificate's fingerprint is known (`previous`: SHA-256, or SHA-1 as OSS reports
+    it) the edge must serve exactly that one; when `expect_certificate` is False (the
+    domain had none) serving nothing is the expected state. The restored certificate
+    itself is not judged: it may be the very one that was being replaced as broken.
+    """
+    if served.fingerprint is None:
+        return (served.error or "no certificate served") if expect_certificate else ""
+    if served.fingerprint == _hex(rolled_back):
+        return "edge still serves the rolled-back certificate"
+    if previous and _hex(previous) not in (served.fingerprint, served.fingerprint_sha1):
+        return "edge serves neither the restored nor the rolled-back certificate"
+    return ""
+
+
+def wait_until(
+    domain: str,
+    problem: Callable[[ServedCert], str],
+    *,
+    deadline: float,
+    edge: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    probe: Callable[[str], ServedCert] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    """Probe `domain` until `problem(served)` is "" (ok), backing off exponentially
+    (0.1 s doubling, at most 5 s a wait), for at most `deadline` seconds. Always
+    probes at least once; the last problem is the result's `reason`.
+    """
+    run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
+    start = clock()
+    delay = _FIRST_DELAY
+    attempts = 0
+    while True:
+        attempts += 1
+        served = run(domain)
+        reason = problem(served)
+        elapsed = clock() - start
+        if not reason:
+            return Verification(True, served, attempts, elapsed, "")
+        remaining = deadline - elapsed
+        if remaining <= 0:
+            return Verification(False, served, attempts, elapsed, reason)
+        sleep(min(delay, remaining))
+        delay = min(delay * 2, _MAX_DELAY)
 
 
 def wait_for_certificate(
@@ -290,19 +358,47 @@ def wait_for_certificate(
     name, backing off exponentially (0.1 s doubling, at most 5 s a wait), for at most
     `deadline` seconds. Always probes at least once.
     """
-    run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
-    start = clock()
-    delay = _FIRST_DELAY
-    attempts = 0
-    while True:
-        attempts += 1
-        served = run(domain)
-        reason = served_problem(served, fingerprint)
-        elapsed = clock() - start
-        if not reason:
-            return Verification(True, served, attempts, elapsed, "")
-        remaining = deadline - elapsed
-        if remaining <= 0:
-            return Verification(False, served, attempts, elapsed, reason)
-        sleep(min(delay, remaining))
-        delay = min(delay * 2, _MAX_DELAY)
+    return wait_until(
+        domain,
+        lambda served: served_problem(served, fingerprint),
+        deadline=deadline,
+        edge=edge,
+        ca_bundle=ca_bundle,
+        timeout=timeout,
+        probe=probe,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def wait_for_restore(
+    domain: str,
+    rolled_back: str,
+    *,
+    previous: str | None,
+    expect_certificate: bool,
+    deadline: float,
+    edge: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    probe: Callable[[str], ServedCert] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Verification:
+    """After a rollback, probe until the edge no longer serves `rolled_back` (and serves
+    `previous` when its fingerprint is known; see `restore_problem`), with the same
+    backoff as `wait_for_certificate`, for at most `deadline` seconds.
+    """
+    return wait_until(
+        domain,
+        lambda served: restore_problem(
+            served, rolled_back, previous=previous, expect_certificate=expect_certificate
+        ),
+        deadline=deadline,
+        edge=edge,
+        ca_bundle=ca_bundle,
+        timeout=timeout,
+        probe=probe,
+        clock=clock,
+        sleep=sleep,
+    )

@@ -57,8 +57,8 @@ def plan_text(plan: Plan) -> str:
         parts.append(
             "findings\n"
             + table(
-                ["code", "severity", "message"],
-                [(f.code.value, f.severity.value, f.message) for f in plan.findings],
+                ["code", "severity", "domain", "message"],
+                [(f.code.value, f.severity.value, f.domain, f.message) for f in plan.findings],
             )
         )
     rows: list[Sequence[object]] = []

@@ -18,6 +18,7 @@ from certpilot.errors import NotFoundError
 from certpilot.model import DeployedCert, Location
 
 SERVICE = "oss"
+LIST_BUCKETS_PAGE = 1000  # ListBuckets max-keys: the documented maximum
 _CERT_ID = re.compile(r"^(\d+)-([a-z0-9-]+)$")
 
 
@@ -86,7 +87,7 @@ class OssAdapter:
         buckets: list[BucketInfo] = []
         marker: str | None = None
         for _ in range(10_000):
-            request = models.ListBucketsRequest(marker=marker, max_keys=1000)
+            request = models.ListBucketsRequest(marker=marker, max_keys=LIST_BUCKETS_PAGE)
 
             def list_page(request: Any = request) -> Any:
                 return client.list_buckets(request)
