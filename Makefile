@@ -31,6 +31,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $(PY) benchmarks/emulator_throughput.py
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/cold_start.py
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/deploy_scale.py
 
 # The FC layer: certpilot plus its pinned runtime dependencies as Linux x86_64 wheels for
 # FC's python3.10, compiled to .pyc so cold starts skip compilation.
