@@ -116,6 +116,25 @@ def _sign(builder: x509.CertificateBuilder, issuer_key: Key, digest: str) -> x50
     return builder.sign(issuer_key, _hash(digest, issuer_key))
 
 
+def _identified(
+    builder: x509.CertificateBuilder, key: Key, issuer: Issued | None, sans: Sequence[str]
+) -> x509.CertificateBuilder:
+    """Add the key identifiers (AKI only under an issuer) and the DNS SANs, if any."""
+    builder = builder.add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+    )
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    if sans:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
+        )
+    return builder
+
+
 def make_ca(
     cn: str = "certpilot Test Root",
     *,
@@ -157,18 +176,8 @@ def make_ca(
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    if sans:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
-        )
-    return Issued(_sign(builder, signer_key, digest), key)
+    return Issued(_sign(_identified(builder, key, issuer, sans), signer_key, digest), key)
 
 
 def make_leaf(
@@ -196,17 +205,8 @@ def make_leaf(
         .not_valid_after(not_after or base + 60 * DAY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    if sans:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False
-        )
-    return Issued(_sign(builder, issuer.key, digest), key)
+    return Issued(_sign(_identified(builder, key, issuer, sans), issuer.key, digest), key)
 
 
 @dataclass(frozen=True)
@@ -285,18 +285,21 @@ def p7b(certs: Sequence[x509.Certificate], *, as_pem: bool = False) -> bytes:
     return pkcs7.serialize_certificates(list(certs), encoding)
 
 
+def _encryption(password: bytes | None) -> serialization.KeySerializationEncryption:
+    if password:
+        return serialization.BestAvailableEncryption(password)
+    return serialization.NoEncryption()
+
+
 def p12(
     key: Key | None,
     cert: x509.Certificate | None,
     cas: Sequence[x509.Certificate] = (),
     password: bytes | None = None,
 ) -> bytes:
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
+    return pkcs12.serialize_key_and_certificates(
+        b"test", key, cert, list(cas) or None, _encryption(password)
     )
-    return pkcs12.serialize_key_and_certificates(b"test", key, cert, list(cas) or None, encryption)
 
 
 def key_bytes(
@@ -309,12 +312,7 @@ def key_bytes(
         if fmt == "pkcs8"
         else serialization.PrivateFormat.TraditionalOpenSSL
     )
-    encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password)
-        if password
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(encoding, private_format, encryption)
+    return key.private_bytes(encoding, private_format, _encryption(password))
 
 
 def key_markers(key: Key) -> list[bytes]:

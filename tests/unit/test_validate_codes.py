@@ -48,8 +48,8 @@ def _trusting(p: Pki) -> TrustStore:
     return TrustStore.from_certificates([p.root.cert])
 
 
-def _plain(p: Pki, **kw: object) -> Given:
-    return Given(load_bundle(p.chain_pem()), _trusting(p), **kw)  # type: ignore[arg-type]
+def _plain(p: Pki, *, key: PrivateKey | None = None, domain: str = "www.example.com") -> Given:
+    return Given(load_bundle(p.chain_pem()), _trusting(p), key=key, domain=domain)
 
 
 def _expired(_: None) -> Given:
@@ -79,34 +79,19 @@ def _expired_intermediate(_: None) -> Given:
     return Given(load_bundle(pem(leaf.cert, inter.cert)), TrustStore.from_certificates([root.cert]))
 
 
-def _name_mismatch(_: None) -> Given:
-    return Given(
-        **{**_plain(build_pki(("oss.example.com",))).__dict__, "domain": "cdn.example.com"}
-    )
+def _named(sans: tuple[str, ...], domain: str) -> Callable[[None], Given]:
+    def build(_: None) -> Given:
+        return _plain(build_pki(sans), domain=domain)
+
+    return build
 
 
-def _wildcard_apex(_: None) -> Given:
-    return Given(**{**_plain(build_pki(("*.example.com",))).__dict__, "domain": "example.com"})
-
-
-def _wildcard_two_deep(_: None) -> Given:
-    given = _plain(build_pki(("*.example.com",)))
-    return Given(given.bundle, given.trust, domain="cdn.oss.example.com")
-
-
-def _wildcard_ok(_: None) -> Given:
-    given = _plain(build_pki(("*.example.com",)))
-    return Given(given.bundle, given.trust, domain="oss.example.com")
+_name_mismatch = _named(("oss.example.com",), "cdn.example.com")
 
 
 def _cn_only(_: None) -> Given:
     # the CN names the domain but there is no SAN: browsers refuse it
     return _plain(build_pki((), cn="www.example.com"))
-
-
-def _idn_domain(_: None) -> Given:
-    given = _plain(build_pki(("xn--bcher-kva.example",)))
-    return Given(given.bundle, given.trust, domain="Bücher.example")
 
 
 def _chain_incomplete(_: None) -> Given:
@@ -120,16 +105,13 @@ def _chain_gap(_: None) -> Given:
     return Given(load_bundle(pem(p.chain[0], p.chain[2])), _trusting(p))
 
 
-def _untrusted_root_included(_: None) -> Given:
-    p = build_pki()
-    stranger = build_pki(root_cn="Someone Else Root", slot=5)
-    return Given(load_bundle(p.chain_pem(include_root=True)), _trusting(stranger))
+def _untrusted_root(*, included: bool) -> Callable[[None], Given]:
+    def build(_: None) -> Given:
+        p = build_pki()
+        stranger = build_pki(root_cn="Someone Else Root", slot=5)
+        return Given(load_bundle(p.chain_pem(include_root=included)), _trusting(stranger))
 
-
-def _untrusted_root_not_included(_: None) -> Given:
-    p = build_pki()
-    stranger = build_pki(root_cn="Someone Else Root", slot=5)
-    return Given(load_bundle(p.chain_pem()), _trusting(stranger))
+    return build
 
 
 def _same_name_other_key_root(_: None) -> Given:
@@ -175,15 +157,14 @@ def _root_included_trusted(_: None) -> Given:
 def _key_matches(kind: str) -> Callable[[None], Given]:
     def build(_: None) -> Given:
         p = build_pki(leaf_key=kind)
-        return Given(load_bundle(p.chain_pem()), _trusting(p), key=p.leaf.key)
+        return _plain(p, key=p.leaf.key)
 
     return build
 
 
 def _key_mismatch(kind: str, other: str) -> Callable[[None], Given]:
     def build(_: None) -> Given:
-        p = build_pki(leaf_key=kind)
-        return Given(load_bundle(p.chain_pem()), _trusting(p), key=make_key(other, 42))
+        return _plain(build_pki(leaf_key=kind), key=make_key(other, 42))
 
     return build
 
@@ -225,15 +206,19 @@ SCENARIOS: list[tuple[str, Callable[[None], Given], list[Code]]] = [
     ("30-days-and-an-hour", _just_outside_window, []),
     ("expired-intermediate", _expired_intermediate, [Code.CERT_EXPIRED]),
     ("name-mismatch", _name_mismatch, [Code.NAME_MISMATCH]),
-    ("wildcard-apex", _wildcard_apex, [Code.WILDCARD_LEVEL]),
-    ("wildcard-two-deep", _wildcard_two_deep, [Code.WILDCARD_LEVEL]),
-    ("wildcard-ok", _wildcard_ok, []),
+    ("wildcard-apex", _named(("*.example.com",), "example.com"), [Code.WILDCARD_LEVEL]),
+    (
+        "wildcard-two-deep",
+        _named(("*.example.com",), "cdn.oss.example.com"),
+        [Code.WILDCARD_LEVEL],
+    ),
+    ("wildcard-ok", _named(("*.example.com",), "oss.example.com"), []),
     ("cn-only-no-san", _cn_only, [Code.NAME_MISMATCH]),
-    ("idn-domain", _idn_domain, []),
+    ("idn-domain", _named(("xn--bcher-kva.example",), "Bücher.example"), []),
     ("chain-incomplete", _chain_incomplete, [Code.CHAIN_INCOMPLETE]),
     ("chain-gap", _chain_gap, [Code.CHAIN_INCOMPLETE, Code.CHAIN_ORDER]),
-    ("untrusted-root-included", _untrusted_root_included, [Code.UNTRUSTED_ROOT]),
-    ("untrusted-root-not-included", _untrusted_root_not_included, [Code.CHAIN_INCOMPLETE]),
+    ("untrusted-root-included", _untrusted_root(included=True), [Code.UNTRUSTED_ROOT]),
+    ("untrusted-root-not-included", _untrusted_root(included=False), [Code.CHAIN_INCOMPLETE]),
     ("same-name-other-key-root", _same_name_other_key_root, [Code.CHAIN_INCOMPLETE]),
     ("self-signed-leaf", _self_signed_leaf, [Code.NAME_MISMATCH, Code.UNTRUSTED_ROOT]),
     ("self-signed-trusted", _self_signed_leaf_trusted, []),

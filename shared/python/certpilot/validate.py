@@ -11,6 +11,7 @@ key (KEY_MISMATCH), format (NOT_PEM), strength (WEAK_KEY, WEAK_SIGNATURE).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,6 +55,12 @@ def _aware(now: datetime) -> datetime:
     return now
 
 
+def _chain_roles(bundle: CertBundle) -> Iterator[tuple[str, x509.Certificate]]:
+    """The leaf and the intermediates, each with how a message names it."""
+    for position, cert in enumerate(bundle.chain):
+        yield ("certificate" if position == 0 else f"intermediate {_label(cert)}"), cert
+
+
 # ---------------------------------------------------------------- dates
 
 
@@ -69,8 +76,7 @@ def check_dates(
     now = _aware(now)
     window = timedelta(days=renew_days)
     findings: list[Finding] = []
-    for position, cert in enumerate(bundle.chain):
-        role = "certificate" if position == 0 else f"intermediate {_label(cert)}"
+    for role, cert in _chain_roles(bundle):
         not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
         if now > not_after:
             findings.append(
@@ -284,8 +290,7 @@ def check_strength(bundle: CertBundle, domain: str) -> list[Finding]:
     """WEAK_KEY (RSA < 2048, EC < 256 bits, DSA) and WEAK_SIGNATURE (SHA-1, MD5) on the
     leaf and intermediates. A root's self-signature is not judged: nobody verifies it."""
     findings: list[Finding] = []
-    for position, cert in enumerate(bundle.chain):
-        role = "certificate" if position == 0 else f"intermediate {_label(cert)}"
+    for role, cert in _chain_roles(bundle):
         key_type, bits = public_key_description(cert)
         weak = (
             (key_type == "RSA" and bits < MIN_RSA_BITS)
@@ -323,9 +328,7 @@ def validate(
     Raises InvalidHostname for an invalid domain, ValueError for a naive `now`,
     TrustStoreError when the trust store cannot be loaded.
     """
-    host = normalize_hostname(domain)
-    store = trust if trust is not None else TrustStore.default()
-    findings = _certificate_findings(bundle, host, _aware(now), store, renew_days)
+    host, findings = _certificate_findings(bundle, domain, now, trust, renew_days)
     chosen_key = key if key is not None else bundle.key
     if chosen_key is not None:
         findings += check_key(bundle.leaf, chosen_key, host)
@@ -334,14 +337,19 @@ def validate(
 
 
 def _certificate_findings(
-    bundle: CertBundle, host: str, now: datetime, trust: TrustStore, renew_days: int
-) -> list[Finding]:
+    bundle: CertBundle, domain: str, now: datetime, trust: TrustStore | None, renew_days: int
+) -> tuple[str, list[Finding]]:
+    """The normalized domain and every finding but key and format (what `validate` and
+    `validate_for_deploy` share, with the same argument checks)."""
+    host = normalize_hostname(domain)
+    store = trust if trust is not None else TrustStore.default()
+    now = _aware(now)
     findings = check_dates(bundle, host, now, renew_days)
     findings += check_names(bundle.leaf, host)
-    findings += check_chain(bundle, host, trust)
+    findings += check_chain(bundle, host, store)
     findings += check_order(bundle, host)
     findings += check_strength(bundle, host)
-    return findings
+    return host, findings
 
 
 @dataclass(frozen=True)
@@ -378,12 +386,10 @@ def validate_for_deploy(
     a trusted root, no weak key or signature. CERT_EXPIRING and CHAIN_ORDER are
     warnings and leave it usable. Raises like `validate`.
     """
-    host = normalize_hostname(domain)
-    store = trust if trust is not None else TrustStore.default()
-    findings = tuple(_certificate_findings(bundle, host, _aware(now), store, renew_days))
+    host, findings = _certificate_findings(bundle, domain, now, trust, renew_days)
     return DeployVerdict(
         domain=host,
         usable=not has_errors(findings),
-        findings=findings,
+        findings=tuple(findings),
         not_after=bundle.leaf.not_valid_after_utc,
     )

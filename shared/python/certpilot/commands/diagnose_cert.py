@@ -119,7 +119,13 @@ def _password(args: argparse.Namespace) -> bytes | None:
 
 
 def _diagnose(args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
-    from certpilot.certs import CertificateError, describe, load_bundle_file, load_private_key_file
+    from certpilot.certs import (
+        CertificateError,
+        describe,
+        iso_utc,
+        load_bundle_file,
+        load_private_key_file,
+    )
     from certpilot.names import InvalidHostname, normalize_hostname
     from certpilot.validate import analyze_chain, validate
 
@@ -152,7 +158,7 @@ def _diagnose(args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
     report: dict[str, Any] = {
         "domain": domain,
         "ok": not has_errors(findings),
-        "evaluated_at": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "evaluated_at": iso_utc(now),
         "certificate": certificate,
         "chain": _chain_summary(bundle, analysis, trust, now),
         "key": None
