@@ -287,7 +287,7 @@ class SizeResult:
         )
 
     def domain_seconds(self) -> list[float]:
-        """Per-domain apply time (deploy + verify) of the domains acted on."""
+        """Per-domain apply time (its write to its verdict) of the domains acted on."""
         return [
             float(r.get("seconds") or 0.0)
             for r in self.summary.get("results", [])
@@ -531,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         "plan/deploy calls/thr: emulator API calls / of them throttled; RSS: peak of the "
         "certpilot process; CPU: its user + system seconds; dep/cur/skip/fail/rb: "
         "deployed / already-current / skipped / "
-        "failed / rolled-back; median s/domain: deploy + verify of one domain inside the "
-        f"pool; QPS bound: max(N_cdn/{DOCUMENTED_QPS[CDN_WRITE]:g}, N_oss/{OSS_QPS:g}) + "
+        "failed / rolled-back; median s/domain: from a domain's write to its verdict "
+        "(all writes go out before any verification); "
+        f"QPS bound: max(N_cdn/{DOCUMENTED_QPS[CDN_WRITE]:g}, N_oss/{OSS_QPS:g}) + "
         "propagation delay; * not documented (the emulator's chosen limit)."
     )
     for note in notes:

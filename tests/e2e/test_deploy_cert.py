@@ -589,3 +589,104 @@ def test_certpilot_never_receives_a_private_key_from_cas(
     assert asked and all(flag is True for flag in asked)
     assert answered and all("Key" not in body and "Cert" not in body for body in answered)
     assert not any("PRIVATE KEY" in json.dumps(body) for body in answered)
+
+
+def _scale_estate(n_oss: int, n_cdn: int, *, propagation: float) -> dict[str, Any]:
+    """n_oss OSS custom domains and n_cdn CDN domains, all on an expiring wildcard."""
+    return {
+        "settings": {"propagation_delay": propagation},
+        "certificates": [
+            {"name": "wild-old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90},
+            {"name": "wild-pem", "sans": ["*.example.com"], "days": 30, "cas": False},
+        ],
+        "buckets": [
+            {
+                "name": "assets",
+                "cnames": [
+                    {"domain": f"oss{i:02d}.example.com", "certificate": "wild-old"}
+                    for i in range(n_oss)
+                ],
+            }
+        ],
+        "cdn_domains": [
+            {"name": f"cdn{i:02d}.example.com", "origin": "assets", "certificate": "wild-old"}
+            for i in range(n_cdn)
+        ],
+    }
+
+
+def test_writes_all_go_out_before_verification_starts(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given 40 domains (20 OSS, 20 CDN) behind an edge that takes 1.0 s to serve a change
+    from certpilot import probe
+    from certpilot.adapters.cdn import CdnAdapter
+    from certpilot.adapters.oss import OssAdapter
+
+    for name, value in cloud.certpilot_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "30")
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+    cloud.load_estate(_scale_estate(20, 20, propagation=1.0))
+    # and a record of every certificate write and every probe, in order
+    record: list[tuple[str, str]] = []
+    live_probe = probe.probe_https
+    set_certificate, bind_certificate = CdnAdapter.set_certificate, OssAdapter.bind_certificate
+
+    def probed(domain: str, **options: Any) -> Any:
+        record.append(("probe", domain))
+        return live_probe(domain, **options)
+
+    def cdn_write(self: Any, domain: str, *args: Any) -> None:
+        set_certificate(self, domain, *args)
+        record.append(("write", domain))
+
+    def oss_write(self: Any, bucket: str, region: str, domain: str, *args: Any) -> None:
+        bind_certificate(self, bucket, region, domain, *args)
+        record.append(("write", domain))
+
+    monkeypatch.setattr(probe, "probe_https", probed)
+    monkeypatch.setattr(CdnAdapter, "set_certificate", cdn_write)
+    monkeypatch.setattr(OssAdapter, "bind_certificate", oss_write)
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when the renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then every domain is deployed and verified...
+    assert summary["status"] == "deployed", summary["results"]
+    assert summary["counts"]["deployed"] == 40
+    # ...every write was accepted before the first verification probe (a worker that
+    # waited for its own domain would probe between writes: 40 x 1.0 s / 8 workers)...
+    kinds = [kind for kind, _ in record]
+    assert kinds.count("write") == 40
+    assert "write" not in kinds[kinds.index("probe") :]
+    # ...and verifying took a few rounds of one probe per pending domain, not one
+    # wait per domain: no domain was probed more than a 1 s propagation takes
+    probes = [domain for kind, domain in record if kind == "probe"]
+    assert max(probes.count(d) for d in set(probes)) <= 6
+
+
+def test_cdn_certificates_bound_by_cas_reference_need_no_per_domain_lookup(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given 20 CDN domains bound by CAS reference and one bound by PEM (not in CAS)
+    for name, value in cloud.certpilot_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+    estate = _scale_estate(0, 20, propagation=0.0)
+    estate["cdn_domains"].append(
+        {"name": "pem.example.com", "origin": "assets", "certificate": "wild-pem"}
+    )
+    cloud.load_estate(estate)
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when the renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the CAS ids came from the CAS listing by certificate name: only the PEM-bound
+    # domain cost a DescribeDomainCertificateInfo call
+    assert summary["status"] == "deployed" and summary["counts"]["deployed"] == 21
+    assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["calls"] == 1
+    # and the same event again finds every domain already current, with no lookup at all
+    again = invoke(cloud, cloudevent(cloud, new["certId"]))
+    assert again["status"] == "nothing-to-do"
+    assert again["counts"]["already-current"] == 21
+    assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["calls"] == 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from certpilot import credentials, inventory
+from certpilot import catalog, credentials, inventory
 from certpilot.clients import CloudClients
 from certpilot.model import Location, Route
 from certpilot.ratelimit import RateLimiter
@@ -165,6 +165,70 @@ def test_cert_ids_are_fetched_only_for_the_domains_asked(cloud: Any) -> None:
     assert cdn.deployed.cas_id == static.deployed.cas_id  # type: ignore[union-attr]
     assert cdn.deployed.not_after is not None
     assert inv.get("cdn.example.com").deployed.cas_id is None  # type: ignore[union-attr]
+
+
+CAS_BOUND_ESTATE: dict[str, Any] = {
+    "certificates": [
+        {"name": "wild-a", "sans": ["*.example.com"], "days": 90},
+        {"name": "wild-b", "sans": ["*.example.com"], "days": 200},
+        {"name": "pem-only", "sans": ["*.example.com"], "days": 60, "cas": False},
+    ],
+    "buckets": [{"name": "origin", "region": "cn-hangzhou"}],
+    "cdn_domains": [
+        *(
+            {
+                "name": f"d{i:02d}.example.com",
+                "origin": "origin",
+                "certificate": "wild-a" if i % 2 else "wild-b",
+            }
+            for i in range(20)
+        ),
+        {"name": "bare.example.com", "origin": "origin"},
+        {"name": "upload.example.com", "origin": "origin", "certificate": "pem-only"},
+        {"name": "renamed.example.com", "origin": "origin"},
+    ],
+}
+
+
+def test_cas_ids_of_cdn_certificates_come_from_the_cas_listing_by_name(cloud: Any) -> None:
+    # Given 20 CDN domains bound by CAS reference, one without HTTPS, one bound by PEM,
+    # and one bound to wild-a under the name of wild-b (CertName given explicitly)
+    ids = cloud.load_estate(CAS_BOUND_ESTATE)
+    from alibabacloud_cdn20180510 import models
+
+    cloud.cdn_client().set_cdn_domain_sslcertificate(
+        models.SetCdnDomainSSLCertificateRequest(
+            domain_name="renamed.example.com",
+            sslprotocol="on",
+            cert_type="cas",
+            cert_id=ids["wild-a"],
+            cert_region="cn-hangzhou",
+            cert_name="wild-b",
+        )
+    )
+    clients = make_clients(cloud)
+    inv = inventory.discover(clients, clients.settings)
+    listing = catalog.list_all(clients, include_expired=True)
+    before = calls(cloud)
+
+    # When the CAS ids of every CDN domain are filled in with the CAS listing at hand
+    names = [r.name for r in inv.domains if r.route is Route.CDN]
+    enriched = inventory.with_cert_ids(inv, clients, names, cas=listing.summaries)
+
+    # Then only the PEM-bound domain and the misnamed one (its expiry disagrees with
+    # wild-b's) cost a DescribeDomainCertificateInfo call...
+    looked_up = calls(cloud).get("cdn:DescribeDomainCertificateInfo", 0)
+    assert looked_up - before.get("cdn:DescribeDomainCertificateInfo", 0) == 2
+    # ...and every id is the one the control plane has bound
+    state = cloud.state()["cdn_domains"]
+    for record in enriched.domains:
+        ssl = state[record.name]["ssl"]
+        expected = ssl["cert_id"] if ssl else None
+        got = record.deployed.cas_id if record.deployed else None
+        assert got == expected, record.name
+        if record.deployed is not None and record.deployed.cas_id is not None:
+            assert record.deployed.region == "cn-hangzhou"
+    assert enriched.get("bare.example.com").deployed is None  # type: ignore[union-attr]
 
 
 def test_an_account_without_https_cdn_domains_needs_no_certificate_listing(cloud: Any) -> None:

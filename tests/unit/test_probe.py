@@ -7,7 +7,7 @@ import http.server
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +21,9 @@ from cryptography.x509.oid import NameOID
 from certpilot.findings import Code
 from certpilot.probe import (
     ServedCert,
+    Watch,
     parse_hostport,
+    poll_rounds,
     probe_http,
     probe_https,
     restore_problem,
@@ -459,3 +461,79 @@ def test_wait_for_restore_reports_an_edge_stuck_on_the_new_certificate() -> None
     )
     assert not result.ok and result.reason == "edge still serves the rolled-back certificate"
     assert clock.now == pytest.approx(2)
+
+
+def _fine_from(
+    times: dict[str, float], clock: FakeClock, probed: list[tuple[float, str]]
+) -> Callable[[str], ServedCert]:
+    """A probe whose edge serves NEW for `domain` from `times[domain]` on, else OLD."""
+
+    def probe(domain: str) -> ServedCert:
+        probed.append((clock.now, domain))
+        return _served("NEW" if clock.now >= times[domain] else "OLD")
+
+    return probe
+
+
+def _watch(domain: str, deadline: float, started: float = 0.0) -> Watch:
+    return Watch(domain, lambda served: served_problem(served, "NEW"), started, deadline)
+
+
+def test_poll_rounds_probes_each_pending_domain_once_per_round() -> None:
+    # given three domains the edge serves at 0, 0.25 and 0.6 s
+    clock = FakeClock()
+    probed: list[tuple[float, str]] = []
+    times = {"a": 0.0, "b": 0.25, "c": 0.6}
+    done: list[str] = []
+    # when they are watched together
+    results = poll_rounds(
+        {name: _watch(name, 10) for name in times},
+        probe=_fine_from(times, clock, probed),
+        workers=4,
+        clock=clock.clock,
+        sleep=clock.sleep,
+        on_result=lambda key, _: done.append(key),
+    )
+    # then a round probes only the pending ones, once each, and each leaves when served
+    assert sorted(probed) == [
+        (0.0, "a"), (0.0, "b"), (0.0, "c"),
+        (0.1, "b"), (0.1, "c"),
+        (pytest.approx(0.3), "b"), (pytest.approx(0.3), "c"),
+        (pytest.approx(0.7), "c"),
+    ]  # fmt: skip
+    assert {k: (v.ok, v.attempts) for k, v in results.items()} == {
+        "a": (True, 1),
+        "b": (True, 3),
+        "c": (True, 4),
+    }
+    assert done == ["a", "b", "c"]
+
+
+def test_poll_rounds_deadlines_count_from_each_watch_start() -> None:
+    # given two domains never served: one written at 0 with 1 s, one at 0.5 with 2 s
+    clock = FakeClock()
+    probed: list[tuple[float, str]] = []
+    times = {"early": 99.0, "late": 99.0}
+    results = poll_rounds(
+        {"early": _watch("early", 1.0), "late": _watch("late", 2.0, started=0.5)},
+        probe=_fine_from(times, clock, probed),
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    # then each gives up at its own deadline, probed right at it, with the reason
+    assert results["early"].elapsed == pytest.approx(1.0)
+    assert results["late"].elapsed == pytest.approx(2.0)
+    assert clock.now == pytest.approx(2.5)
+    assert {v.reason for v in results.values()} == {"edge serves another certificate"}
+    assert max(clock.sleeps) <= 1.0
+
+
+def test_poll_rounds_counts_a_probe_that_raises_as_not_served() -> None:
+    def broken(domain: str) -> ServedCert:
+        raise RuntimeError("bug")
+
+    clock = FakeClock()
+    results = poll_rounds(
+        {"a": _watch("a", 0.0)}, probe=broken, clock=clock.clock, sleep=clock.sleep
+    )
+    assert not results["a"].ok and results["a"].reason == "probe failed: RuntimeError"

@@ -1,23 +1,27 @@
 """Carry out a `Plan`: deploy on each domain, verify from outside, roll back on failure.
 
-Domains run concurrently in a thread pool; the adapters keep every call under its QPS
-limit and retry throttling and 5xx themselves. One domain's failure never stops the
-others: every domain of the plan ends with exactly one `DomainResult`.
+Phases, not one domain after the other: every write first (concurrently; the adapters
+keep every call under its QPS limit and retry throttling and 5xx themselves), then the
+verification of all written domains in probing rounds, then the rollbacks, then a
+check of the restored state. Waiting for the edge (about a minute on CDN) so never
+holds a write: a run takes about the writes' QPS time plus one propagation, not
+domains x propagation / workers. One domain's failure never stops the others: every
+domain of the plan ends with exactly one `DomainResult`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import enum
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from certpilot.errors import CloudError
-from certpilot.log import event, get_logger
+from certpilot.log import event, get_logger, with_context
 from certpilot.model import Route
 from certpilot.plan import (
     ALREADY_CURRENT,
@@ -28,7 +32,15 @@ from certpilot.plan import (
     Plan,
     Skip,
 )
-from certpilot.probe import Verification, wait_for_certificate, wait_for_restore
+from certpilot.probe import (
+    VERIFY_WORKERS,
+    ServedCert,
+    Verification,
+    Watch,
+    poll_rounds,
+    restore_problem,
+    served_problem,
+)
 
 
 class Outcome(str, enum.Enum):
@@ -80,6 +92,7 @@ class ApplyOptions:
     edge_https: str | None = None
     ca_bundle: str | None = None
     probe_timeout: float = 5.0
+    verify_workers: int = VERIFY_WORKERS  # handshakes at once in a verification round
 
 
 @dataclass(frozen=True)
@@ -118,11 +131,12 @@ class DomainResult:
         }
 
 
-Waiter = Callable[..., Verification]
 _LOG = get_logger(__name__)
 # How long to watch the edge after a rollback (at most the verification deadline): the
 # restore is best effort, a domain must not hold the whole invocation twice over.
 MAX_RESTORE_WAIT = 30.0
+Prober = Callable[[str], ServedCert]
+FORCED = "; Force=true (the domain had no certificate)"
 
 
 def skip_result(skip: Skip) -> DomainResult:
@@ -139,64 +153,327 @@ def apply_plan(
     options: ApplyOptions,
     *,
     log: logging.Logger = _LOG,
-    wait: Waiter = wait_for_certificate,
-    wait_restored: Waiter = wait_for_restore,
+    probe: Prober | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[DomainResult, ...]:
     """Deploy every action of `plan`; skipped domains get their result as they are.
 
-    A domain that does not verify is rolled back, and the edge is probed again
-    (best effort, `MAX_RESTORE_WAIT`) to record whether it serves the restored state.
+    In phases, so that waiting for the edge never holds a write: (1) every write,
+    concurrently (a pool per route of `options.concurrency`, each call paced by the
+    adapters' QPS limiter); (2) verification of the written domains in probing rounds
+    (`probe.poll_rounds`), each domain within `options.verify_deadline` of its own
+    write; (3) the rollback of those that did not verify, concurrently; (4) a best
+    effort check (`MAX_RESTORE_WAIT`) that the edge serves the restored state.
+    `probe`, `clock` and `sleep` replace the live handshake and time (tests).
     Never raises for a domain's failure. Results come in the plan's domain order.
     """
-    fingerprint = plan.cert.fingerprint_sha256
     results: dict[str, DomainResult] = {s.domain: skip_result(s) for s in plan.skipped}
     if plan.actions:
-        workers = max(1, min(options.concurrency, len(plan.actions)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deploy") as pool:
-            # Each worker runs in a copy of this context: log lines keep the request id.
-            futures = [
-                pool.submit(
-                    contextvars.copy_context().run,
-                    _guarded,
-                    action,
-                    fingerprint,
-                    oss,
-                    cdn,
-                    options,
-                    log,
-                    (wait, wait_restored),
-                )
-                for action in plan.actions
-            ]
-            for future in futures:
-                result = future.result()
-                results[result.domain] = result
+        rollout = _Rollout(plan, oss, cdn, options, log, probe, clock, sleep)
+        results.update(rollout.run())
     return tuple(results[name] for name in sorted(results))
 
 
-def _guarded(
-    action: Action,
-    fingerprint: str,
-    oss: OssBinder,
-    cdn: CdnSetter,
-    options: ApplyOptions,
-    log: logging.Logger,
-    waits: tuple[Waiter, Waiter],
-) -> DomainResult:
-    start = time.monotonic()
-    try:
-        result = _apply_one(action, fingerprint, oss, cdn, options, log, waits)
-    except Exception as err:  # one domain's bug must not stop the others
-        result = _result(action, Outcome.FAILED, f"unexpected {type(err).__name__}", "Internal")
-    result = _with_seconds(result, time.monotonic() - start)
-    log.info("domain result", extra={"fields": result.to_dict()})
-    return result
+@dataclass
+class _Track:
+    """Where one action stands between phases."""
+
+    action: Action
+    started: float = 0.0  # when its write was sent
+    written: float = 0.0  # when the cloud accepted it
+    verification: Verification | None = None
+    why: str = ""  # why it is being rolled back
+    undone: float = 0.0  # when the rollback was accepted
 
 
-def _with_seconds(result: DomainResult, seconds: float) -> DomainResult:
-    from dataclasses import replace
+class _Rollout:
+    """The phases of `apply_plan` over one plan's actions."""
 
-    return replace(result, seconds=seconds)
+    def __init__(
+        self,
+        plan: Plan,
+        oss: OssBinder,
+        cdn: CdnSetter,
+        options: ApplyOptions,
+        log: logging.Logger,
+        probe: Prober | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.fingerprint = plan.cert.fingerprint_sha256
+        self.actions = plan.actions
+        self.oss, self.cdn = oss, cdn
+        self.options = options
+        self.log = log
+        self.probe = probe
+        self.clock = clock
+        self.sleep = sleep
+        self.results: dict[str, DomainResult] = {}
+
+    def run(self) -> dict[str, DomainResult]:
+        written = self._write_all()
+        if not self.options.verify:
+            for track in written:
+                self._finish(track, Outcome.DEPLOYED, _deployed_reason(track.action))
+            return self.results
+        failed = self._verify(written)
+        restorable = self._roll_back_all(failed)
+        self._check_restored(restorable)
+        return self.results
+
+    # -- phase 1: writes ------------------------------------------------------------
+
+    def _write_all(self) -> list[_Track]:
+        tracks = [_Track(action) for action in self.actions]
+        errors = self._concurrently(tracks, self._write)
+        written = []
+        for track in tracks:
+            error = errors[track.action.domain]
+            if error is None:
+                written.append(track)
+            else:
+                self._finish(track, Outcome.FAILED, *_failure(error))
+        event(self.log, "writes done", written=len(written), failed=len(tracks) - len(written))
+        return written
+
+    def _write(self, track: _Track) -> None:
+        track.started = self.clock()
+        _deploy(track.action, self.oss, self.cdn)
+        track.written = self.clock()
+
+    def _concurrently(
+        self, tracks: Sequence[_Track], step: Callable[[_Track], None]
+    ) -> dict[str, BaseException | None]:
+        """Run `step` on every track, a pool per route (one service's QPS limit must
+        not hold the other's calls); each worker keeps the caller's log context."""
+        by_route: dict[Route, list[_Track]] = {}
+        for track in tracks:
+            by_route.setdefault(track.action.route, []).append(track)
+        errors: dict[str, BaseException | None] = {}
+        pools = [
+            ThreadPoolExecutor(
+                max(1, min(self.options.concurrency, len(group))),
+                thread_name_prefix=f"deploy-{route.value}",
+            )
+            for route, group in by_route.items()
+        ]
+        try:
+            futures = [
+                (track, pool.submit(with_context(step), track))
+                for pool, group in zip(pools, by_route.values(), strict=True)
+                for track in group
+            ]
+            for track, future in futures:
+                errors[track.action.domain] = future.exception()
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True)
+        return errors
+
+    # -- phase 2: verification --------------------------------------------------------
+
+    def _verify(self, written: list[_Track]) -> list[_Track]:
+        """Watch every written domain in rounds; returns those that did not verify."""
+        by_domain = {track.action.domain: track for track in written}
+        watches = {
+            domain: Watch(
+                probe_name(domain),
+                functools.partial(_served_problem, self.fingerprint),
+                track.written,
+                self.options.verify_deadline,
+            )
+            for domain, track in by_domain.items()
+        }
+        failed: list[_Track] = []
+
+        def settle(domain: str, verification: Verification) -> None:
+            track = by_domain[domain]
+            track.verification = verification
+            if verification.ok:
+                self._finish(track, Outcome.DEPLOYED, _deployed_reason(track.action))
+                return
+            failed.append(track)
+
+        self._poll(watches, settle)
+        event(
+            self.log,
+            "verification done",
+            verified=len(written) - len(failed),
+            failed=len(failed),
+            rounds=max((t.verification.attempts for t in written if t.verification), default=0),
+        )
+        restorable = []
+        for track in failed:
+            action, verification = track.action, track.verification
+            assert verification is not None
+            track.why = (
+                f"verification failed after {verification.elapsed:.1f}s: {verification.reason}"
+            )
+            event(
+                self.log,
+                "verification failed",
+                level=logging.WARNING,
+                domain=action.domain,
+                reason=verification.reason,
+            )
+            if action.rollback == ROLLBACK_NONE:
+                self._finish(
+                    track,
+                    Outcome.FAILED,
+                    track.why
+                    + "; the previous certificate is not held in CAS and cannot be restored",
+                    "VerifyFailed",
+                )
+            else:
+                restorable.append(track)
+        return restorable
+
+    def _poll(
+        self, watches: Mapping[str, Watch], on_result: Callable[[str, Verification], None]
+    ) -> None:
+        if not watches:
+            return
+        poll_rounds(
+            watches,
+            edge=self.options.edge_https,
+            ca_bundle=self.options.ca_bundle,
+            timeout=self.options.probe_timeout,
+            workers=self.options.verify_workers,
+            probe=self.probe,
+            clock=self.clock,
+            sleep=self.sleep,
+            on_result=on_result,
+        )
+
+    # -- phase 3: rollbacks -----------------------------------------------------------
+
+    def _roll_back_all(self, failed: list[_Track]) -> list[_Track]:
+        """Roll back every domain that did not verify; returns those rolled back."""
+        if not failed:
+            return []
+        errors = self._concurrently(failed, self._undo)
+        undone = []
+        for track in failed:
+            error = errors[track.action.domain]
+            if error is None:
+                undone.append(track)
+                continue
+            if isinstance(error, CloudError):
+                reason, code = (
+                    f"{track.why}; rollback {error.action} failed: {error.code}",
+                    error.code,
+                )
+            else:
+                reason, code = (
+                    f"{track.why}; rollback: unexpected {type(error).__name__}",
+                    "Internal",
+                )
+            self._finish(track, Outcome.FAILED, reason, code)
+        return undone
+
+    def _undo(self, track: _Track) -> None:
+        _roll_back(track.action, self.oss, self.cdn)
+        track.undone = self.clock()
+
+    # -- phase 4: the restored state at the edge ------------------------------------
+
+    def _check_restored(self, undone: list[_Track]) -> None:
+        by_domain = {track.action.domain: track for track in undone}
+        deadline = min(self.options.verify_deadline, MAX_RESTORE_WAIT)
+        watches = {}
+        for domain, track in by_domain.items():
+            action = track.action
+            previous = _comparable(action.previous.fingerprint if action.previous else None)
+            problem = functools.partial(
+                _restore_problem,
+                self.fingerprint,
+                previous,
+                action.rollback == ROLLBACK_RESTORE,
+            )
+            watches[domain] = Watch(probe_name(domain), problem, track.undone, deadline)
+
+        def settle(domain: str, restored: Verification) -> None:
+            track = by_domain[domain]
+            self._finish(
+                track,
+                Outcome.ROLLED_BACK,
+                f"{track.why}; {self._undone_text(track.action, restored)}",
+                restored=restored,
+            )
+
+        self._poll(watches, settle)
+
+    def _undone_text(self, action: Action, restored: Verification) -> str:
+        restore = action.rollback == ROLLBACK_RESTORE
+        text = (
+            f"restored certificate {action.previous_cas_id}"
+            if restore
+            else "removed the certificate (the domain had none)"
+        )
+        if restored.ok:
+            return text + (
+                ", and the edge serves it"
+                if restore
+                else ", and the edge no longer serves the new one"
+            )
+        event(
+            self.log,
+            "restore not confirmed at the edge",
+            level=logging.WARNING,
+            domain=action.domain,
+            reason=restored.reason,
+        )
+        return text + f"; not confirmed at the edge: {restored.reason}"
+
+    # -- results ----------------------------------------------------------------------
+
+    def _finish(
+        self,
+        track: _Track,
+        outcome: Outcome,
+        reason: str,
+        error_code: str | None = None,
+        *,
+        restored: Verification | None = None,
+    ) -> None:
+        result = replace(
+            _result(
+                track.action,
+                outcome,
+                reason,
+                error_code,
+                verification=track.verification,
+                restored=restored,
+            ),
+            seconds=max(0.0, self.clock() - track.started),
+        )
+        self.results[result.domain] = result
+        self.log.info("domain result", extra={"fields": result.to_dict()})
+
+
+def _deployed_reason(action: Action) -> str:
+    return action.reason + (FORCED if action.force else "")
+
+
+def _failure(error: BaseException) -> tuple[str, str]:
+    """(reason, error code) of a write that raised."""
+    if isinstance(error, CloudError):
+        return f"{error.action} failed: {error.code}", error.code
+    # One domain's bug must not stop the others.
+    return f"unexpected {type(error).__name__}", "Internal"
+
+
+def _served_problem(fingerprint: str, served: ServedCert) -> str:
+    return served_problem(served, fingerprint)
+
+
+def _restore_problem(
+    rolled_back: str, previous: str | None, expect_certificate: bool, served: ServedCert
+) -> str:
+    return restore_problem(
+        served, rolled_back, previous=previous, expect_certificate=expect_certificate
+    )
 
 
 def _result(
@@ -220,101 +497,6 @@ def _result(
         verified=verification.ok if verification else None,
         restored_verified=restored.ok if restored else None,
         attempts=verification.attempts if verification else 0,
-    )
-
-
-def _apply_one(
-    action: Action,
-    fingerprint: str,
-    oss: OssBinder,
-    cdn: CdnSetter,
-    options: ApplyOptions,
-    log: logging.Logger,
-    waits: tuple[Waiter, Waiter],
-) -> DomainResult:
-    wait, wait_restored = waits
-    try:
-        _deploy(action, oss, cdn)
-    except CloudError as err:
-        return _result(action, Outcome.FAILED, f"{err.action} failed: {err.code}", err.code)
-    reason = action.reason + (
-        "; Force=true (the domain had no certificate)" if action.force else ""
-    )
-    if not options.verify:
-        return _result(action, Outcome.DEPLOYED, reason)
-    verification = wait(
-        probe_name(action.domain),
-        fingerprint,
-        deadline=options.verify_deadline,
-        edge=options.edge_https,
-        ca_bundle=options.ca_bundle,
-        timeout=options.probe_timeout,
-    )
-    if verification.ok:
-        return _result(action, Outcome.DEPLOYED, reason, verification=verification)
-    why = f"verification failed after {verification.elapsed:.1f}s: {verification.reason}"
-    event(
-        log,
-        "verification failed",
-        level=logging.WARNING,
-        domain=action.domain,
-        reason=verification.reason,
-    )
-    if action.rollback == ROLLBACK_NONE:
-        return _result(
-            action,
-            Outcome.FAILED,
-            why + "; the previous certificate is not held in CAS and cannot be restored",
-            "VerifyFailed",
-            verification=verification,
-        )
-    try:
-        _roll_back(action, oss, cdn)
-    except CloudError as err:
-        return _result(
-            action,
-            Outcome.FAILED,
-            f"{why}; rollback {err.action} failed: {err.code}",
-            err.code,
-            verification=verification,
-        )
-    undone = (
-        f"restored certificate {action.previous_cas_id}"
-        if action.rollback == ROLLBACK_RESTORE
-        else "removed the certificate (the domain had none)"
-    )
-    previous = action.previous
-    restored = wait_restored(
-        probe_name(action.domain),
-        fingerprint,
-        previous=_comparable(previous.fingerprint if previous else None),
-        expect_certificate=action.rollback == ROLLBACK_RESTORE,
-        deadline=min(options.verify_deadline, MAX_RESTORE_WAIT),
-        edge=options.edge_https,
-        ca_bundle=options.ca_bundle,
-        timeout=options.probe_timeout,
-    )
-    if restored.ok:
-        undone += (
-            ", and the edge serves it"
-            if action.rollback == ROLLBACK_RESTORE
-            else ", and the edge no longer serves the new one"
-        )
-    else:
-        undone += f"; not confirmed at the edge: {restored.reason}"
-        event(
-            log,
-            "restore not confirmed at the edge",
-            level=logging.WARNING,
-            domain=action.domain,
-            reason=restored.reason,
-        )
-    return _result(
-        action,
-        Outcome.ROLLED_BACK,
-        f"{why}; {undone}",
-        verification=verification,
-        restored=restored,
     )
 
 

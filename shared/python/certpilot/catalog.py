@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -196,6 +197,41 @@ def load_one(clients: CloudClients, trust: TrustStore, cas_id: int) -> CatalogCe
     return from_detail(detail, trusted_names(trust))
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What ListUserCertificateOrder (OrderType=CERT) lists, by status group."""
+
+    usable: tuple[CasSummary, ...]  # ISSUED and WILLEXPIRED (CAS's default)
+    expired: tuple[CasSummary, ...] = ()
+    revoked: tuple[CasSummary, ...] = ()
+
+    @property
+    def summaries(self) -> tuple[CasSummary, ...]:
+        """Every listed certificate once (by CAS id), usable ones first."""
+        seen: dict[int, CasSummary] = {}
+        for summary in (*self.usable, *self.expired, *self.revoked):
+            seen.setdefault(summary.cas_id, summary)
+        return tuple(seen.values())
+
+
+def list_all(
+    clients: CloudClients, *, include_expired: bool = False, include_revoked: bool = True
+) -> Listing:
+    """List the CAS certificates (no detail call): one listing per status group, all pages.
+
+    A refused REVOKED filter costs only the revoked group (see `_revoked`).
+
+    Raises:
+        CloudError: a listing failed after retries.
+    """
+    cas = clients.cas
+    return Listing(
+        usable=tuple(cas.list_certificates()),
+        expired=tuple(cas.list_certificates("EXPIRED")) if include_expired else (),
+        revoked=tuple(_revoked(cas)) if include_revoked else (),
+    )
+
+
 def load(
     clients: CloudClients,
     trust: TrustStore,
@@ -204,11 +240,14 @@ def load(
     covering: Iterable[str] | None = None,
     include_revoked: bool = True,
     include_expired: bool = False,
+    listing: Listing | None = None,
 ) -> Catalog:
     """Read the CAS catalog (see the module docstring).
 
     `covering`: only certificates whose listed SANs cover one of these hostnames are
     read in detail and returned (saves a detail call per unrelated certificate).
+    `listing`: what `list_all` already listed (with the same include flags), so that a
+    caller that also needs the listing lists only once.
     `now` is accepted for symmetry with planning; validity is judged by `plan`.
 
     Raises:
@@ -225,10 +264,14 @@ def load(
         names = summary.sans or (summary.common_name,)
         return any(covers(names, host) or host in names for host in wanted)
 
-    usable = [s for s in cas.list_certificates() if relevant(s)]
+    if listing is None:
+        listing = list_all(
+            clients, include_expired=include_expired, include_revoked=include_revoked
+        )
+    usable = [s for s in listing.usable if relevant(s)]
     if include_expired:
-        usable += [s for s in cas.list_certificates("EXPIRED") if relevant(s)]
-    revoked = [s for s in _revoked(cas) if relevant(s)] if include_revoked else []
+        usable += [s for s in listing.expired if relevant(s)]
+    revoked = [s for s in listing.revoked if relevant(s)] if include_revoked else []
     anchors = trusted_names(trust) if usable else frozenset()
     certificates: list[CatalogCert] = []
     if usable:

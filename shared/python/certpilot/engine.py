@@ -137,20 +137,31 @@ def discover_and_plan(
         return None, inventory, Catalog(certificates=())
     targets = [r.name for r in inventory.domains if domain_covered(named.sans, r.name)]
     # Expired certificates too: one named by an event must be refused with its finding.
-    catalog = catalog_module.load(deps.clients, trust, now, covering=targets, include_expired=True)
+    listing = catalog_module.list_all(deps.clients, include_expired=True)
+    catalog = catalog_module.load(
+        deps.clients, trust, now, covering=targets, include_expired=True, listing=listing
+    )
     # The listing knows revocation, the detail does not: prefer the listing's entry.
     cert = catalog.by_id(cas_id) or named
     if catalog.by_id(cas_id) is None:
         catalog = Catalog(certificates=(*catalog.certificates, named))
-    # The CDN listings carry no CAS id: fetch it for the CDN domains this certificate
-    # covers, so that "already current" and rollback know the bound certificate.
+    # The CDN listings carry no CAS id: find it for the CDN domains this certificate
+    # covers, so that "already current" and rollback know the bound certificate. By
+    # name in the CAS listing read above; one DescribeDomainCertificateInfo call only
+    # for a domain whose name does not match exactly one listed certificate.
     covered = [
         r.name
         for r in inventory.domains
         if r.route is Route.CDN and domain_covered(cert.sans, r.name)
     ]
     if covered:
-        inventory = inventory_module.with_cert_ids(inventory, deps.clients, covered)
+        inventory = inventory_module.with_cert_ids(
+            inventory,
+            deps.clients,
+            covered,
+            cas=listing.summaries,
+            regions={c.cas_id: c.region for c in catalog.certificates},
+        )
     policy = policy or Policy(renew_days=deps.settings.renew_days)
     plan = plan_certificate(cert, inventory, now, policy, catalog)
     # A current certificate that "expires later" may still be one browsers reject

@@ -6,9 +6,10 @@
 - CDN: DescribeUserDomains (all pages, 500 a page), and DescribeCdnHttpsDomainList
   (all pages) for the certificates, only when some OSS-origin domain has HTTPS on.
 
-None of these carries the CAS id of a CDN certificate; `with_cert_ids()` fetches it
-(DescribeDomainCertificateInfo, one call per domain) for the few domains a caller
-is about to change. `classify()` is the pure routing rule, testable without I/O.
+None of these carries the CAS id of a CDN certificate; `with_cert_ids()` fills it in
+for the domains a caller is about to change: by the certificate's name in the CAS
+listing (no call), else DescribeDomainCertificateInfo (one call per domain).
+`classify()` is the pure routing rule, testable without I/O.
 
 Routing: a bucket domain (`<bucket>.oss-<region>.aliyuncs.com`) is recorded as
 `Route.BUCKET_DOMAIN` and never modified; a CDN domain whose origin is an OSS bucket
@@ -25,8 +26,10 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from certpilot.adapters.cas import CasSummary
 from certpilot.adapters.cdn import CdnDomainInfo, Source
 from certpilot.adapters.oss import BucketInfo, CnameInfo
 from certpilot.errors import NotFoundError
@@ -232,33 +235,98 @@ def _certificate_info(clients: CloudClients, record: DomainRecord) -> DeployedCe
     return clients.cdn.certificate_info(record.name)
 
 
-def with_cert_ids(inventory: Inventory, clients: CloudClients, domains: Iterable[str]) -> Inventory:
+# UNCONFIRMED (chosen): for `CertType=cas` the CertName that DescribeCdnHttpsDomainList
+# reports is the CAS certificate's name, which CAS keeps unique in an account
+# (UploadUserCertificate answers NameRepeat), so the name finds the CAS id without a
+# DescribeDomainCertificateInfo call per domain. Cross-checked with the expiry: the
+# CAS listing gives a calendar day, in a zone the docs do not state, hence the slack.
+# No match, several, another type or a disagreeing expiry: ask DescribeDomainCertificateInfo.
+EXPIRY_SLACK = timedelta(hours=36)
+
+
+def cas_by_name(certificates: Iterable[CasSummary]) -> dict[str, tuple[CasSummary, ...]]:
+    """The listed CAS certificates by name (a name listed under two ids keeps both)."""
+    found: dict[str, dict[int, CasSummary]] = {}
+    for summary in certificates:
+        if summary.name:
+            found.setdefault(summary.name, {}).setdefault(summary.cas_id, summary)
+    return {name: tuple(by_id.values()) for name, by_id in found.items()}
+
+
+def match_cas_certificate(
+    listed: DeployedCert | None, by_name: Mapping[str, Sequence[CasSummary]]
+) -> CasSummary | None:
+    """The CAS certificate a CDN domain serves, from its HTTPS listing entry (pure).
+
+    None unless the entry is `CertType=cas`, exactly one listed CAS certificate has
+    its CertName, and both expiry times are known and agree within `EXPIRY_SLACK`.
+    """
+    if listed is None or listed.cert_type != "cas" or not listed.name:
+        return None
+    candidates = by_name.get(listed.name, ())
+    if len(candidates) != 1:
+        return None
+    [summary] = candidates
+    if listed.not_after is None or summary.end is None:
+        return None
+    if abs(listed.not_after - summary.end) > EXPIRY_SLACK:
+        return None
+    return summary
+
+
+def with_cert_ids(
+    inventory: Inventory,
+    clients: CloudClients,
+    domains: Iterable[str],
+    *,
+    cas: Iterable[CasSummary] | None = None,
+    regions: Mapping[int, str] | None = None,
+) -> Inventory:
     """`inventory` with the CAS id (and region) of the CDN certificate of `domains` filled in.
 
-    One DescribeDomainCertificateInfo call per named CDN-routed domain; other names
-    are ignored. A domain whose HTTPS turned out to be off gets `deployed=None`.
+    With `cas` (the CAS listing, e.g. `catalog.Listing.summaries`) a certificate is
+    first matched by its CertName (see `match_cas_certificate`); its region is
+    `regions[cas_id]` when given (the catalog's), else `settings.cas_region`. Every
+    other named CDN-routed domain with HTTPS on costs one DescribeDomainCertificateInfo
+    call; other names are ignored. A domain whose HTTPS turned out to be off gets
+    `deployed=None`.
 
     Raises:
         CloudError: a lookup failed after retries (NotFoundError for a vanished domain).
     """
     wanted = {n for n in (normalize_domain(d) for d in domains) if n is not None}
-    targets = [r for r in inventory.domains if r.name in wanted and r.route is Route.CDN]
+    # HTTPS off (DescribeUserDomains said so): no certificate whose id could be asked.
+    targets = [
+        r
+        for r in inventory.domains
+        if r.name in wanted and r.route is Route.CDN and r.deployed is not None
+    ]
     if not targets:
         return inventory
-    workers = max(1, min(len(targets), MAX_WORKERS))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cert-ids") as pool:
-        infos = dict(
-            zip(
-                (r.name for r in targets),
-                pool.map(with_context(_certificate_info), [clients] * len(targets), targets),
-                strict=True,
-            )
-        )
-    updated = []
-    for record in inventory.domains:
-        if record.name in infos:
-            info = infos[record.name]
-            deployed = None if info is None else _merge(record.deployed, info)
-            record = dataclasses.replace(record, deployed=deployed)
-        updated.append(record)
+    updates: dict[str, DeployedCert | None] = {}
+    if cas is not None:
+        by_name = cas_by_name(cas)
+        region_of = regions or {}
+        for record in targets:
+            summary = match_cas_certificate(record.deployed, by_name)
+            if summary is not None and record.deployed is not None:
+                updates[record.name] = dataclasses.replace(
+                    record.deployed,
+                    cas_id=summary.cas_id,
+                    region=region_of.get(summary.cas_id) or clients.settings.cas_region,
+                )
+    lookups = [r for r in targets if r.name not in updates]
+    if lookups:
+        workers = max(1, min(len(lookups), MAX_WORKERS))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cert-ids") as pool:
+            infos = pool.map(with_context(_certificate_info), [clients] * len(lookups), lookups)
+            for record, info in zip(lookups, infos, strict=True):
+                updates[record.name] = None if info is None else _merge(record.deployed, info)
+    event(_log, "cdn certificate ids", by_name=len(targets) - len(lookups), looked_up=len(lookups))
+    updated = [
+        dataclasses.replace(record, deployed=updates[record.name])
+        if record.name in updates
+        else record
+        for record in inventory.domains
+    ]
     return dataclasses.replace(inventory, domains=tuple(updated))

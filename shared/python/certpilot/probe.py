@@ -7,22 +7,28 @@ the domain. Chains are verified against `CERTPILOT_CA_BUNDLE` when set, else cer
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import NamedTuple
 
 from certpilot.findings import Code
+from certpilot.log import with_context
 from certpilot.names import covers, wildcard_level_off
 
 DEFAULT_TIMEOUT = 5.0
 _FIRST_DELAY = 0.1
-_MAX_DELAY = 5.0
+# Probing rounds start at most this far apart: how late a verification may notice that
+# the edge caught up. A round of many domains takes its own time, which spaces them too.
+MAX_ROUND_INTERVAL = 1.0
+VERIFY_WORKERS = 16  # handshakes at once while verifying (not cloud API calls: no QPS)
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,99 @@ def restore_problem(
     return ""
 
 
+@dataclass(frozen=True)
+class Watch:
+    """One domain to watch at the edge until `problem(served)` is "" (see `poll_rounds`).
+
+    `started` is the clock time the watch counts from (the write it verifies) and
+    `deadline` the seconds it may take from then.
+    """
+
+    domain: str  # the name to probe (SNI)
+    problem: Callable[[ServedCert], str]
+    started: float
+    deadline: float
+
+
+def round_intervals() -> Iterator[float]:
+    """Seconds from the start of one probing round to the next: 0.1 s doubling, capped
+    at `MAX_ROUND_INTERVAL` (a capped interval overshoots a propagation by at most
+    that much; uncapped doubling would overshoot a 2 s one to 3.1 s)."""
+    interval = _FIRST_DELAY
+    while True:
+        yield interval
+        interval = min(interval * 2, MAX_ROUND_INTERVAL)
+
+
+def poll_rounds(
+    watches: Mapping[str, Watch],
+    *,
+    edge: str | None = None,
+    ca_bundle: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    workers: int = VERIFY_WORKERS,
+    probe: Callable[[str], ServedCert] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    on_result: Callable[[str, Verification], None] | None = None,
+) -> dict[str, Verification]:
+    """Watch many domains at once, in rounds, until each is fine or out of time.
+
+    Each round probes every pending watch once, concurrently (at most `workers`
+    handshakes at a time, each in the caller's context so logs keep the request id).
+    A watch leaves when its problem is "" (ok) or when its own deadline, counted from
+    its `started`, has passed; every watch is probed at least once, and the last
+    problem is the reason. Rounds start `round_intervals()` apart (the next one at
+    once when a round took longer), and the round that meets a pending deadline is
+    not slept past. `on_result(key, verification)` is called as each watch ends.
+    Never raises for a probe's failure: a probe that raises counts as not served.
+    """
+    run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
+    pending = dict(watches)
+    attempts = dict.fromkeys(pending, 0)
+    results: dict[str, Verification] = {}
+    intervals = round_intervals()
+    size = max(1, min(workers, len(pending)))
+    pool = ThreadPoolExecutor(size, thread_name_prefix="verify") if size > 1 else None
+    safe = with_context(functools.partial(_safe_probe, run))
+    try:
+        while pending:
+            began = clock()
+            keys = list(pending)
+            names = [pending[key].domain for key in keys]
+            answers = list(pool.map(safe, names)) if pool else [safe(n) for n in names]
+            now = clock()
+            for key, served in zip(keys, answers, strict=True):
+                watch = pending[key]
+                attempts[key] += 1
+                reason = watch.problem(served)
+                elapsed = now - watch.started
+                if reason and elapsed < watch.deadline:
+                    continue
+                verification = Verification(not reason, served, attempts[key], elapsed, reason)
+                results[key] = verification
+                del pending[key]
+                if on_result is not None:
+                    on_result(key, verification)
+            if not pending:
+                break
+            due = min(w.started + w.deadline for w in pending.values())
+            wait = min(began + next(intervals), due) - clock()
+            if wait > 0:
+                sleep(wait)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    return results
+
+
+def _safe_probe(run: Callable[[str], ServedCert], name: str) -> ServedCert:
+    try:
+        return run(name)
+    except Exception as err:  # one probe's bug must not stop the round
+        return ServedCert(name, error=f"probe failed: {type(err).__name__}")
+
+
 def wait_until(
     domain: str,
     problem: Callable[[ServedCert], str],
@@ -320,26 +419,21 @@ def wait_until(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verification:
-    """Probe `domain` until `problem(served)` is "" (ok), backing off exponentially
-    (0.1 s doubling, at most 5 s a wait), for at most `deadline` seconds. Always
+    """Probe `domain` until `problem(served)` is "" (ok), waiting 0.1 s doubling up to
+    `MAX_ROUND_INTERVAL` between probes, for at most `deadline` seconds. Always
     probes at least once; the last problem is the result's `reason`.
     """
-    run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
-    start = clock()
-    delay = _FIRST_DELAY
-    attempts = 0
-    while True:
-        attempts += 1
-        served = run(domain)
-        reason = problem(served)
-        elapsed = clock() - start
-        if not reason:
-            return Verification(True, served, attempts, elapsed, "")
-        remaining = deadline - elapsed
-        if remaining <= 0:
-            return Verification(False, served, attempts, elapsed, reason)
-        sleep(min(delay, remaining))
-        delay = min(delay * 2, _MAX_DELAY)
+    watch = Watch(domain, problem, clock(), deadline)
+    return poll_rounds(
+        {domain: watch},
+        edge=edge,
+        ca_bundle=ca_bundle,
+        timeout=timeout,
+        workers=1,
+        probe=probe,
+        clock=clock,
+        sleep=sleep,
+    )[domain]
 
 
 def wait_for_certificate(
@@ -355,8 +449,8 @@ def wait_for_certificate(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Verification:
     """Probe until `domain` serves the certificate `fingerprint` with a valid chain and
-    name, backing off exponentially (0.1 s doubling, at most 5 s a wait), for at most
-    `deadline` seconds. Always probes at least once.
+    name, as `wait_until` does, for at most `deadline` seconds. Always probes at least
+    once.
     """
     return wait_until(
         domain,
