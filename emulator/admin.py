@@ -223,6 +223,18 @@ def read_json(request: Request) -> Any:
     return json.loads(request.body.decode("utf-8"))
 
 
+def read_json_object(request: Request, refusal: str) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (`{}` when empty).
+
+    Raises:
+        ValueError: when the body is not JSON, or `refusal` when it is not an object.
+    """
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise ValueError(refusal)
+    return body
+
+
 def dump(value: Any, now: float) -> Any:
     """A JSON-ready copy of state objects, without private keys or secrets."""
     if isinstance(value, Propagating):
@@ -326,10 +338,7 @@ def get_settings(state: State, request: Request) -> Response:
 def post_settings(state: State, request: Request) -> Response:
     platform = platform_of(state)
     try:
-        body = read_json(request)
-        if not isinstance(body, dict):
-            raise ValueError("settings must be a JSON object")
-        platform.apply_settings(body)
+        platform.apply_settings(read_json_object(request, "settings must be a JSON object"))
     except (ValueError, TypeError) as exc:
         return admin_error(400, str(exc))
     return json_reply(200, platform.settings())
@@ -341,9 +350,7 @@ def post_estate(state: State, request: Request) -> Response:
 
     platform = platform_of(state)
     try:
-        body = read_json(request)
-        if not isinstance(body, dict):
-            raise ValueError("an estate is a JSON object")
+        body = read_json_object(request, "an estate is a JSON object")
         certificates = load_estate(state, platform.pki, body)
     except (ValueError, TypeError, KeyError) as exc:
         return admin_error(400, f"{type(exc).__name__}: {exc}")
@@ -353,9 +360,7 @@ def post_estate(state: State, request: Request) -> Response:
 @admin("POST", "functions")
 def post_functions(state: State, request: Request) -> Response:
     try:
-        body = read_json(request)
-        if not isinstance(body, dict):
-            raise ValueError("a function is a JSON object")
+        body = read_json_object(request, "a function is a JSON object")
         described = platform_of(state).register_function(body)
     except (ValueError, TypeError) as exc:
         return admin_error(400, str(exc))

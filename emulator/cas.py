@@ -271,12 +271,8 @@ def delete_user_certificate(ctx: RpcContext, params: Params) -> dict[str, Any]:
 # --- admin: simulate the CA side ----------------------------------------------------------
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(status, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"})
-
-
 def _admin_error(status: int, code: str, message: str) -> Response:
-    return _json(status, {"Code": code, "Message": message})
+    return admin_api.json_reply(status, {"Code": code, "Message": message})
 
 
 def _json_body(request: Request) -> dict[str, Any]:
@@ -353,7 +349,7 @@ def admin_issue(state: State, request: Request) -> Response:
         return _admin_error(400, "InvalidParameter", str(err))
     except ServiceError as err:
         return _admin_error(409 if err.code == "NameRepeat" else err.status, err.code, err.message)
-    return _json(
+    return admin_api.json_reply(
         200,
         {
             "certId": cert.id,
@@ -375,4 +371,4 @@ def admin_revoke(state: State, request: Request) -> Response:
         revoke(state, cert_id)
     except KeyError:
         return _admin_error(404, "NotFound", f"The certificate {cert_id} does not exist.")
-    return _json(200, {"certId": cert_id, "revoked": True})
+    return admin_api.json_reply(200, {"certId": cert_id, "revoked": True})

@@ -341,3 +341,14 @@ def emulator_factory() -> Iterator[Callable[..., Emulator]]:
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_certpilot_state() -> Iterator[None]:
+    """certpilot's process-wide state as each test found it: a fresh shared QPS limiter
+    (`ratelimit.shared_limiter()`), and the secrets a test registers for redaction
+    (`log.register_secret`, e.g. by building `Credentials`) forgotten after it."""
+    from certpilot import log, ratelimit
+
+    with log.isolated_secrets(), ratelimit.isolated_shared_limiter():
+        yield

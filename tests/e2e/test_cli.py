@@ -160,3 +160,36 @@ def test_invoke_of_a_function_not_written_yet_exits_2(account: Any, tmp_path: Pa
     )
     assert run.returncode == 2
     assert "not implemented" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ('{"ok": true, "status": "deployed"}', 0),
+        ('{"status": "deployed"}', 1),  # no "ok": not a success
+        ('{"ok": "yes"}', 1),
+        ('{"ok": false}', 1),
+        ("[]", 1),
+        ("done", 1),
+    ],
+)
+def test_invoke_exits_0_only_for_a_result_that_says_ok_true(
+    account: Any, tmp_path: Path, answer: str, code: int
+) -> None:
+    # given a handler that answers `answer`
+    (tmp_path / "deploy_cert").mkdir()
+    (tmp_path / "deploy_cert" / "index.py").write_text(
+        f"def handler(event, context):\n    return {answer!r}\n"
+    )
+    # when invoked, then only an explicit "ok": true exits 0; the answer is printed as is
+    run = certpilot(
+        account,
+        "invoke",
+        "deploy-cert",
+        "--event",
+        str(EVENTS / "deploy-cert.direct.json"),
+        "--functions-dir",
+        str(tmp_path),
+    )
+    assert run.returncode == code, run.stderr
+    assert run.stdout.strip() == answer

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -148,8 +149,9 @@ def test_wildcard_lands_on_every_covered_domain_and_nowhere_else(account: Any) -
         assert result[domain][0] == "deployed", result[domain]
         assert bound(account)[domain] == new["certId"]
         assert served(account, domain) == new["sha256"]
-    assert "Force=true" in result["docs.example.com"][1]
-    assert "Force=true" not in result["static.example.com"][1]
+    # a first binding (docs.example.com had none) sends no Force either
+    assert not any(r["forced"] for r in summary["results"])
+    assert all("Force" not in reason for _, reason in result.values())
     # by CAS reference: OSS CertId, CDN CertType=cas with the certificate's region
     state = account.state()
     assert state["buckets"]["assets"]["cnames"]["docs.example.com"]["certificate"]["cert_type"] == (
@@ -323,6 +325,14 @@ def _foreign(cloud: Any, cert_id: int) -> bytes:
     return cloudevent(cloud, cert_id, aliyunaccountid="9999999999999999")
 
 
+def _actiontrail_in_singapore(cloud: Any, cert_id: int) -> bytes:
+    trail = json.loads((EVENTS / "deploy-cert.actiontrail.json").read_text())
+    trail["aliyunaccountid"] = trail["data"]["userIdentity"]["accountId"] = cloud.account_id
+    trail["data"]["responseElements"]["CertId"] = cert_id
+    trail["data"]["acsRegion"] = "ap-southeast-1"
+    return json.dumps(trail).encode()
+
+
 @pytest.mark.parametrize(
     ("make_event", "error"),
     [
@@ -331,6 +341,8 @@ def _foreign(cloud: Any, cert_id: int) -> bytes:
         (lambda cloud, cert_id: b" " * (256 * 1024 + 1), "MalformedEvent"),
         (lambda cloud, cert_id: cloudevent(cloud, cert_id, type="x.y"), "UnsupportedEvent"),
         (_foreign, "ForeignAccount"),
+        (lambda cloud, cert_id: cloudevent(cloud, f"{cert_id}-ap-southeast-1"), "ForeignRegion"),
+        (_actiontrail_in_singapore, "ForeignRegion"),
     ],
 )
 def test_rejected_events_change_nothing(
@@ -682,11 +694,245 @@ def test_cdn_certificates_bound_by_cas_reference_need_no_per_domain_lookup(
     # when the renewal is rolled out
     summary = invoke(cloud, cloudevent(cloud, new["certId"]))
     # then the CAS ids came from the CAS listing by certificate name: only the PEM-bound
-    # domain cost a DescribeDomainCertificateInfo call
-    assert summary["status"] == "deployed" and summary["counts"]["deployed"] == 21
+    # domain cost a DescribeDomainCertificateInfo call (and, valid but not restorable,
+    # it is left alone)
+    assert summary["status"] == "deployed" and summary["counts"]["deployed"] == 20
+    assert outcomes(summary)["pem.example.com"] == ("skipped", "previous-unknown")
     assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["calls"] == 1
-    # and the same event again finds every domain already current, with no lookup at all
+    # and the same event again finds every CAS-bound domain already current, with no
+    # lookup but the PEM-bound domain's
     again = invoke(cloud, cloudevent(cloud, new["certId"]))
     assert again["status"] == "nothing-to-do"
-    assert again["counts"]["already-current"] == 21
-    assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["calls"] == 1
+    assert again["counts"]["already-current"] == 20
+    assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["calls"] == 2
+
+
+def use_estate(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, estate: dict[str, Any]
+) -> dict[str, int]:
+    """Point certpilot at the emulator and load `estate`; returns the certificate ids."""
+    for name, value in cloud.certpilot_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
+    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+    ids: dict[str, int] = cloud.load_estate(estate)
+    return ids
+
+
+def test_wildcard_cdn_domain_keeps_a_longer_lived_certificate(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the CDN domains *.example.com and www.example.com on a wildcard good for 300 days
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [{"name": "long", "sans": ["*.example.com"], "days": 300}],
+            "buckets": [{"name": "assets"}],
+            "cdn_domains": [
+                {"name": "*.example.com", "origin": "assets", "certificate": "long"},
+                {"name": "www.example.com", "origin": "assets", "certificate": "long"},
+            ],
+        },
+    )
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when a shorter-lived wildcard is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then neither is replaced: the wildcard domain counts as covered by the wildcard
+    assert outcomes(summary) == {
+        "*.example.com": ("skipped", "current-expires-later"),
+        "www.example.com": ("skipped", "current-expires-later"),
+    }
+    assert (summary["ok"], summary["status"]) == (True, "nothing-to-do")
+    assert writes(cloud) == 0
+    assert bound(cloud)["*.example.com"] == ids["long"]
+
+
+def test_edge_serving_another_certificate_is_not_blamed_on_the_configured_one(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given www.example.com configured with a certificate good for 300 days, while its
+    # edge still serves another one that does not cover it (a stale edge)
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [
+                {"name": "long", "sans": ["www.example.com"], "days": 300},
+                {"name": "other", "sans": ["other.example.net"], "days": 300},
+            ],
+            "buckets": [{"name": "assets"}],
+            "cdn_domains": [
+                {
+                    "name": "www.example.com",
+                    "origin": "assets",
+                    "certificate": "long",
+                    "edge_certificate": "other",
+                }
+            ],
+        },
+    )
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when a shorter-lived wildcard is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the domain keeps its certificate, and the mismatch is reported
+    assert outcomes(summary) == {"www.example.com": ("skipped", "served-mismatch")}
+    [finding] = [f for f in summary["findings"] if f["code"] == "SERVED_MISMATCH"]
+    assert finding["domain"] == "www.example.com" and "NAME_MISMATCH" in finding["message"]
+    assert writes(cloud) == 0
+    assert bound(cloud)["www.example.com"] == ids["long"]
+
+
+def test_paused_cdn_domain_is_left_alone_and_says_so(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an offline (paused) CDN domain next to an online one, both due for renewal
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [
+                {"name": "old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90}
+            ],
+            "buckets": [{"name": "assets"}],
+            "cdn_domains": [
+                {
+                    "name": "paused.example.com",
+                    "origin": "assets",
+                    "certificate": "old",
+                    "status": "offline",
+                },
+                {"name": "www.example.com", "origin": "assets", "certificate": "old"},
+            ],
+        },
+    )
+    new = issue(cloud, ["*.example.com"], days=300)
+    # when the renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the online domain gets it, and the paused one is skipped saying it is paused
+    # (not written and rolled back: it serves nothing that could verify)
+    result = {r["domain"]: r for r in summary["results"]}
+    assert (result["paused.example.com"]["outcome"], result["paused.example.com"]["reason"]) == (
+        "skipped",
+        "cdn-status:offline",
+    )
+    assert "paused" in result["paused.example.com"]["detail"]
+    assert result["www.example.com"]["outcome"] == "deployed"
+    assert (summary["ok"], summary["status"]) == (True, "deployed")
+    assert bound(cloud)["paused.example.com"] == ids["old"]
+    assert cloud.action_stats("cdn:SetCdnDomainSSLCertificate")["calls"] == 1
+
+
+def upload_to_oss(cloud: Any, bucket: str, domain: str, *, not_after: datetime) -> None:
+    """Bind a certificate to `domain` by PEM (OSS `Type=Upload`: CAS does not hold it),
+    made at test time for the domain, valid until `not_after`."""
+    from alibabacloud_oss_v2 import models
+
+    from tests.pki import build_pki, key_bytes
+
+    issued = build_pki(
+        (domain,), leaf_not_before=not_after - timedelta(days=90), leaf_not_after=not_after
+    )
+    configuration = models.CertificateConfiguration(
+        certificate=issued.chain_pem().decode(),
+        private_key=key_bytes(issued.leaf.key).decode(),
+        force=True,
+    )
+    cname = models.Cname(domain=domain, certificate_configuration=configuration)
+    cloud.oss_client().put_cname(
+        models.PutCnameRequest(
+            bucket=bucket, bucket_cname_configuration=models.BucketCnameConfiguration(cname=cname)
+        )
+    )
+
+
+def test_certificates_outside_cas_are_replaced_only_once_invalid(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given OSS and CDN domains with uploaded certificates (not held in CAS): valid ones
+    # and expired ones
+    uploaded = {"sans": ["*.example.com"], "cas": False}
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [
+                {"name": "up-valid", "days": 20, **uploaded},
+                {"name": "up-expired", "not_before": "-100d", "not_after": "-1d", **uploaded},
+            ],
+            "buckets": [
+                {
+                    "name": "assets",
+                    "cnames": [
+                        {"domain": "oss-valid.example.com"},
+                        {"domain": "oss-expired.example.com"},
+                    ],
+                }
+            ],
+            "cdn_domains": [
+                {"name": "cdn-valid.example.com", "origin": "assets", "certificate": "up-valid"},
+                {
+                    "name": "cdn-expired.example.com",
+                    "origin": "assets",
+                    "certificate": "up-expired",
+                },
+            ],
+        },
+    )
+    now = datetime.now(timezone.utc)
+    upload_to_oss(cloud, "assets", "oss-valid.example.com", not_after=now + timedelta(days=20))
+    upload_to_oss(cloud, "assets", "oss-expired.example.com", not_after=now - timedelta(days=1))
+    before = bound(cloud)
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when a renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the valid uploads stay (a failed verification could not restore them) and
+    # the expired ones are replaced (the OSS one by its own CertId as PreviousCertId)
+    assert outcomes(summary) == {
+        "cdn-expired.example.com": ("deployed", "current-invalid:CERT_EXPIRED"),
+        "cdn-valid.example.com": ("skipped", "previous-unknown"),
+        "oss-expired.example.com": ("deployed", "current-invalid:CERT_EXPIRED"),
+        "oss-valid.example.com": ("skipped", "previous-unknown"),
+    }
+    after = bound(cloud)
+    assert after["oss-expired.example.com"] == after["cdn-expired.example.com"] == new["certId"]
+    for domain in ("oss-valid.example.com", "cdn-valid.example.com"):
+        assert after[domain] == before[domain]
+
+
+def test_a_binding_made_meanwhile_is_not_overwritten(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an OSS custom domain without a certificate...
+    from certpilot.adapters.oss import OssAdapter
+
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [{"name": "theirs", "sans": ["docs.example.com"], "days": 60}],
+            "buckets": [{"name": "assets", "cnames": [{"domain": "docs.example.com"}]}],
+        },
+    )
+    theirs = f"{ids['theirs']}-cn-hangzhou"
+    # ...to which someone else binds a certificate after certpilot's inventory, just
+    # before certpilot's own write
+    original = OssAdapter.bind_certificate
+    raced: list[str] = []
+
+    def racing(self: Any, bucket: str, region: str, domain: str, *args: Any) -> None:
+        if not raced:
+            raced.append(domain)
+            original(self, bucket, region, domain, theirs, None, True)
+        original(self, bucket, region, domain, *args)
+
+    monkeypatch.setattr(OssAdapter, "bind_certificate", racing)
+    new = issue(cloud, ["*.example.com"], days=90)
+    # when the renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then certpilot's first binding (no Force, no PreviousCertId) fails as a conflict
+    # and the other binding stays
+    assert raced == ["docs.example.com"]
+    [result] = summary["results"]
+    assert result["outcome"] == "failed" and result["forced"] is False
+    assert bound(cloud)["docs.example.com"] == ids["theirs"]

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from alibabacloud_cdn20180510 import models as cdn_models
@@ -25,10 +24,10 @@ from emulator.certinfo import make_cas_certificate
 from emulator.pki import TestPki
 from emulator.server import App, ControlPlane
 from emulator.state import CasCertificate, CdnDomain, State
+from tests.integration.polling import poll
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 DELAY = 0.25  # propagation delay used by the scenarios that watch a change settle
 OSS_ORIGIN = '[{"content":"assets.oss-cn-hangzhou.aliyuncs.com","type":"oss","port":80}]'
 HTTPS_FORCE_ON = (
@@ -134,18 +133,6 @@ def error_of(call: Callable[[], Any]) -> ClientException:
     with pytest.raises(ClientException) as caught:
         call()
     return caught.value
-
-
-def poll(probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 5.0) -> T:
-    """Call `probe` until `accept` holds for its result (no blind sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not accepted after {timeout}s: {value!r}")
-        time.sleep(0.02)
 
 
 def set_configs(cdn: Client, domains: str, functions: str) -> Any:

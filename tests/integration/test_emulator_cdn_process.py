@@ -7,10 +7,8 @@ it has propagated.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from alibabacloud_cas20200407 import models as cas_models
@@ -18,27 +16,17 @@ from alibabacloud_cdn20180510 import models as cdn_models
 from alibabacloud_tea_openapi.exceptions import ClientException
 
 from emulator.pki import TestPki
+from tests.integration.polling import poll
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
+TIMEOUT = 10.0  # seconds a change may take to show
 DOMAIN = "img.assets.example.com"
 FUNCTIONS = (
     '[{"functionName":"https_force","functionArgs":[{"argName":"enable","argValue":"on"}]},'
     '{"functionName":"HSTS","functionArgs":[{"argName":"enabled","argValue":"on"},'
     '{"argName":"https_hsts_max_age","argValue":"5184000"}]}]'
 )
-
-
-def poll(probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not accepted after {timeout}s: {value!r}")
-        time.sleep(0.02)
 
 
 def test_certificate_rollout_on_a_new_cdn_domain(cloud: Any, tmp_path: Path):
@@ -70,7 +58,7 @@ def test_certificate_rollout_on_a_new_cdn_domain(cloud: Any, tmp_path: Path):
         return cdn.describe_user_domains(request).body.domains.page_data[0]
 
     assert listed().domain_status == "configuring"
-    poll(listed, lambda d: d.domain_status == "online")
+    poll(listed, lambda d: d.domain_status == "online", timeout=TIMEOUT)
 
     # Then the certificate is deployed by CertId and checked until it reached the edge
     cdn.set_cdn_domain_sslcertificate(deploy)
@@ -79,7 +67,7 @@ def test_certificate_rollout_on_a_new_cdn_domain(cloud: Any, tmp_path: Path):
         request = cdn_models.DescribeDomainCertificateInfoRequest(domain_name=DOMAIN)
         return cdn.describe_domain_certificate_info(request).body.cert_infos.cert_info[0]
 
-    info = poll(cert_info, lambda i: i.status == "success")
+    info = poll(cert_info, lambda i: i.status == "success", timeout=TIMEOUT)
     assert (info.cert_id, info.cert_type, info.cert_name) == (str(cert_id), "cas", "assets-wild")
 
     # and HTTPS is forced with HSTS, both reported success once propagated
@@ -91,13 +79,13 @@ def test_certificate_rollout_on_a_new_cdn_domain(cloud: Any, tmp_path: Path):
         request = cdn_models.DescribeCdnDomainConfigsRequest(domain_name=DOMAIN)
         return list(cdn.describe_cdn_domain_configs(request).body.domain_configs.domain_config)
 
-    done = poll(configs, lambda cs: {c.status for c in cs} == {"success"})
+    done = poll(configs, lambda cs: {c.status for c in cs} == {"success"}, timeout=TIMEOUT)
     assert sorted(c.function_name for c in done) == ["HSTS", "https_force"]
     by_func = cdn.describe_cdn_user_domains_by_func(
         cdn_models.DescribeCdnUserDomainsByFuncRequest(func_id=44)
     ).body
     assert [d.domain_name for d in by_func.domains.page_data] == [DOMAIN]
-    assert poll(listed, lambda d: d.domain_status == "online").ssl_protocol == "on"
+    assert poll(listed, lambda d: d.domain_status == "online", timeout=TIMEOUT).ssl_protocol == "on"
     # and the platform counted the refused and the accepted deployment
     counts = cloud.action_stats("cdn:SetCdnDomainSSLCertificate")
     assert (counts["calls"], counts["errors"]) == (2, 1)

@@ -27,7 +27,9 @@ from alibabacloud_cas20200407 import models as cas_models
 from alibabacloud_cdn20180510 import models as cdn_models
 
 from emulator.pki import TestPki
+from emulator.policy import https_only_policy  # the statement certpilot adds
 from tests.conftest import Emulator
+from tests.integration.polling import poll
 from tests.integration.test_emulator_edge import (
     Reply,
     client_context,
@@ -49,20 +51,9 @@ HSTS_MAX_AGE = "5184000"
 ORIGIN = f"{BUCKET}.oss-cn-hangzhou.aliyuncs.com"
 
 
-def eventually(probe: Callable[[], T], accept: Callable[[T], bool], timeout: float = 5.0) -> T:
+def eventually(probe: Callable[[], T], accept: Callable[[T], bool]) -> T:
     """Poll `probe` until `accept` holds for its value (TLS/connection errors retry)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-            if accept(value):
-                return value
-            last: object = value
-        except (ssl.SSLError, OSError) as err:
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not accepted within {timeout}s: {last!r}")
-        time.sleep(0.02)
+    return poll(probe, accept, retry_on=(ssl.SSLError, OSError))
 
 
 def not_yet_served(written: float, delay: float, probe: Callable[[], object]) -> None:
@@ -76,18 +67,6 @@ def not_yet_served(written: float, delay: float, probe: Callable[[], object]) ->
     except (ssl.SSLError, OSError):
         return
     assert time.monotonic() - written >= delay, "the edge served a change before the delay"
-
-
-def https_only_policy(bucket: str) -> str:
-    """The statement certpilot adds: deny every request made over plain HTTP."""
-    statement = {
-        "Effect": "Deny",
-        "Action": ["oss:*"],
-        "Principal": ["*"],
-        "Resource": [f"acs:oss:*:*:{bucket}", f"acs:oss:*:*:{bucket}/*"],
-        "Condition": {"Bool": {"acs:SecureTransport": ["false"]}},
-    }
-    return json.dumps({"Version": "1", "Statement": [statement]})
 
 
 def functions(**features: dict[str, str]) -> str:

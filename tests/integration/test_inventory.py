@@ -7,6 +7,7 @@ throttling / transient 5xx absorbed by the adapters.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -321,3 +322,59 @@ def test_flow_control_of_the_emulator_is_respected_under_concurrency(cloud: Any)
     assert len(inv.buckets) == 30
     stats = cloud.action_stats("oss:ListCname")
     assert stats == {"calls": 30, "throttled": 0, "errors": 0}
+
+
+DOT_FORM_ESTATE: dict[str, Any] = {
+    "certificates": [
+        {"name": "org-wild", "sans": ["*.example.org"], "days": 30},
+        {"name": "pem-wild", "sans": ["*.example.net"], "days": 30, "cas": False},
+    ],
+    "buckets": [{"name": "origin", "region": "cn-hangzhou"}],
+    "cdn_domains": [
+        # CDN's own spelling of a wildcard domain
+        {"name": ".example.org", "origin": "origin", "certificate": "org-wild"},
+        {"name": ".example.net", "origin": "origin", "certificate": "pem-wild"},
+    ],
+}
+
+
+def test_a_dot_form_wildcard_cdn_domain_is_read_by_the_name_cdn_lists(cloud: Any) -> None:
+    # Given CDN lists wildcard domains as `.example.org` / `.example.net`
+    ids = cloud.load_estate(DOT_FORM_ESTATE)
+    clients = make_clients(cloud)
+
+    # When the inventory is taken and the CAS ids looked up one domain at a time
+    inv = inventory.discover(clients, clients.settings)
+    enriched = inventory.with_cert_ids(inv, clients, ["*.example.org", "*.example.net"])
+
+    # Then certpilot names them `*.example.…`, keeps CDN's spelling for its calls, and
+    # DescribeDomainCertificateInfo answered for both (no InvalidDomain.NotFound)
+    org, net = enriched.get("*.example.org"), enriched.get("*.example.net")
+    assert org is not None and net is not None
+    assert (org.api_name, net.api_name) == (".example.org", ".example.net")
+    listed = inv.get("*.example.org")
+    assert listed is not None and listed.deployed is not None
+    assert listed.deployed.not_after is not None  # found in the HTTPS listing by its name
+    assert org.deployed is not None and org.deployed.cas_id == ids["org-wild"]
+    assert net.deployed is not None and net.deployed.cas_id is None  # bound by PEM
+    assert net.deployed.not_after is not None
+    assert calls(cloud)["cdn:DescribeDomainCertificateInfo"] == 2
+
+
+def test_a_domain_cdn_does_not_know_does_not_fail_the_lookup_of_the_others(cloud: Any) -> None:
+    # Given an inventory that also holds a CDN domain CDN does not know (deleted since)
+    cloud.load_estate(DOT_FORM_ESTATE)
+    clients = make_clients(cloud)
+    inv = inventory.discover(clients, clients.settings)
+    [known] = [r for r in inv.domains if r.name == "*.example.org"]
+    ghost = dataclasses.replace(known, name="ghost.example.org", api_name="ghost.example.org")
+    inv = dataclasses.replace(inv, domains=(*inv.domains, ghost))
+
+    # When the CAS ids of both are looked up
+    enriched = inventory.with_cert_ids(inv, clients, ["*.example.org", "ghost.example.org"])
+
+    # Then the known one gets its id and the unknown one keeps its listed record
+    org = enriched.get("*.example.org")
+    assert org is not None and org.deployed is not None and org.deployed.cas_id is not None
+    assert enriched.get("ghost.example.org") == ghost
+    assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["errors"] == 1

@@ -9,13 +9,14 @@ is read off the fake clock, deterministically, instead of being timed.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from certpilot.apply import ApplyOptions, DomainResult, Outcome, apply_plan
-from certpilot.errors import CloudError
+from certpilot.adapters.oss import CnameInfo
+from certpilot.apply import ApplyOptions, DomainResult, IncompletePlan, Outcome, apply_plan
+from certpilot.errors import CertpilotError, CloudError, ConflictError, TransientError
 from certpilot.log import bound_request_id, current_request_id
 from certpilot.model import CatalogCert, DeployedCert, Location, Route
 from certpilot.plan import ROLLBACK_NONE, ROLLBACK_REMOVE, ROLLBACK_RESTORE, Action, Plan, Skip
@@ -53,35 +54,98 @@ class FakeClock:
         self.now += seconds
 
 
+OURS_OSS, PREVIOUS_OSS, THIRD_OSS = "2001-cn-hangzhou", "1001-cn-hangzhou", "3003-cn-hangzhou"
+THIRD = "CC" * 32
+# What the edge serves for each binding (OSS CertId or CDN CAS id).
+FINGERPRINTS: dict[str | int | None, str | None] = {
+    OURS_OSS: NEW,
+    2001: NEW,
+    PREVIOUS_OSS: OLD,
+    1001: OLD,
+    THIRD_OSS: THIRD,
+    3003: THIRD,
+    None: None,
+}
+MISMATCH_EC = "0018-00000209"  # OSS: PreviousCertId is not the bound certificate
+
+
+def conflict() -> ConflictError:
+    return ConflictError("oss", "PutCname", "InvalidArgument", 400, ec=MISMATCH_EC)
+
+
 @dataclass
 class FakeCloud:
-    """OSS and CDN adapters plus an edge that lags `propagation` seconds behind them."""
+    """OSS and CDN adapters plus an edge that lags `propagation` seconds behind them.
+
+    Like OSS, PutCname without Force must name the bound certificate as PreviousCertId
+    (else a conflict, EC 0018-00000209); DeleteCertificate too. Every call is recorded
+    with its arguments (`calls`), the bound state is kept per domain (`oss_bound`,
+    `cdn_bound`, seeded from the plan by `run`). Faults: `refuse` (domain -> code: the
+    write is refused before it applies), `applied_then` (domain -> error: the write
+    applies, then the call fails, as after a lost answer; `rollback_applied_then` the
+    same for a rollback), `interloper` (domain -> certificate another run binds right
+    after our write), `refuse_rollback`, `fail_reads` (the re-reading calls fail).
+    """
 
     clock: FakeClock
     propagation: float = 1.0
     never_serves: set[str] = field(default_factory=set)
-    refuse: dict[str, str] = field(default_factory=dict)  # domain -> error code
+    refuse: dict[str, str | CloudError] = field(default_factory=dict)  # domain -> code / error
     refuse_rollback: set[str] = field(default_factory=set)
+    applied_then: dict[str, CloudError] = field(default_factory=dict)
+    rollback_applied_then: dict[str, CloudError] = field(default_factory=dict)
+    interloper: dict[str, str | int] = field(default_factory=dict)
+    fail_reads: set[str] = field(default_factory=set)
     log: list[tuple[str, str]] = field(default_factory=list)  # (kind, domain) in order
+    calls: list[tuple[object, ...]] = field(default_factory=list)  # (API, args...) in order
     request_ids: set[str | None] = field(default_factory=set)
+    oss_bound: dict[str, str | None] = field(default_factory=dict)  # domain -> CertId
+    cdn_bound: dict[str, int | None] = field(default_factory=dict)  # domain -> CAS id
     # domain -> [(time, fingerprint or None)]: what the edge serves from when
     served: dict[str, list[tuple[float, str | None]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _write(self, kind: str, domain: str, fingerprint: str | None) -> None:
+    def seed(self, plan: Plan) -> None:
+        """Bind what each action's domain has before the run (unless set by the test)."""
+        for a in plan.actions:
+            name = a.api_name or a.domain
+            if a.route is Route.OSS:
+                self.oss_bound.setdefault(name, a.previous_identifier)
+            else:
+                self.cdn_bound.setdefault(name, a.previous_cas_id)
+
+    def _call(self, kind: str, domain: str, *record: object) -> None:
         with self.lock:
             self.log.append((kind, domain))
+            self.calls.append(record)
             self.request_ids.add(current_request_id())
         if kind == "write" and domain in self.refuse:
-            raise CloudError("cdn", "SetCdnDomainSSLCertificate", self.refuse[domain], 400)
+            error = self.refuse[domain]
+            if isinstance(error, str):
+                error = CloudError("cdn", "SetCdnDomainSSLCertificate", error, 400)
+            raise error
         if kind == "rollback" and domain in self.refuse_rollback:
             raise CloudError("cdn", "SetCdnDomainSSLCertificate", "ServiceBusy", 403)
-        if kind == "write" and domain in self.never_serves:
-            return
+
+    def _applied(self, kind: str, domain: str, bound: str | int | None) -> None:
+        """The binding changed to `bound`: the edge follows; faults after applying."""
         with self.lock:
-            self.served.setdefault(domain, [(0.0, OLD)]).append(
-                (self.clock.now + self.propagation, fingerprint)
-            )
+            if not (kind == "write" and domain in self.never_serves):
+                self.served.setdefault(domain, [(0.0, OLD)]).append(
+                    (self.clock.now + self.propagation, FINGERPRINTS[bound])
+                )
+            if kind == "write" and domain in self.interloper:
+                other = self.interloper[domain]
+                if isinstance(other, int):
+                    self.cdn_bound[domain] = other
+                else:
+                    self.oss_bound[domain] = other
+                history = self.served.setdefault(domain, [(0.0, OLD)])
+                history.append((self.clock.now + self.propagation, THIRD))
+        if kind == "write" and domain in self.applied_then:
+            raise self.applied_then[domain]
+        if kind == "rollback" and domain in self.rollback_applied_then:
+            raise self.rollback_applied_then[domain]
 
     # OssBinder
     def bind_certificate(
@@ -93,27 +157,79 @@ class FakeCloud:
         previous_identifier: str | None,
         force: bool,
     ) -> None:
-        rollback = cert_identifier != CERT.identifier
-        self._write("rollback" if rollback else "write", domain, OLD if rollback else NEW)
+        kind = "write" if cert_identifier == CERT.identifier else "rollback"
+        self._call(kind, domain, "PutCname", domain, cert_identifier, previous_identifier, force)
+        with self.lock:
+            if not force and previous_identifier != self.oss_bound.get(domain):
+                raise conflict()
+            self.oss_bound[domain] = cert_identifier
+        self._applied(kind, domain, cert_identifier)
 
     def unbind_certificate(
         self, bucket: str, region: str, domain: str, previous_identifier: str | None
     ) -> None:
-        self._write("rollback", domain, None)
+        self._call("rollback", domain, "DeleteCertificate", domain, previous_identifier)
+        with self.lock:
+            if previous_identifier is not None and previous_identifier != self.oss_bound.get(
+                domain
+            ):
+                raise conflict()
+            self.oss_bound[domain] = None
+        self._applied("rollback", domain, None)
+
+    def list_cnames(self, bucket: str, region: str) -> list[CnameInfo]:
+        with self.lock:
+            self.calls.append(("ListCname", bucket))
+            if bucket in self.fail_reads:
+                raise TransientError("oss", "ListCname", "InternalError", 500)
+            bound = dict(self.oss_bound)
+        return [
+            CnameInfo(
+                domain,
+                "Enabled",
+                DeployedCert(Location.OSS, int(cert_id.split("-")[0]), "CAS", None)
+                if cert_id
+                else None,
+                cert_id,
+            )
+            for domain, cert_id in bound.items()
+        ]
 
     # CdnSetter
     def set_certificate(self, domain: str, cas_id: int, region: str) -> None:
-        rollback = cas_id != CERT.cas_id
-        self._write("rollback" if rollback else "write", domain, OLD if rollback else NEW)
+        kind = "write" if cas_id == CERT.cas_id else "rollback"
+        self._call(kind, domain, "SetCdnDomainSSLCertificate", domain, cas_id, region)
+        with self.lock:
+            self.cdn_bound[domain] = cas_id
+        self._applied(kind, domain, cas_id)
 
     def disable_certificate(self, domain: str) -> None:
-        self._write("rollback", domain, None)
+        self._call("rollback", domain, "SetCdnDomainSSLCertificate", domain, "off")
+        with self.lock:
+            self.cdn_bound[domain] = None
+        self._applied("rollback", domain, None)
+
+    def certificate_info(self, domain: str) -> DeployedCert | None:
+        with self.lock:
+            self.calls.append(("DescribeDomainCertificateInfo", domain))
+            if domain in self.fail_reads:
+                raise TransientError("cdn", "DescribeDomainCertificateInfo", "ConnectionError")
+            cas_id = self.cdn_bound.get(domain)
+        return None if cas_id is None else DeployedCert(Location.CDN, cas_id, "cas", None)
+
+    def writes(self, domain: str) -> list[tuple[object, ...]]:
+        """The writing calls made for `domain`, with their arguments."""
+        return [c for c in self.calls if len(c) > 1 and c[1] == domain and c[0] in _WRITES]
 
     # the edge
     def probe(self, domain: str) -> ServedCert:
         with self.lock:
             self.log.append(("probe", domain))
-            history = self.served.get(domain, [(0.0, OLD)])
+            key = domain
+            if domain.startswith("certpilot-verify."):  # a wildcard domain's probe name
+                base = domain.removeprefix("certpilot-verify")
+                key = next((k for k in ("*" + base, base) if k in self.served), domain)
+            history = self.served.get(key, [(0.0, OLD)])
         now = self.clock.now
         current = [fp for at, fp in history if at <= now][-1]
         if current is None:
@@ -121,7 +237,12 @@ class FakeCloud:
         return ServedCert(domain, current, chain_ok=True, name_ok=True)
 
 
-def action(domain: str, route: Route, rollback: str = ROLLBACK_RESTORE) -> Action:
+_WRITES = ("PutCname", "DeleteCertificate", "SetCdnDomainSSLCertificate")
+
+
+def action(
+    domain: str, route: Route, rollback: str = ROLLBACK_RESTORE, api_name: str | None = None
+) -> Action:
     previous = None if rollback == ROLLBACK_REMOVE else PREVIOUS
     if rollback == ROLLBACK_NONE:
         previous = DeployedCert(Location.CDN, None, "upload", NOW + timedelta(days=5))
@@ -138,6 +259,7 @@ def action(domain: str, route: Route, rollback: str = ROLLBACK_RESTORE) -> Actio
         previous_identifier="1001-cn-hangzhou" if previous and previous.cas_id else None,
         force=route is Route.OSS and previous is None,
         rollback=rollback,
+        api_name=api_name,
     )
 
 
@@ -151,6 +273,7 @@ def run(
     plan: Plan, cloud: FakeCloud, *, deadline: float = 15.0, verify: bool = True
 ) -> dict[str, DomainResult]:
     options = ApplyOptions(concurrency=8, verify=verify, verify_deadline=deadline)
+    cloud.seed(plan)
     results = apply_plan(
         plan,
         cloud,
@@ -303,3 +426,220 @@ def test_worker_threads_keep_the_request_id() -> None:
         run(estate(4, 4), cloud, deadline=0.5)
     # then every write and rollback, made in pool threads, ran with it
     assert cloud.request_ids == {"req-123"}
+
+
+def single(a: Action) -> Plan:
+    return Plan(CERT, NOW, (a,), ())
+
+
+# -- rollbacks: the exact calls, checked the way OSS checks them ------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "rollback", "undo_call", "left_bound"),
+    [
+        (
+            Route.OSS,
+            ROLLBACK_RESTORE,
+            ("PutCname", "d.example.com", PREVIOUS_OSS, OURS_OSS, False),
+            PREVIOUS_OSS,
+        ),
+        (Route.OSS, ROLLBACK_REMOVE, ("DeleteCertificate", "d.example.com", OURS_OSS), None),
+        (
+            Route.CDN,
+            ROLLBACK_RESTORE,
+            ("SetCdnDomainSSLCertificate", "d.example.com", 1001, "cn-hangzhou"),
+            1001,
+        ),
+        (Route.CDN, ROLLBACK_REMOVE, ("SetCdnDomainSSLCertificate", "d.example.com", "off"), None),
+    ],
+)
+def test_a_rollback_restores_exactly_the_previous_state(
+    route: Route, rollback: str, undo_call: tuple[object, ...], left_bound: object
+) -> None:
+    # given a domain whose edge never serves the new certificate
+    cloud = FakeCloud(FakeClock(), never_serves={"d.example.com"})
+    # when it is deployed, fails verification and is rolled back
+    [result] = run(single(action("d.example.com", route, rollback)), cloud, deadline=1.0).values()
+    # then the rollback names our certificate as the one bound (OSS PreviousCertId) and
+    # leaves the domain as it was, which the edge then serves
+    assert result.outcome is Outcome.ROLLED_BACK, result.reason
+    assert result.restored_verified is True
+    assert cloud.writes("d.example.com")[-1] == undo_call
+    bound = cloud.oss_bound if route is Route.OSS else cloud.cdn_bound
+    assert bound["d.example.com"] == left_bound
+
+
+def test_the_fake_refuses_a_previous_cert_id_that_is_not_bound_like_oss() -> None:
+    # given a domain bound to the previous certificate
+    cloud = FakeCloud(FakeClock(), oss_bound={"d.example.com": PREVIOUS_OSS})
+    # when PutCname names another PreviousCertId, without Force / with Force
+    with pytest.raises(ConflictError) as refused:
+        cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, THIRD_OSS, False)
+    cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, None, True)
+    # then the first is a conflict (EC 0018-00000209), the forced one binds
+    assert refused.value.ec == MISMATCH_EC
+    assert cloud.oss_bound["d.example.com"] == OURS_OSS
+
+
+# -- #3: another run set a certificate meanwhile: superseded, not rolled back -----------
+
+
+@pytest.mark.parametrize(
+    ("route", "rollback", "interloper"),
+    [
+        (Route.CDN, ROLLBACK_RESTORE, 3003),
+        (Route.CDN, ROLLBACK_REMOVE, 3003),
+        (Route.OSS, ROLLBACK_RESTORE, THIRD_OSS),
+        (Route.OSS, ROLLBACK_REMOVE, THIRD_OSS),
+    ],
+)
+def test_a_domain_another_run_changed_after_our_write_is_superseded_not_rolled_back(
+    route: Route, rollback: str, interloper: str | int
+) -> None:
+    # given another run binds a third certificate right after our write
+    cloud = FakeCloud(FakeClock(), interloper={"d.example.com": interloper})
+    # when our verification sees that certificate instead of ours
+    [result] = run(single(action("d.example.com", route, rollback)), cloud, deadline=1.0).values()
+    # then the domain is reported superseded and keeps the other run's certificate
+    assert result.outcome is Outcome.SKIPPED
+    assert result.reason.startswith("superseded: the domain has certificate 3003"), result.reason
+    assert "verification failed" in result.reason
+    assert result.verified is False and result.restored_verified is None
+    bound = cloud.oss_bound if route is Route.OSS else cloud.cdn_bound
+    assert bound["d.example.com"] == interloper
+    # CDN: looked before writing, so nothing was written back; OSS: the conditional
+    # rollback (PreviousCertId = ours) was refused by the service
+    undo = cloud.writes("d.example.com")[1:]
+    if route is Route.CDN:
+        assert undo == []
+        assert ("DescribeDomainCertificateInfo", "d.example.com") in cloud.calls
+    else:
+        assert len(undo) == 1 and OURS_OSS in undo[0]
+
+
+def test_a_cdn_rollback_whose_check_fails_is_a_failed_rollback() -> None:
+    # given a domain that does not verify and a control plane that cannot be read
+    cloud = FakeCloud(FakeClock(), never_serves={"d.example.com"}, fail_reads={"d.example.com"})
+    [result] = run(single(action("d.example.com", Route.CDN)), cloud, deadline=1.0).values()
+    # then nothing is written back blindly: the rollback failed, with the read's code
+    assert result.outcome is Outcome.FAILED
+    assert "rollback DescribeDomainCertificateInfo failed: ConnectionError" in result.reason
+    assert cloud.writes("d.example.com")[1:] == []
+
+
+# -- #6: writes whose outcome is unknown are settled by re-reading the binding ----------
+
+LOST = {
+    Route.OSS: TransientError("oss", "PutCname", "InternalError", 500),
+    Route.CDN: TransientError("cdn", "SetCdnDomainSSLCertificate", "ConnectionError"),
+}
+
+
+@pytest.mark.parametrize(
+    ("route", "error"),
+    [
+        (Route.OSS, LOST[Route.OSS]),
+        # the adapter retried a lost answer: OSS refuses PreviousCertId = the old one
+        (Route.OSS, conflict()),
+        (Route.CDN, LOST[Route.CDN]),
+    ],
+)
+def test_a_write_applied_despite_its_error_is_verified_like_any_other(
+    route: Route, error: CloudError
+) -> None:
+    # given a write that is applied, but whose call then fails
+    cloud = FakeCloud(FakeClock(), applied_then={"d.example.com": error})
+    # when the plan is applied
+    [result] = run(single(action("d.example.com", route)), cloud).values()
+    # then the re-read binding shows ours: verified at the edge and deployed
+    assert result.outcome is Outcome.DEPLOYED, result.reason
+    assert result.verified is True
+    assert f"{error.action} answered {error.code}, yet the domain has certificate" in result.reason
+
+
+@pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
+def test_a_write_applied_despite_its_error_is_rolled_back_when_it_does_not_verify(
+    route: Route,
+) -> None:
+    # given a write applied despite its error, on a domain whose edge never serves it
+    cloud = FakeCloud(
+        FakeClock(),
+        applied_then={"d.example.com": LOST[route]},
+        never_serves={"d.example.com"},
+    )
+    [result] = run(single(action("d.example.com", route)), cloud, deadline=1.0).values()
+    # then it is rolled back to the previous certificate, not left unverified
+    assert result.outcome is Outcome.ROLLED_BACK, result.reason
+    bound = cloud.oss_bound if route is Route.OSS else cloud.cdn_bound
+    assert bound["d.example.com"] == (PREVIOUS_OSS if route is Route.OSS else 1001)
+
+
+@pytest.mark.parametrize(
+    ("fail_reads", "said"),
+    [
+        (set(), "re-read: the domain has certificate 1001"),
+        ({"assets", "d.example.com"}, "whether the write was applied is unknown"),
+    ],
+)
+@pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
+def test_a_write_not_applied_or_unknown_is_failed_with_what_the_re_read_showed(
+    route: Route, fail_reads: set[str], said: str
+) -> None:
+    # given a write that fails with a transient error (after retries) before it applies
+    cloud = FakeCloud(FakeClock(), refuse={"d.example.com": LOST[route]}, fail_reads=fail_reads)
+    [result] = run(single(action("d.example.com", route)), cloud).values()
+    # then it failed, with the cloud's code and what the re-read showed; never probed
+    assert result.outcome is Outcome.FAILED
+    assert result.error_code == LOST[route].code
+    assert said in result.reason
+    assert ("probe", "d.example.com") not in cloud.log
+
+
+@pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
+def test_a_rollback_applied_despite_its_error_counts_as_rolled_back(route: Route) -> None:
+    # given a domain that does not verify, and a rollback applied but then answered 5xx
+    cloud = FakeCloud(
+        FakeClock(),
+        never_serves={"d.example.com"},
+        rollback_applied_then={"d.example.com": LOST[route]},
+    )
+    [result] = run(single(action("d.example.com", route)), cloud, deadline=1.0).values()
+    # then the re-read shows the previous certificate: rolled back, and said so
+    assert result.outcome is Outcome.ROLLED_BACK, result.reason
+    said = f"rollback {LOST[route].action} answered {LOST[route].code}, yet it was applied"
+    assert said in result.reason
+
+
+# -- #4: the API's own spelling of a wildcard domain -------------------------------------
+
+
+def test_a_dot_form_wildcard_cdn_domain_is_written_checked_and_rolled_back_by_its_api_name() -> (
+    None
+):
+    # given CDN lists the wildcard domain as `.example.org` (certpilot's name: *.example.org)
+    cloud = FakeCloud(FakeClock(), never_serves={".example.org"})
+    a = action("*.example.org", Route.CDN, api_name=".example.org")
+    # when it is deployed, fails verification and is rolled back
+    [result] = run(single(a), cloud, deadline=1.0).values()
+    # then every CDN call used `.example.org`; the result keeps certpilot's name
+    assert result.domain == "*.example.org" and result.outcome is Outcome.ROLLED_BACK
+    named = {c[1] for c in cloud.calls if c[0] != "ListCname"}
+    assert named == {".example.org"}
+    assert ("probe", "certpilot-verify.example.org") in cloud.log
+
+
+# -- plan errors are certpilot errors ---------------------------------------------------
+
+
+def test_an_oss_action_without_bucket_fails_alone_with_a_certpilot_error() -> None:
+    # given an OSS action the plan left without a bucket, next to a good one
+    broken = replace(action("broken.example.com", Route.OSS), bucket=None)
+    plan = Plan(CERT, NOW, (broken, action("good.example.com", Route.OSS)), ())
+    results = run(plan, FakeCloud(FakeClock(), propagation=0.0))
+    # then that domain fails with the error tree's code, the other deploys
+    assert results["broken.example.com"].outcome is Outcome.FAILED
+    assert results["broken.example.com"].error_code == "IncompletePlan"
+    assert "no bucket" in results["broken.example.com"].reason
+    assert results["good.example.com"].outcome is Outcome.DEPLOYED
+    assert issubclass(IncompletePlan, CertpilotError)

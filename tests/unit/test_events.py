@@ -40,9 +40,10 @@ def actiontrail(
     name: str | None = "UploadUserCertificate",
     response: Any = None,
     request: Any = None,
+    acs_region: Any = None,
     **envelope: Any,
 ) -> dict[str, Any]:
-    event = {
+    event: dict[str, Any] = {
         "specversion": "1.0",
         "id": "at-1",
         "source": "acs.actiontrail",
@@ -56,6 +57,8 @@ def actiontrail(
             "responseElements": response if response is not None else {"CertId": 10000042},
         },
     }
+    if acs_region is not None:
+        event["data"]["acsRegion"] = acs_region
     event.update(envelope)
     return event
 
@@ -64,52 +67,53 @@ def raw(event: Any) -> bytes:
     return json.dumps(event).encode()
 
 
+HZ, SG = "cn-hangzhou", "ap-southeast-1"
+
+
 @pytest.mark.parametrize(
     ("event", "cas_id", "region", "shape"),
     [
-        (cloudevent({"certId": 10000042}), 10000042, "cn-hangzhou", SHAPE_CLOUDEVENT),
-        (cloudevent({"certId": "10000042"}), 10000042, "cn-hangzhou", SHAPE_CLOUDEVENT),
+        (cloudevent({"certId": 10000042}), 10000042, None, SHAPE_CLOUDEVENT),
+        (cloudevent({"certId": "10000042"}), 10000042, None, SHAPE_CLOUDEVENT),
+        (cloudevent({"certId": "10000042-ap-southeast-1"}), 10000042, SG, SHAPE_CLOUDEVENT),
+        (cloudevent(json.dumps({"certId": 7})), 7, None, SHAPE_CLOUDEVENT),
+        (cloudevent({"certId": 7}, source="certpilot"), 7, None, SHAPE_CLOUDEVENT),
+        (actiontrail(), 10000042, None, SHAPE_ACTIONTRAIL),
+        (actiontrail(acs_region=SG), 10000042, SG, SHAPE_ACTIONTRAIL),
         (
-            cloudevent({"certId": "10000042-ap-southeast-1"}),
-            10000042,
-            "ap-southeast-1",
-            SHAPE_CLOUDEVENT,
-        ),
-        (cloudevent(json.dumps({"certId": 7})), 7, "cn-hangzhou", SHAPE_CLOUDEVENT),
-        (cloudevent({"certId": 7}, source="certpilot"), 7, "cn-hangzhou", SHAPE_CLOUDEVENT),
-        (actiontrail(), 10000042, "cn-hangzhou", SHAPE_ACTIONTRAIL),
-        (
-            actiontrail(response=json.dumps({"CertId": 55})),
-            55,
-            "cn-hangzhou",
+            actiontrail(response={"CertId": "5-cn-hangzhou"}, acs_region=HZ),
+            5,
+            HZ,
             SHAPE_ACTIONTRAIL,
         ),
+        (actiontrail(response=json.dumps({"CertId": 55})), 55, None, SHAPE_ACTIONTRAIL),
         (
             actiontrail(response={"RequestId": "x"}, request={"CertId": "56-cn-hangzhou"}),
             56,
-            "cn-hangzhou",
+            HZ,
             SHAPE_ACTIONTRAIL,
         ),
         (
             actiontrail(type="yundun-cert:ActionTrail:ApiCall", source="acs.cas"),
             10000042,
-            "cn-hangzhou",
+            None,
             SHAPE_ACTIONTRAIL,
         ),
-        ({"certId": 10000042}, 10000042, "cn-hangzhou", SHAPE_DIRECT),
-        ({"certId": "10000042-cn-hangzhou"}, 10000042, "cn-hangzhou", SHAPE_DIRECT),
-        ({"certId": 9, "dryRun": True, "reason": "sweep"}, 9, "cn-hangzhou", SHAPE_DIRECT),
+        ({"certId": 10000042}, 10000042, None, SHAPE_DIRECT),
+        ({"certId": "10000042-cn-hangzhou"}, 10000042, HZ, SHAPE_DIRECT),
+        ({"certId": 9, "dryRun": True, "reason": "sweep"}, 9, None, SHAPE_DIRECT),
     ],
 )
 def test_accepted_shapes_give_a_typed_request(
-    event: dict[str, Any], cas_id: int, region: str, shape: str
+    event: dict[str, Any], cas_id: int, region: str | None, shape: str
 ) -> None:
     # given an event of an accepted shape, as FC passes it (bytes)
     # when it is parsed
     request = parse_deploy_event(raw(event), account_id=ACCOUNT)
-    # then the request names the certificate, its region and the shape
+    # then the request names the certificate, the region the event names (if any) and
+    # the shape
     assert (request.cas_id, request.region, request.shape) == (cas_id, region, shape)
-    assert request.identifier == f"{cas_id}-{region}"
+    assert request.identifier == (f"{cas_id}-{region}" if region else str(cas_id))
 
 
 def test_request_is_read_only_and_carries_the_envelope() -> None:
@@ -180,6 +184,10 @@ def test_str_and_mapping_inputs_are_accepted() -> None:
         (raw(actiontrail(response={"CertId": "nope"})), MalformedEvent),
         (raw(actiontrail(type="oss:ActionTrail:ApiCall")), UnsupportedEvent),
         (raw(actiontrail(aliyunaccountid="999")), ForeignAccount),
+        # the record and its certificate id name two different regions
+        (raw(actiontrail(response={"CertId": "5-ap-southeast-1"}, acs_region=HZ)), MalformedEvent),
+        (raw(actiontrail(acs_region="Hangzhou")), MalformedEvent),
+        (raw(actiontrail(acs_region=7)), MalformedEvent),
     ],
 )
 def test_rejected_events_raise_a_clear_event_error(payload: bytes, error: type) -> None:
@@ -233,13 +241,13 @@ def test_large_but_legal_event_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (1, (1, "cn-hangzhou")),
-        (" 123 ", (123, "cn-hangzhou")),
+        (1, (1, None)),
+        (" 123 ", (123, None)),
         ("123-cn-hangzhou", (123, "cn-hangzhou")),
         ("123-ap-southeast-1", (123, "ap-southeast-1")),
     ],
 )
-def test_cert_id_forms(value: object, expected: tuple[int, str]) -> None:
+def test_cert_id_forms(value: object, expected: tuple[int, str | None]) -> None:
     assert parse_cert_id(value) == expected
 
 
@@ -266,3 +274,33 @@ def test_every_sample_event_is_accepted(path: Path) -> None:
 def test_every_accepted_shape_has_a_sample() -> None:
     shapes = {p.name.split(".")[1] for p in SAMPLES if p.name.startswith("deploy-cert.")}
     assert shapes == {SHAPE_CLOUDEVENT, SHAPE_ACTIONTRAIL, SHAPE_DIRECT}
+
+
+@pytest.mark.parametrize(
+    ("event", "cas_region", "refused"),
+    [
+        ({"certId": "7-ap-southeast-1"}, HZ, True),
+        ({"certId": "7-cn-hangzhou"}, HZ, False),
+        ({"certId": 7}, HZ, False),  # no region named: the deployment's applies
+        ({"certId": 7}, SG, False),
+        ({"certId": "7-ap-southeast-1"}, SG, False),
+        (actiontrail(acs_region=SG), HZ, True),
+    ],
+)
+def test_a_certificate_in_another_cas_region_is_refused_before_anything_is_read(
+    event: dict[str, Any], cas_region: str, refused: bool
+) -> None:
+    from certpilot.engine import check_region
+    from certpilot.errors import ForeignRegion
+    from certpilot.settings import Settings
+
+    # given a deployment that reads CAS in `cas_region`, and an event naming a region
+    settings = Settings.from_env({"CERTPILOT_CAS_REGION": cas_region})
+    request = parse_deploy_event(raw(event), account_id=ACCOUNT)
+    # when the engine checks it, then a foreign region is a clear EventError
+    if refused:
+        with pytest.raises(ForeignRegion, match="CERTPILOT_CAS_REGION") as caught:
+            check_region(request.region, settings)
+        assert isinstance(caught.value, EventError) and request.region in str(caught.value)
+    else:
+        check_region(request.region, settings)

@@ -1,14 +1,18 @@
-"""inventory.match_cas_certificate: a CDN certificate's CAS id from its CertName (pure)."""
+"""inventory: a CDN certificate's CAS id from its CertName (pure `match_cas_certificate`),
+else from DescribeDomainCertificateInfo (`with_cert_ids`, against a fake CDN)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from certpilot.adapters.cas import CasSummary
-from certpilot.inventory import cas_by_name, match_cas_certificate
-from certpilot.model import DeployedCert, Location
+from certpilot.errors import NotFoundError
+from certpilot.inventory import cas_by_name, match_cas_certificate, with_cert_ids
+from certpilot.model import DeployedCert, DomainRecord, Inventory, Location, Route
 
 EXPIRES = datetime(2031, 3, 10, 15, 30, tzinfo=timezone.utc)
 
@@ -65,3 +69,67 @@ def listed(
 def test_match_by_name_type_and_expiry(entry: DeployedCert | None, expected: int | None) -> None:
     found = match_cas_certificate(entry, cas_by_name(LISTING))
     assert (found.cas_id if found else None) == expected
+
+
+# -- with_cert_ids: one DescribeDomainCertificateInfo per domain, never fatal for one ----
+
+
+class FakeCdn:
+    """DescribeDomainCertificateInfo answers by the name CDN knows."""
+
+    def __init__(self, answers: dict[str, DeployedCert | None]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def certificate_info(self, domain: str) -> DeployedCert | None:
+        self.asked.append(domain)
+        if domain not in self.answers:
+            raise NotFoundError("cdn", "DescribeDomainCertificateInfo", "InvalidDomain.NotFound")
+        return self.answers[domain]
+
+
+def clients_with(cdn: FakeCdn) -> Any:
+    return SimpleNamespace(cdn=cdn, settings=SimpleNamespace(cas_region="cn-hangzhou"))
+
+
+def https_on(name: str, api_name: str | None = None) -> DomainRecord:
+    """A CDN domain DescribeUserDomains lists with HTTPS on (certificate not listed yet)."""
+    placeholder = DeployedCert(Location.CDN, None, "", None)
+    return DomainRecord(name, Route.CDN, "assets", "cn-hangzhou", placeholder, api_name=api_name)
+
+
+BOUND = DeployedCert(Location.CDN, 4242, "cas", EXPIRES, name="wild-2031")
+
+
+def test_https_on_without_a_certificate_entry_keeps_the_unknown_certificate() -> None:
+    # given DescribeUserDomains says HTTPS is on, DescribeDomainCertificateInfo has none
+    inventory = Inventory((https_on("a.example.com"),))
+    cdn = FakeCdn({"a.example.com": None})
+    # when the certificate ids are filled in
+    [record] = with_cert_ids(inventory, clients_with(cdn), ["a.example.com"]).domains
+    # then the certificate stays unknown (plan skips it), never "no certificate"
+    assert record.deployed is not None
+    assert (record.deployed.cas_id, record.deployed.not_after) == (None, None)
+
+
+def test_one_unknown_domain_does_not_fail_the_others() -> None:
+    # given two CDN domains, one of which CDN no longer knows
+    inventory = Inventory((https_on("gone.example.com"), https_on("b.example.com")))
+    cdn = FakeCdn({"b.example.com": BOUND})
+    # when the certificate ids are filled in
+    enriched = with_cert_ids(inventory, clients_with(cdn), ["gone.example.com", "b.example.com"])
+    # then the known one gets its id and the unknown one keeps its listed record
+    found = enriched.get("b.example.com")
+    assert found is not None and found.deployed is not None and found.deployed.cas_id == 4242
+    assert enriched.get("gone.example.com") == inventory.get("gone.example.com")
+
+
+def test_a_dot_form_wildcard_is_looked_up_by_the_name_cdn_lists() -> None:
+    # given CDN lists the wildcard domain as `.example.org`
+    inventory = Inventory((https_on("*.example.org", api_name=".example.org"),))
+    cdn = FakeCdn({".example.org": BOUND})
+    # when its certificate id is asked for by certpilot's name
+    [record] = with_cert_ids(inventory, clients_with(cdn), ["*.example.org"]).domains
+    # then CDN was asked with its own spelling, and answered
+    assert cdn.asked == [".example.org"]
+    assert record.deployed is not None and record.deployed.cas_id == 4242

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -39,7 +40,9 @@ def test_oss_custom_domain_without_cdn_routes_to_oss() -> None:
         "assets",
         "cn-hangzhou",
     )
-    assert record.deployed == OSS_CERT and record.cname_bound and record.oss_hosted is None
+    # with the bound CertId, PutCname's PreviousCertId
+    assert record.deployed == replace(OSS_CERT, identifier="101-cn-hangzhou")
+    assert record.cname_bound and record.oss_hosted is None
 
 
 def test_cdn_domain_with_oss_origin_routes_to_cdn_with_its_listed_certificate() -> None:
@@ -153,3 +156,24 @@ def test_bucket_domain_parsing(name: str, parsed: tuple[str, str | None] | None)
 )
 def test_domain_normalisation(raw: str, normalised: str | None) -> None:
     assert normalize_domain(raw) == normalised
+
+
+def test_a_dot_form_wildcard_cdn_domain_keeps_the_name_cdn_lists_it_by() -> None:
+    # given CDN lists a wildcard domain as `.example.org`, in both listings
+    domains = [cdn(".example.org", oss_source("assets", "cn-hangzhou"), ssl_on=True)]
+    https = {".example.org": CDN_CERT}
+
+    # when the domains are classified
+    [record] = classify(BUCKETS, {}, domains, https).domains
+
+    # then certpilot names it `*.example.org`, keeps CDN's spelling for its calls, and
+    # finds its certificate in the HTTPS listing
+    assert (record.name, record.api_name) == ("*.example.org", ".example.org")
+    assert record.deployed == CDN_CERT
+
+
+def test_oss_bindings_keep_the_name_oss_lists_them_by() -> None:
+    inv = classify(BUCKETS, {"assets": [cname("bücher.example.com", OSS_CERT)]}, [], {})
+
+    [record] = inv.domains
+    assert (record.name, record.api_name) == ("xn--bcher-kva.example.com", "bücher.example.com")

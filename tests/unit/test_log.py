@@ -134,3 +134,18 @@ def test_worker_threads_keep_the_request_id() -> None:
         seen = list(pool.map(log.with_context(request_id), range(3)))
 
     assert seen == ["req-7"] * 3
+
+
+def test_secrets_registered_in_an_isolated_block_are_forgotten_after_it() -> None:
+    with log.isolated_secrets():  # this test's own secrets stay in it too
+        # given a secret registered before the block (e.g. by a session-wide client)
+        log.register_secret("kept-secret-value-1")
+        # when another is registered inside an isolated block (one test)
+        with log.isolated_secrets():
+            log.register_secret("scoped-secret-value-2")
+            inside = log.redact("kept-secret-value-1 scoped-secret-value-2")
+        after = log.redact("kept-secret-value-1 scoped-secret-value-2")
+        # then both are masked inside, and only the earlier one after
+        assert inside == f"{log.MASK} {log.MASK}"
+        assert after == f"{log.MASK} scoped-secret-value-2"
+    assert log.redact("kept-secret-value-1") == "kept-secret-value-1"

@@ -15,6 +15,7 @@ from certpilot.model import (
     CatalogCert,
     DeployedCert,
     DomainRecord,
+    EdgeObservation,
     Inventory,
     Location,
     Route,
@@ -23,6 +24,7 @@ from certpilot.report import plan_text
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
+TICK = timedelta(microseconds=1)
 
 NEW = CatalogCert(
     cas_id=200,
@@ -44,14 +46,36 @@ def deployed(
     location: Location = Location.OSS,
     fingerprint: str | None = None,
     not_before: datetime | None = None,
+    identifier: str | None = None,
 ) -> DeployedCert:
+    in_cas = cas_id is not None
     return DeployedCert(
         location=location,
         cas_id=cas_id,
-        cert_type="CAS" if location is Location.OSS else "cas",
+        cert_type=("CAS" if in_cas else "Upload")
+        if location is Location.OSS
+        else ("cas" if in_cas else "upload"),
         not_after=NOW + expires_in if expires_in is not None else None,
         not_before=not_before,
         fingerprint=fingerprint,
+        identifier=identifier,
+    )
+
+
+def cdn_cert(cas_id: int | None = 100, **kwargs: object) -> DeployedCert:
+    return deployed(cas_id, location=Location.CDN, **kwargs)  # type: ignore[arg-type]
+
+
+def in_catalog(cas_id: int, days: float, sans: tuple[str, ...] = ("*.example.com",)) -> CatalogCert:
+    """A certificate CAS holds, valid for `days` more days."""
+    return replace(
+        NEW,
+        cas_id=cas_id,
+        identifier=f"{cas_id}-cn-hangzhou",
+        name=f"cert-{cas_id}",
+        sans=sans,
+        not_after=NOW + days * DAY,
+        fingerprint_sha256=f"{cas_id:02X}"[-2:] * 32,
     )
 
 
@@ -101,6 +125,25 @@ def decide(record: DomainRecord, cert: CatalogCert = NEW, **kwargs: object) -> t
             ("deploy", p.EXPIRES_LATER),
         ),
         (cdn("cdn.example.com", status="configuring"), ("deploy", p.NO_CERTIFICATE)),
+        # a certificate CAS does not hold is replaced only once it is invalid (no rollback)
+        (cdn("cdn.example.com", cdn_cert(None)), ("skip", p.PREVIOUS_UNKNOWN)),
+        (
+            cdn("cdn.example.com", cdn_cert(None, expires_in=-DAY)),
+            ("deploy", "current-invalid:CERT_EXPIRED"),
+        ),
+        (
+            oss("www.example.com", deployed(None, identifier="77-cn-hangzhou")),
+            ("skip", p.PREVIOUS_UNKNOWN),
+        ),
+        (
+            oss("www.example.com", deployed(None, identifier="77-cn-hangzhou", expires_in=-DAY)),
+            ("deploy", "current-invalid:CERT_EXPIRED"),
+        ),
+        (oss("www.example.com", deployed(None, expires_in=-DAY)), ("skip", p.PREVIOUS_UNKNOWN)),
+        (
+            cdn("cdn.example.com", cdn_cert(None, expires_in=None)),
+            ("skip", p.CURRENT_EXPIRY_UNKNOWN),
+        ),
         # covered but left alone
         (bucket_domain("x.example.com"), ("skip", p.BUCKET_DOMAIN)),
         (oss("www.example.com", deployed(200)), ("skip", p.ALREADY_CURRENT)),
@@ -122,6 +165,9 @@ def decide(record: DomainRecord, cert: CatalogCert = NEW, **kwargs: object) -> t
         ),
         (oss("www.example.com", deployed(None)), ("skip", p.PREVIOUS_UNKNOWN)),
         (cdn("cdn.example.com", status="checking"), ("skip", "cdn-status:checking")),
+        # a paused CDN domain serves nothing: a write could never verify
+        (cdn("cdn.example.com", cdn_cert(), status="offline"), ("skip", "cdn-status:offline")),
+        (cdn("cdn.example.com", status="stopping"), ("skip", "cdn-status:stopping")),
         # near misses: related names the wildcard does not cover
         (oss("example.com"), ("skip", p.NOT_COVERED)),
         (oss("a.b.example.com"), ("skip", p.NOT_COVERED)),
@@ -141,7 +187,7 @@ def test_decision_per_domain(record: DomainRecord, expected: tuple[str, str]) ->
     ("cert", "code"),
     [
         (replace(NEW, not_after=NOW - DAY, not_before=NOW - 91 * DAY), Code.CERT_EXPIRED),
-        (replace(NEW, not_after=NOW, not_before=NOW - 91 * DAY), Code.CERT_EXPIRED),
+        (replace(NEW, not_after=NOW - TICK, not_before=NOW - 91 * DAY), Code.CERT_EXPIRED),
         (replace(NEW, not_before=NOW + DAY), Code.CERT_NOT_YET_VALID),
         (replace(NEW, chain_complete=False), Code.CHAIN_INCOMPLETE),
         (replace(NEW, problems=("CHAIN_INCOMPLETE",)), Code.CHAIN_INCOMPLETE),
@@ -198,11 +244,12 @@ def test_wildcard_rollout_over_a_mixed_estate() -> None:
     # when the wildcard is planned
     plan = p.plan_certificate(NEW, inventory, NOW)
     # then it goes to the three covered domains that need it, and nowhere else
-    assert [(a.domain, a.route, a.force) for a in plan.actions] == [
-        ("cdn.example.com", Route.CDN, False),
-        ("img.example.com", Route.OSS, True),
-        ("static.example.com", Route.OSS, False),
+    assert [(a.domain, a.route) for a in plan.actions] == [
+        ("cdn.example.com", Route.CDN),
+        ("img.example.com", Route.OSS),
+        ("static.example.com", Route.OSS),
     ]
+    assert not any(a.force for a in plan.actions)
     assert {s.domain: s.reason for s in plan.skipped} == {
         "a.b.example.com": p.NOT_COVERED,
         "example.com": p.NOT_COVERED,
@@ -212,28 +259,39 @@ def test_wildcard_rollout_over_a_mixed_estate() -> None:
 
 
 def test_actions_carry_what_apply_and_rollback_need() -> None:
+    # given a CAS-bound OSS domain, an empty one, and expired uploads on CDN and OSS
     plan = p.plan_certificate(
         NEW,
         Inventory(
             (
                 oss("a.example.com", deployed(101)),
                 oss("b.example.com"),
-                cdn("c.example.com", deployed(None, location=Location.CDN)),
+                cdn("c.example.com", cdn_cert(None, expires_in=-DAY)),
+                oss("d.example.com", deployed(None, identifier="88-cn-hangzhou", expires_in=-DAY)),
             )
         ),
         NOW,
     )
+    # when planned, then each action says what to send and how to undo it
     by_domain = {a.domain: a for a in plan.actions}
-    a, b, c = by_domain["a.example.com"], by_domain["b.example.com"], by_domain["c.example.com"]
+    a, b = by_domain["a.example.com"], by_domain["b.example.com"]
+    c, d = by_domain["c.example.com"], by_domain["d.example.com"]
     assert (a.identifier, a.previous_identifier, a.force, a.rollback) == (
         "200-cn-hangzhou",
         "101-cn-hangzhou",
         False,
         p.ROLLBACK_RESTORE,
     )
-    assert (b.previous_identifier, b.force, b.rollback) == (None, True, p.ROLLBACK_REMOVE)
-    # a CDN certificate not held in CAS can be replaced but not restored
+    # a first binding: neither Force nor PreviousCertId (a concurrent binding conflicts)
+    assert (b.previous_identifier, b.force, b.rollback) == (None, False, p.ROLLBACK_REMOVE)
+    # certificates not held in CAS can be replaced (once invalid) but not restored; the
+    # OSS upload's own CertId is the PreviousCertId
     assert (c.force, c.rollback) == (False, p.ROLLBACK_NONE)
+    assert (d.previous_identifier, d.force, d.rollback) == (
+        "88-cn-hangzhou",
+        False,
+        p.ROLLBACK_NONE,
+    )
     assert (a.bucket, a.region) == ("assets", "cn-hangzhou")
 
 
@@ -337,23 +395,90 @@ def test_refused_plan_renders_its_findings() -> None:
     assert plan.to_dict()["refused"] is True
 
 
+OLD = in_catalog(101, 300)  # the configured certificate: lasts longer than NEW
+SHA1 = "5A" * 20
+
+
 @pytest.mark.parametrize(
-    ("served", "expected"),
+    ("current", "seen", "expected"),
     [
-        ({}, ("skip", p.CURRENT_EXPIRES_LATER)),
-        ({"a.example.com": Code.WEAK_KEY}, ("deploy", "current-invalid:WEAK_KEY")),
-        ({"a.example.com": Code.WEAK_SIGNATURE}, ("deploy", "current-invalid:WEAK_SIGNATURE")),
-        ({"other.example.com": Code.WEAK_KEY}, ("skip", p.CURRENT_EXPIRES_LATER)),
+        # the edge serves the configured certificate (by the catalog's SHA-256, or the
+        # SHA-1 OSS reports) and browsers reject it: it is invalid, whatever its expiry
+        (
+            deployed(101, expires_in=300 * DAY),
+            EdgeObservation("WEAK_KEY", OLD.fingerprint_sha256),
+            ("deploy", "current-invalid:WEAK_KEY"),
+        ),
+        (
+            deployed(101, expires_in=300 * DAY),
+            EdgeObservation("WEAK_SIGNATURE", OLD.fingerprint_sha256),
+            ("deploy", "current-invalid:WEAK_SIGNATURE"),
+        ),
+        (
+            deployed(None, expires_in=300 * DAY, fingerprint=SHA1, identifier="9-cn-hangzhou"),
+            EdgeObservation("WEAK_KEY", "CD" * 32, SHA1),
+            ("deploy", "current-invalid:WEAK_KEY"),
+        ),
+        # the edge serves another certificate (stale edge, DNS elsewhere): not the
+        # configured one's problem
+        (
+            deployed(101, expires_in=300 * DAY),
+            EdgeObservation("NAME_MISMATCH", "EE" * 32, "EE" * 20),
+            ("skip", p.SERVED_MISMATCH),
+        ),
+        # which certificate the edge serves cannot be told: the observation is ignored
+        (
+            cdn_cert(None, expires_in=300 * DAY),
+            EdgeObservation("WEAK_KEY", "EE" * 32),
+            ("skip", p.CURRENT_EXPIRES_LATER),
+        ),
     ],
 )
-def test_live_observation_of_a_broken_current_certificate(
-    served: dict[str, Code], expected: tuple[str, str]
+def test_live_observation_counts_only_against_the_configured_certificate(
+    current: DeployedCert, seen: EdgeObservation, expected: tuple[str, str]
 ) -> None:
-    # given a current certificate that expires later than NEW, but that the edge serves
-    # in a form browsers reject (as a live probe found)
-    record = oss("a.example.com", deployed(expires_in=300 * DAY))
-    # when planned with that observation, then it is replaced
-    assert decide(record, served=served) == expected
+    # given a current certificate that expires later than NEW, and what a live probe
+    # saw browsers reject at the domain's edge
+    route = cdn if current.location is Location.CDN else oss
+    record = route("a.example.com", current)
+    # when planned with that observation
+    decision = decide(record, catalog=Catalog((OLD,)), served={"a.example.com": seen})
+    # then it replaces the current certificate only when the edge serves that one
+    assert decision == expected
+
+
+def test_served_mismatch_is_a_finding_and_touches_nothing() -> None:
+    # given the edge serves another certificate than the configured 101, which browsers
+    # reject, next to a domain whose observation names nothing wrong with it
+    inventory = Inventory(
+        (
+            oss("a.example.com", deployed(101, expires_in=300 * DAY)),
+            oss("b.example.com", deployed(101, expires_in=300 * DAY)),
+        )
+    )
+    seen = {"a.example.com": EdgeObservation("NAME_MISMATCH", "EE" * 32)}
+    # when planned
+    plan = p.plan_certificate(NEW, inventory, NOW, catalog=Catalog((OLD,)), served=seen)
+    # then nothing is deployed, and the mismatch is reported for that domain only
+    assert plan.actions == ()
+    assert {s.domain: s.reason for s in plan.skipped} == {
+        "a.example.com": p.SERVED_MISMATCH,
+        "b.example.com": p.CURRENT_EXPIRES_LATER,
+    }
+    [finding] = plan.findings
+    assert (finding.code, finding.domain) == (Code.SERVED_MISMATCH, "a.example.com")
+    assert "NAME_MISMATCH" in finding.message and "certificate 101" in finding.message
+
+
+def test_observation_never_overrides_a_decision_to_deploy_or_a_refusal() -> None:
+    # given a domain that gets NEW anyway (its current expires sooner), whatever the edge
+    record = oss("a.example.com", deployed(101, expires_in=20 * DAY))
+    seen = {"a.example.com": EdgeObservation("NAME_MISMATCH", "EE" * 32)}
+    # when planned with an observation of another certificate, then it is deployed
+    assert decide(record, catalog=Catalog((in_catalog(101, 20),)), served=seen) == (
+        "deploy",
+        p.EXPIRES_LATER,
+    )
 
 
 @pytest.mark.parametrize(
@@ -408,3 +533,108 @@ def test_oss_hosted_certificate_on_a_cdn_domain_is_reported_as_wrong_location() 
 def test_no_wrong_location_without_an_oss_certificate_behind_cdn(record: DomainRecord) -> None:
     plan = p.plan_certificate(NEW, Inventory((record,)), NOW)
     assert Code.WRONG_LOCATION not in {f.code for f in plan.findings}
+
+
+@pytest.mark.parametrize(
+    ("current_days", "current_sans", "expected"),
+    [
+        (300, ("*.example.com",), ("skip", p.CURRENT_EXPIRES_LATER)),
+        (20, ("*.example.com",), ("deploy", p.EXPIRES_LATER)),
+        (300, ("www.example.com",), ("deploy", p.NOT_COVERING)),
+        (300, ("*.img.example.com",), ("deploy", p.NOT_COVERING)),
+    ],
+)
+def test_wildcard_cdn_domain_with_a_catalog_certificate(
+    current_days: int, current_sans: tuple[str, ...], expected: tuple[str, str]
+) -> None:
+    # given the CDN domain *.example.com serving certificate 101 from the catalog
+    current = in_catalog(101, current_days, current_sans)
+    record = cdn("*.example.com", cdn_cert(101, expires_in=current_days * DAY))
+    # when NEW (*.example.com, 90 days) is planned with the catalog
+    decision = decide(record, catalog=Catalog((current, NEW)))
+    # then the wildcard counts as covering the wildcard domain: a longer-lived one stays
+    assert decision == expected
+
+
+def test_paused_cdn_domain_is_skipped_saying_so() -> None:
+    plan = p.plan_certificate(
+        NEW, Inventory((cdn("cdn.example.com", cdn_cert(), status="offline"),)), NOW
+    )
+    [skip] = plan.skipped
+    assert skip.reason == "cdn-status:offline" and "paused" in skip.detail
+    assert plan.actions == ()
+
+
+def test_catalog_dates_replace_the_listing_dates() -> None:
+    # given a CDN listing whose zone-less time was read as UTC (8 h later than the
+    # instant) and the catalog's exact notAfter, 4 h before NEW's
+    exact = replace(in_catalog(101, 90), not_after=NEW.not_after - timedelta(hours=4))
+    listed = cdn_cert(101, expires_in=90 * DAY + timedelta(hours=4))
+    # when planned with the catalog
+    plan = p.plan_certificate(
+        NEW, Inventory((cdn("cdn.example.com", listed),)), NOW, catalog=Catalog((exact,))
+    )
+    # then the exact instant decides (NEW expires later) and the action carries it
+    [action] = plan.actions
+    assert action.reason == p.EXPIRES_LATER
+    assert action.previous is not None
+    assert (action.previous.not_after, action.previous.not_before) == (
+        exact.not_after,
+        exact.not_before,
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "expired"),
+    [(-TICK, True), (timedelta(0), False), (TICK, False)],
+    ids=["after-notAfter", "at-notAfter", "before-notAfter"],
+)
+def test_expiry_boundary_is_rfc_5280_inclusive_everywhere(offset: timedelta, expired: bool) -> None:
+    # given certificates whose notAfter is NOW + offset (valid through notAfter)
+    not_after = NOW + offset
+    candidate = replace(NEW, not_after=not_after)
+    current = oss("a.example.com", deployed(101, expires_in=offset))
+    # when judged at NOW
+    candidate_expired = Code.CERT_EXPIRED in [
+        f.code for f in p.certificate_findings(candidate, NOW)
+    ]
+    current_reason = decide(current)[1]
+    # then the candidate, the deployed certificate and the catalog agree
+    assert candidate_expired is expired
+    assert (current_reason == "current-invalid:CERT_EXPIRED") is expired
+    assert candidate.valid_at(NOW) is not expired
+    assert replace(NEW, not_before=NOW).valid_at(NOW)  # notBefore is inclusive too
+
+
+@pytest.mark.parametrize(
+    ("offset", "expired"),
+    [(timedelta(seconds=1), True), (timedelta(0), False), (timedelta(seconds=-1), False)],
+    ids=["second-after", "at-notAfter", "second-before"],
+)
+def test_plan_validate_and_probe_agree_on_an_x509_expiry(offset: timedelta, expired: bool) -> None:
+    from certpilot.certs import load_bundle
+    from certpilot.probe import ServedCert, served_problem
+    from certpilot.validate import check_dates
+    from tests.pki import NOW as PKI_NOW
+    from tests.pki import build_pki
+
+    # given a real certificate whose notAfter is PKI_NOW (X.509 times are whole seconds)
+    pki = build_pki(leaf_not_before=PKI_NOW - 90 * DAY, leaf_not_after=PKI_NOW)
+    leaf = pki.leaf.cert
+    cert = replace(NEW, not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc)
+    served = ServedCert(
+        "www.example.com",
+        fingerprint="AB" * 32,
+        not_after=leaf.not_valid_after_utc,
+        chain_ok=True,
+        name_ok=True,
+    )
+    # when each judges it `offset` after its notAfter
+    now = PKI_NOW + offset
+    by_validate = Code.CERT_EXPIRED in [
+        f.code for f in check_dates(load_bundle(pki.chain_pem()), "www.example.com", now)
+    ]
+    by_plan = Code.CERT_EXPIRED in [f.code for f in p.certificate_findings(cert, now)]
+    by_probe = served_problem(served, "AB" * 32, now=now) == "served certificate has expired"
+    # then all three say the same
+    assert by_validate is by_plan is by_probe is expired

@@ -184,7 +184,7 @@ def test_served_certificate_is_described(pki: Pki, server: TlsServer) -> None:
     assert served.issuer == "Probe Test"
     assert served.sans == ("*.example.com",)
     assert served.not_after is not None and served.not_after > NOW
-    assert served.ok and served_problem(served, fingerprint) == ""
+    assert served.ok and served_problem(served, fingerprint, now=NOW) == ""
     # and its SHA-1 is known too (OSS ListCname reports that one), for rollback checks
     der = x509.load_pem_x509_certificate(pem.read_bytes()).public_bytes(serialization.Encoding.DER)
     assert served.fingerprint_sha1 == hashlib.sha1(der).hexdigest().upper()  # noqa: S324
@@ -199,8 +199,8 @@ def test_leaf_only_chain_fails_verification_but_is_still_identified(
     assert served.fingerprint == fingerprint
     assert not served.chain_ok and served.name_ok
     assert served.error and "verify failed" in served.error
-    assert "chain" in served_problem(served, fingerprint) or "verify" in served_problem(
-        served, fingerprint
+    assert "chain" in served_problem(served, fingerprint, now=NOW) or "verify" in served_problem(
+        served, fingerprint, now=NOW
     )
 
 
@@ -218,12 +218,15 @@ def test_name_is_judged_with_one_label_wildcards(pki: Pki, server: TlsServer) ->
     server.serve("a.b.example.com", pem)
     served = probe_https("a.b.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
     assert served.chain_ok and not served.name_ok
-    assert served_problem(served, fingerprint) == "served certificate does not cover the domain"
+    assert (
+        served_problem(served, fingerprint, now=NOW)
+        == "served certificate does not cover the domain"
+    )
 
 
 def test_another_certificate_is_a_mismatch(pki: Pki, server: TlsServer) -> None:
     served = probe_https("www.example.com", edge=server.edge, ca_bundle=str(pki.root_pem))
-    assert served_problem(served, "00" * 32) == "edge serves another certificate"
+    assert served_problem(served, "00" * 32, now=NOW) == "edge serves another certificate"
 
 
 def test_nothing_listening_is_an_error_not_an_exception() -> None:
@@ -232,7 +235,7 @@ def test_nothing_listening_is_an_error_not_an_exception() -> None:
     served = probe_https("www.example.com", edge=f"127.0.0.1:{port}", timeout=1)
     assert served.fingerprint is None and served.error
     assert not served.ok
-    assert served_problem(served, "00" * 32) == served.error
+    assert served_problem(served, "00" * 32, now=NOW) == served.error
 
 
 class FakeClock:
@@ -476,7 +479,7 @@ def _fine_from(
 
 
 def _watch(domain: str, deadline: float, started: float = 0.0) -> Watch:
-    return Watch(domain, lambda served: served_problem(served, "NEW"), started, deadline)
+    return Watch(domain, lambda served: served_problem(served, "NEW", now=NOW), started, deadline)
 
 
 def test_poll_rounds_probes_each_pending_domain_once_per_round() -> None:
@@ -537,3 +540,41 @@ def test_poll_rounds_counts_a_probe_that_raises_as_not_served() -> None:
         {"a": _watch("a", 0.0)}, probe=broken, clock=clock.clock, sleep=clock.sleep
     )
     assert not results["a"].ok and results["a"].reason == "probe failed: RuntimeError"
+
+
+@pytest.mark.parametrize(
+    ("offset", "problem"),
+    [
+        (timedelta(seconds=-1), ""),
+        (timedelta(0), ""),  # RFC 5280: valid through notAfter
+        (timedelta(microseconds=1), "served certificate has expired"),
+    ],
+)
+def test_served_expiry_is_judged_at_the_time_given_not_the_clock(
+    offset: timedelta, problem: str
+) -> None:
+    # given the edge serves the expected certificate, whose notAfter is long past
+    not_after = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    served = ServedCert(
+        "d.example.com", "AB" * 32, not_after=not_after, chain_ok=True, name_ok=True
+    )
+    # when judged `offset` after its notAfter, then the given time decides, not today
+    assert served_problem(served, "ab" * 32, now=not_after + offset) == problem
+
+
+def test_wait_for_certificate_judges_expiry_with_its_wall_clock() -> None:
+    not_after = datetime(2001, 1, 1, tzinfo=timezone.utc)
+    served = ServedCert(
+        "d.example.com", "AB" * 32, not_after=not_after, chain_ok=True, name_ok=True
+    )
+    clock = FakeClock()
+    result = wait_for_certificate(
+        "d.example.com",
+        "AB" * 32,
+        deadline=0,
+        probe=lambda _: served,
+        clock=clock.clock,
+        sleep=clock.sleep,
+        wall_clock=lambda: not_after,
+    )
+    assert result.ok

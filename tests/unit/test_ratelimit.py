@@ -6,7 +6,14 @@ import threading
 
 import pytest
 
-from certpilot.ratelimit import DOCUMENTED_QPS, RateLimiter, TokenBucket, bucket_shape
+from certpilot.ratelimit import (
+    DOCUMENTED_QPS,
+    RateLimiter,
+    TokenBucket,
+    bucket_shape,
+    isolated_shared_limiter,
+    shared_limiter,
+)
 
 
 class FakeClock:
@@ -124,3 +131,19 @@ def test_invalid_shapes_are_refused() -> None:
         bucket_shape(0)
     with pytest.raises(ValueError):
         TokenBucket(0, 1)
+
+
+def test_an_isolated_block_gets_a_fresh_shared_limiter_and_restores_the_old_one() -> None:
+    with isolated_shared_limiter():  # this test's own changes stay in it too
+        # given the process-wide limiter with a drained bucket
+        before = shared_limiter()
+        for _ in range(30):
+            before.bucket("oss", "PutCname").reserve()
+        # when a test runs inside an isolated block
+        with isolated_shared_limiter() as fresh:
+            inside = shared_limiter()
+            waited = inside.bucket("oss", "PutCname").reserve()
+        # then it had its own limiter with full buckets, and the old one is back after
+        assert inside is fresh and inside is not before and waited == 0.0
+        assert shared_limiter() is before
+        assert before.bucket("oss", "PutCname").reserve() > 0

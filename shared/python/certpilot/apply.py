@@ -7,6 +7,14 @@ check of the restored state. Waiting for the edge (about a minute on CDN) so nev
 holds a write: a run takes about the writes' QPS time plus one propagation, not
 domains x propagation / workers. One domain's failure never stops the others: every
 domain of the plan ends with exactly one `DomainResult`.
+
+Writes whose outcome is unknown (a transient error after retries, or a conflict that
+our own earlier, applied attempt may have caused) are settled by re-reading the
+binding: if ours is bound the domain goes on to verification like any other. Before a
+rollback the binding is checked too (CDN: re-read first, it has no conditional write;
+OSS: the write itself is conditional on PreviousCertId = ours): a domain on which
+another certificate was set meanwhile (another run) is not rolled back but reported
+`skipped` with reason `superseded`.
 """
 
 from __future__ import annotations
@@ -17,12 +25,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from certpilot.errors import CloudError
+from certpilot.adapters.oss import CnameInfo
+from certpilot.errors import CertpilotError, CloudError, ConflictError, TransientError
+from certpilot.inventory import normalize_domain
 from certpilot.log import event, get_logger, with_context
-from certpilot.model import Route
+from certpilot.model import DeployedCert, Route
 from certpilot.plan import (
     ALREADY_CURRENT,
     ROLLBACK_NONE,
@@ -40,6 +50,7 @@ from certpilot.probe import (
     poll_rounds,
     restore_problem,
     served_problem,
+    utc_now,
 )
 
 
@@ -73,6 +84,8 @@ class OssBinder(Protocol):
         self, bucket: str, region: str, domain: str, previous_identifier: str | None
     ) -> None: ...
 
+    def list_cnames(self, bucket: str, region: str) -> Sequence[CnameInfo]: ...
+
 
 class CdnSetter(Protocol):
     """The part of `adapters.cdn.CdnAdapter` that apply uses."""
@@ -80,6 +93,12 @@ class CdnSetter(Protocol):
     def set_certificate(self, domain: str, cas_id: int, region: str) -> None: ...
 
     def disable_certificate(self, domain: str) -> None: ...
+
+    def certificate_info(self, domain: str) -> DeployedCert | None: ...
+
+
+class IncompletePlan(CertpilotError):
+    """An action lacks what its write needs (an OSS action without bucket or region)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,12 @@ _LOG = get_logger(__name__)
 MAX_RESTORE_WAIT = 30.0
 Prober = Callable[[str], ServedCert]
 FORCED = "; Force=true (the domain had no certificate)"
+# Skip reason of a domain on which another certificate was set after our write (another
+# run, or a person): it is left as it is, not rolled back.
+SUPERSEDED = "superseded"
+# Errors after which a write may have been applied all the same: a timeout or 5xx
+# (after retries), or a conflict that our own earlier attempt may have caused.
+UNCERTAIN = (TransientError, ConflictError)
 
 
 def skip_result(skip: Skip) -> DomainResult:
@@ -185,6 +210,8 @@ class _Track:
     verification: Verification | None = None
     why: str = ""  # why it is being rolled back
     undone: float = 0.0  # when the rollback was accepted
+    notes: list[str] = field(default_factory=list)  # what re-reads showed: end of reason
+    superseded: str = ""  # what another run bound meanwhile: not rolled back
 
 
 class _Rollout:
@@ -239,8 +266,37 @@ class _Rollout:
 
     def _write(self, track: _Track) -> None:
         track.started = self.clock()
-        _deploy(track.action, self.oss, self.cdn)
+        try:
+            _deploy(track.action, self.oss, self.cdn)
+        except UNCERTAIN as error:
+            if not self._applied_anyway(track, error):
+                raise
         track.written = self.clock()
+
+    def _applied_anyway(self, track: _Track, error: CloudError) -> bool:
+        """After an uncertain write: whether the binding shows ours (notes what it shows)."""
+        action = track.action
+        try:
+            bound = read_binding(action, self.oss, self.cdn)
+        except CloudError as reread:
+            track.notes.append(
+                f"re-reading the binding failed ({reread.action}: {reread.code}):"
+                " whether the write was applied is unknown"
+            )
+            return False
+        if bound.key != _ours(action):
+            track.notes.append(f"re-read: the domain has {bound.text}, not ours")
+            return False
+        track.notes.append(f"{error.action} answered {error.code}, yet the domain has {bound.text}")
+        event(
+            self.log,
+            "write applied despite its error",
+            level=logging.WARNING,
+            domain=action.domain,
+            action=error.action,
+            code=error.code,
+        )
+        return True
 
     def _concurrently(
         self, tracks: Sequence[_Track], step: Callable[[_Track], None]
@@ -356,25 +412,58 @@ class _Rollout:
         undone = []
         for track in failed:
             error = errors[track.action.domain]
-            if error is None:
+            if error is None and track.superseded:
+                self._finish(
+                    track,
+                    Outcome.SKIPPED,
+                    f"{SUPERSEDED}: the domain has {track.superseded} now, not ours"
+                    f" (changed by another run?), so it is not rolled back; {track.why}",
+                )
+            elif error is None:
                 undone.append(track)
-                continue
-            if isinstance(error, CloudError):
-                reason, code = (
-                    f"{track.why}; rollback {error.action} failed: {error.code}",
-                    error.code,
-                )
             else:
-                reason, code = (
-                    f"{track.why}; rollback: unexpected {type(error).__name__}",
-                    "Internal",
-                )
-            self._finish(track, Outcome.FAILED, reason, code)
+                reason, code = _failure(error)
+                self._finish(track, Outcome.FAILED, f"{track.why}; rollback {reason}", code)
         return undone
 
     def _undo(self, track: _Track) -> None:
-        _roll_back(track.action, self.oss, self.cdn)
+        """Roll one domain back, unless another certificate was set on it meanwhile."""
+        action = track.action
+        ours = _ours(action)
+        if action.route is Route.CDN:
+            # CDN has no conditional write: look first (a narrow window remains).
+            bound = read_binding(action, self.oss, self.cdn)
+            if bound.key != ours:
+                self._supersede(track, bound)
+                return
+        try:
+            _roll_back(action, self.oss, self.cdn)
+        except UNCERTAIN as error:
+            # OSS: PreviousCertId = ours, so a binding changed by someone else conflicts.
+            try:
+                bound = read_binding(action, self.oss, self.cdn)
+            except CloudError:
+                raise error from None
+            if bound.key == _rollback_target(action):
+                track.notes.append(
+                    f"rollback {error.action} answered {error.code}, yet it was applied"
+                )
+            elif bound.key == ours:
+                raise error
+            else:
+                self._supersede(track, bound)
+                return
         track.undone = self.clock()
+
+    def _supersede(self, track: _Track, bound: Bound) -> None:
+        track.superseded = bound.text
+        event(
+            self.log,
+            "superseded: not rolled back",
+            level=logging.WARNING,
+            domain=track.action.domain,
+            bound=bound.text,
+        )
 
     # -- phase 4: the restored state at the edge ------------------------------------
 
@@ -437,6 +526,7 @@ class _Rollout:
         *,
         restored: Verification | None = None,
     ) -> None:
+        reason = "; ".join([reason, *track.notes])
         result = replace(
             _result(
                 track.action,
@@ -460,12 +550,14 @@ def _failure(error: BaseException) -> tuple[str, str]:
     """(reason, error code) of a write that raised."""
     if isinstance(error, CloudError):
         return f"{error.action} failed: {error.code}", error.code
+    if isinstance(error, CertpilotError):
+        return str(error), type(error).__name__
     # One domain's bug must not stop the others.
     return f"unexpected {type(error).__name__}", "Internal"
 
 
 def _served_problem(fingerprint: str, served: ServedCert) -> str:
-    return served_problem(served, fingerprint)
+    return served_problem(served, fingerprint, now=utc_now())
 
 
 def _restore_problem(
@@ -513,41 +605,110 @@ def probe_name(domain: str) -> str:
     return "certpilot-verify" + domain[1:] if domain.startswith("*.") else domain
 
 
+def api_name(action: Action) -> str:
+    """The domain as the service spells it (CDN lists a wildcard as `.example.org`)."""
+    return action.api_name or action.domain
+
+
 def _deploy(action: Action, oss: OssBinder, cdn: CdnSetter) -> None:
     if action.route is Route.OSS:
         oss.bind_certificate(
-            _need(action.bucket, "bucket"),
-            _need(action.region, "region"),
-            action.domain,
+            _need(action.bucket, "bucket", action),
+            _need(action.region, "region", action),
+            api_name(action),
             action.identifier,
             action.previous_identifier,
             action.force,
         )
     else:
-        cdn.set_certificate(action.domain, action.cas_id, action.cert_region)
+        cdn.set_certificate(api_name(action), action.cas_id, action.cert_region)
 
 
 def _roll_back(action: Action, oss: OssBinder, cdn: CdnSetter) -> None:
     previous = action.previous
+    name = api_name(action)
     if action.route is Route.OSS:
-        bucket, region = _need(action.bucket, "bucket"), _need(action.region, "region")
+        bucket = _need(action.bucket, "bucket", action)
+        region = _need(action.region, "region", action)
         if action.rollback == ROLLBACK_RESTORE and action.previous_identifier:
             oss.bind_certificate(
-                bucket, region, action.domain, action.previous_identifier, action.identifier, False
+                bucket, region, name, action.previous_identifier, action.identifier, False
             )
         elif action.rollback == ROLLBACK_REMOVE:
-            oss.unbind_certificate(bucket, region, action.domain, action.identifier)
+            oss.unbind_certificate(bucket, region, name, action.identifier)
     else:
         if action.rollback == ROLLBACK_RESTORE and previous is not None and previous.cas_id:
-            cdn.set_certificate(action.domain, previous.cas_id, previous.region)
+            cdn.set_certificate(name, previous.cas_id, previous.region)
         elif action.rollback == ROLLBACK_REMOVE:
-            cdn.disable_certificate(action.domain)
+            cdn.disable_certificate(name)
 
 
-def _need(value: str | None, what: str) -> str:
+def _need(value: str | None, what: str, action: Action) -> str:
     if not value:
-        raise ValueError(f"the plan has no {what} for this OSS domain")
+        raise IncompletePlan(f"the plan has no {what} for OSS domain {action.domain}")
     return value
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What the control plane says a domain has bound now."""
+
+    # OSS CertId / CDN CAS id as text; None: no certificate. A certificate without an
+    # id, or an OSS domain no longer bound to the bucket, gets a key of its own.
+    key: str | None
+    text: str  # for reasons: "certificate 2001-cn-hangzhou", "HTTPS off", ...
+
+
+NO_ID = "?"  # key of a certificate bound without a CAS id / CertId
+UNBOUND = "!"  # key of an OSS domain no longer bound to its bucket
+
+
+def read_binding(action: Action, oss: OssBinder, cdn: CdnSetter) -> Bound:
+    """Re-read what `action`'s domain has bound (OSS ListCname of its bucket; CDN
+    DescribeDomainCertificateInfo).
+
+    Raises:
+        CloudError: the read failed (after retries).
+        IncompletePlan: an OSS action without bucket or region.
+    """
+    name = api_name(action)
+    if action.route is Route.OSS:
+        bucket = _need(action.bucket, "bucket", action)
+        for info in oss.list_cnames(bucket, _need(action.region, "region", action)):
+            if not _same_name(info.domain, name):
+                continue
+            if info.cert_identifier:
+                return Bound(info.cert_identifier.strip(), f"certificate {info.cert_identifier}")
+            if info.certificate is not None:
+                return Bound(NO_ID, "a certificate without CertId")
+            return Bound(None, "no certificate")
+        return Bound(UNBOUND, f"no binding to bucket {bucket}")
+    cert = cdn.certificate_info(name)
+    if cert is None:
+        return Bound(None, "HTTPS off")
+    if cert.cas_id is None:
+        return Bound(NO_ID, f"a {cert.cert_type or 'non-CAS'} certificate without CAS id")
+    return Bound(str(cert.cas_id), f"certificate {cert.cas_id}")
+
+
+def _same_name(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower() or (
+        normalize_domain(a) is not None and normalize_domain(a) == normalize_domain(b)
+    )
+
+
+def _ours(action: Action) -> str:
+    """The `Bound.key` of the certificate `action` writes."""
+    return action.identifier if action.route is Route.OSS else str(action.cas_id)
+
+
+def _rollback_target(action: Action) -> str | None:
+    """The `Bound.key` a successful rollback of `action` leaves (None: no certificate)."""
+    if action.rollback != ROLLBACK_RESTORE:
+        return None
+    if action.route is Route.OSS:
+        return action.previous_identifier
+    return str(action.previous_cas_id) if action.previous_cas_id is not None else None
 
 
 def count_outcomes(results: Iterable[DomainResult]) -> dict[str, int]:

@@ -15,15 +15,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from certpilot.apply import ApplyOptions, DomainResult, Outcome, apply_plan, count_outcomes
-from certpilot.errors import CertpilotError, CloudError, EventError
+from certpilot.apply import (
+    ApplyOptions,
+    DomainResult,
+    Outcome,
+    apply_plan,
+    count_outcomes,
+    probe_name,
+)
+from certpilot.errors import CertpilotError, CloudError, EventError, ForeignRegion
 from certpilot.events import DeployRequest
-from certpilot.findings import Code
-from certpilot.log import event, get_logger
-from certpilot.model import Catalog, Route
+from certpilot.log import event, get_logger, with_context
+from certpilot.model import Catalog, EdgeObservation, Route
 from certpilot.plan import (
-    CURRENT_EXPIRES_LATER,
-    CURRENT_EXPIRY_UNKNOWN,
+    CDN_PAUSED_STATES,
+    CDN_STATUS,
+    RECHECK_REASONS,
     Plan,
     Policy,
     domain_covered,
@@ -38,7 +45,6 @@ if TYPE_CHECKING:
     from certpilot.trust import TrustStore
 
 _log = get_logger(__name__)
-_RECHECK = (CURRENT_EXPIRES_LATER, CURRENT_EXPIRY_UNKNOWN)
 
 # Summary statuses.
 STATUS_DEPLOYED = "deployed"  # every action deployed and verified
@@ -115,17 +121,39 @@ def build_deps(
     )
 
 
+def check_region(region: str | None, settings: Settings) -> None:
+    """Refuse a certificate region other than the deployment's CAS region.
+
+    certpilot reads CAS in `CERTPILOT_CAS_REGION` only (and hands that region to CDN as
+    CertRegion), so a certificate named in another region cannot be found or bound.
+    Raises ForeignRegion; None (the event named no region) is accepted.
+    """
+    if region is not None and region != settings.cas_region:
+        raise ForeignRegion(
+            f"the certificate is in CAS region {region}, but this deployment reads CAS in"
+            f" {settings.cas_region} (CERTPILOT_CAS_REGION): deploy a certpilot for that"
+            " region, or name the certificate without a region"
+        )
+
+
 def discover_and_plan(
-    cas_id: int, deps: Deps, *, policy: Policy | None = None
+    cas_id: int,
+    deps: Deps,
+    *,
+    policy: Policy | None = None,
+    region: str | None = None,
 ) -> tuple[Plan | None, Inventory, Catalog]:
     """Read the account (inventory + catalog) and plan certificate `cas_id`.
 
-    Returns `(None, inventory, catalog)` when CAS does not hold the certificate.
-    Raises CloudError when the account cannot be read.
+    `region` is the CAS region the request named (None: none). Returns
+    `(None, inventory, catalog)` when CAS does not hold the certificate.
+    Raises ForeignRegion (before reading anything) for a region other than
+    `CERTPILOT_CAS_REGION`, CloudError when the account cannot be read.
     """
     from certpilot import catalog as catalog_module
     from certpilot import inventory as inventory_module
 
+    check_region(region, deps.settings)
     now = deps.clock()
     trust = deps.trust_store()
     inventory = inventory_module.discover(deps.clients, deps.settings)
@@ -164,34 +192,43 @@ def discover_and_plan(
         )
     policy = policy or Policy(renew_days=deps.settings.renew_days)
     plan = plan_certificate(cert, inventory, now, policy, catalog)
-    # A current certificate that "expires later" may still be one browsers reject
-    # (weak key, SHA-1, broken chain: things CAS's listing does not say). Ask the edge.
-    keep = [s.domain for s in plan.skipped if s.reason in _RECHECK]
+    # A current certificate left alone may still be one browsers reject (weak key,
+    # SHA-1, broken chain: things CAS's listing does not say). Ask the edge; the plan
+    # counts the answer only when the edge serves the configured certificate.
+    keep = [s.domain for s in plan.skipped if s.reason in RECHECK_REASONS]
     served = probe_served(keep, deps) if keep and not plan.refused else {}
     if served:
         plan = plan_certificate(cert, inventory, now, policy, catalog, served)
     return plan, inventory, catalog
 
 
-def probe_served(domains: Sequence[str], deps: Deps) -> dict[str, Code]:
-    """What browsers would reject in the certificates the edge serves for `domains`
-    (domain -> finding code; domains served fine or not reachable are left out)."""
+def probe_served(domains: Sequence[str], deps: Deps) -> dict[str, EdgeObservation]:
+    """What browsers would reject in the certificates the edge serves for `domains`,
+    with the served fingerprints (domains served fine or not reachable are left out).
+    A wildcard domain is probed one label below (`apply.probe_name`)."""
     from certpilot.probe import probe_https, served_finding_code
 
     s = deps.settings
 
-    def probe(domain: str) -> Code | None:
+    def probe(domain: str) -> EdgeObservation | None:
         served = probe_https(
-            domain, edge=s.edge_https, ca_bundle=s.ca_bundle, timeout=s.connect_timeout
+            probe_name(domain), edge=s.edge_https, ca_bundle=s.ca_bundle, timeout=s.connect_timeout
         )
-        return served_finding_code(served)
+        code = served_finding_code(served)
+        if code is None:
+            return None
+        return EdgeObservation(code.value, served.fingerprint, served.fingerprint_sha1)
 
     workers = max(1, min(len(domains), s.concurrency))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        codes = dict(zip(domains, pool.map(probe, domains), strict=True))
-    found = {domain: code for domain, code in codes.items() if code is not None}
+        observed = dict(zip(domains, pool.map(with_context(probe), domains), strict=True))
+    found = {domain: seen for domain, seen in observed.items() if seen is not None}
     if found:
-        event(_log, "served certificates rejected by browsers", domains=found)
+        event(
+            _log,
+            "served certificates rejected by browsers",
+            domains={domain: seen.problem for domain, seen in found.items()},
+        )
     return found
 
 
@@ -209,7 +246,7 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
         "event": request.describe(),
     }
     event(_log, "deploy-cert started", **request.describe())
-    plan, _, _ = discover_and_plan(request.cas_id, deps)
+    plan, _, _ = discover_and_plan(request.cas_id, deps, region=request.region)
     if plan is None:
         event(_log, "certificate not found", level=logging.WARNING, certId=request.cas_id)
         return {
@@ -243,14 +280,30 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
             certId=request.cas_id,
             codes=[c.value for c in refusal_codes(plan.findings)],
         )
-        return _summary(base, STATUS_REFUSED, results, findings, ok=False)
+        return _summary(base, STATUS_REFUSED, results, findings, plan, ok=False)
+    _log_paused(plan)
     results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)
     status = _status(plan, results)
     summary = _summary(
-        base, status, results, findings, ok=status in (STATUS_DEPLOYED, STATUS_NOTHING)
+        base, status, results, findings, plan, ok=status in (STATUS_DEPLOYED, STATUS_NOTHING)
     )
     event(_log, "deploy-cert finished", status=status, counts=summary["counts"])
     return summary
+
+
+def _log_paused(plan: Plan) -> None:
+    paused = {
+        s.domain: s.reason.split(":", 1)[1]
+        for s in plan.skipped
+        if s.code == CDN_STATUS and s.reason.split(":", 1)[1] in CDN_PAUSED_STATES
+    }
+    if paused:
+        event(
+            _log,
+            "CDN domains paused: certificate not changed until they are started again",
+            level=logging.WARNING,
+            domains=paused,
+        )
 
 
 def _skip_results(plan: Plan) -> list[DomainResult]:
@@ -275,15 +328,18 @@ def _summary(
     status: str,
     results: tuple[DomainResult, ...],
     findings: list[dict[str, Any]],
+    plan: Plan,
     *,
     ok: bool,
 ) -> dict[str, Any]:
+    # Each result also says in words why a domain was left alone (the plan's detail).
+    details = {s.domain: s.detail for s in plan.skipped}
     return {
         **base,
         "ok": ok,
         "status": status,
         "counts": count_outcomes(results),
-        "results": [r.to_dict() for r in results],
+        "results": [{**r.to_dict(), "detail": details.get(r.domain, "")} for r in results],
         "findings": findings,
     }
 

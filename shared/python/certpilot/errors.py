@@ -11,15 +11,18 @@ error raised here carries a secret.
         NotFoundError    *.NotFound, NoSuch*, FunctionNotFound, HTTP 404
         AuthError        bad AccessKey / signature / token, access denied, HTTP 401
         ConflictError    *AlreadyExist*, PreviousCertId mismatch, HTTP 409
-      EventError -> MalformedEvent, UnsupportedEvent, ForeignAccount
+      EventError -> MalformedEvent, UnsupportedEvent, ForeignAccount, ForeignRegion
       ConfigError
+      CertificateError (also a ValueError)     certpilot.certs.errors: unusable input
+      InvalidHostname (also a ValueError)      certpilot.names: not a DNS hostname
+
+Light on purpose: `certpilot.names` and `certpilot.certs.errors` import it, so it
+imports nothing of certpilot at module level (redaction is loaded on first use).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
-
-from certpilot.log import redact
 
 
 class CertpilotError(Exception):
@@ -46,6 +49,10 @@ class ForeignAccount(EventError):
     """The event comes from another account than `CERTPILOT_ACCOUNT_ID`."""
 
 
+class ForeignRegion(EventError):
+    """The event names a certificate in another CAS region than `CERTPILOT_CAS_REGION`."""
+
+
 class CloudError(CertpilotError):
     """A cloud API call failed.
 
@@ -69,6 +76,8 @@ class CloudError(CertpilotError):
         retry_after: float | None = None,
         ec: str | None = None,
     ) -> None:
+        from certpilot.log import redact
+
         self.service = service
         self.action = action
         self.code = code

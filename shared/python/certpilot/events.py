@@ -12,6 +12,9 @@ Three shapes are accepted (README "deploy-cert events"):
 
 A certificate id is a CAS id (int, or its decimal string) or a CAS identifier
 ``"<id>-<region>"``. Anything else raises an `EventError` subclass and nothing runs.
+The region an event names (the identifier's suffix, or an ActionTrail record's
+``acsRegion``) is kept in `DeployRequest.region`; the engine refuses one that is not
+the deployment's CAS region (`ForeignRegion`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from typing import Any
 from certpilot.errors import ForeignAccount, MalformedEvent, UnsupportedEvent
 
 MAX_EVENT_BYTES = 256 * 1024
-DEFAULT_CERT_REGION = "cn-hangzhou"
 
 CERT_ISSUED_TYPE = "certpilot.certificate.issued"
 SHAPE_CLOUDEVENT = "cloudevent"
@@ -49,7 +51,9 @@ ACTIONTRAIL_EVENT_NAMES = frozenset(
 _ACTIONTRAIL_ID_KEYS = ("CertId", "CertificateId", "certId", "certificateId", "CertIdentifier")
 DIRECT_KEYS = frozenset({"certId", "dryRun", "reason"})
 
-_IDENTIFIER = re.compile(r"^([1-9][0-9]{0,18})-([a-z]{2,}(?:-[a-z0-9]+)+)$")
+_REGION = r"[a-z]{2,}(?:-[a-z0-9]+)+"
+_IDENTIFIER = re.compile(rf"^([1-9][0-9]{{0,18}})-({_REGION})$")
+_REGION_ID = re.compile(rf"^{_REGION}$")
 _DECIMAL = re.compile(r"^[1-9][0-9]{0,18}$")
 _MAX_CAS_ID = 2**63 - 1
 
@@ -59,7 +63,9 @@ class DeployRequest:
     """A validated request to roll out one CAS certificate (read-only)."""
 
     cas_id: int
-    region: str  # the CAS region of the certificate (identifier suffix)
+    # The CAS region the event names (identifier suffix, ActionTrail acsRegion); None
+    # when it names none: the deployment's CERTPILOT_CAS_REGION applies.
+    region: str | None
     shape: str  # cloudevent | actiontrail | direct
     event_id: str | None = None
     event_type: str | None = None
@@ -70,8 +76,8 @@ class DeployRequest:
 
     @property
     def identifier(self) -> str:
-        """The CAS `CertIdentifier` (`<id>-<region>`), what OSS PutCname takes."""
-        return f"{self.cas_id}-{self.region}"
+        """The certificate as the event names it: `<id>-<region>`, or `<id>` alone."""
+        return f"{self.cas_id}-{self.region}" if self.region else str(self.cas_id)
 
     def describe(self) -> dict[str, Any]:
         """A loggable summary (no payload echo beyond these fields)."""
@@ -85,8 +91,8 @@ class DeployRequest:
         }
 
 
-def parse_cert_id(value: object, *, field: str = "certId") -> tuple[int, str]:
-    """Turn a certificate id into `(cas_id, region)`.
+def parse_cert_id(value: object, *, field: str = "certId") -> tuple[int, str | None]:
+    """Turn a certificate id into `(cas_id, region)`; region None when it names none.
 
     Accepts a positive int, its decimal string, or `"<id>-<region>"`.
     Raises `MalformedEvent` for anything else (bools, floats, zero, junk).
@@ -95,12 +101,12 @@ def parse_cert_id(value: object, *, field: str = "certId") -> tuple[int, str]:
         raise MalformedEvent(f"{field} must be a CAS certificate id, not a boolean")
     if isinstance(value, int):
         if 0 < value <= _MAX_CAS_ID:
-            return value, DEFAULT_CERT_REGION
+            return value, None
         raise MalformedEvent(f"{field} must be a positive CAS certificate id")
     if isinstance(value, str):
         text = value.strip()
         if _DECIMAL.match(text):
-            return _bounded(int(text), field), DEFAULT_CERT_REGION
+            return _bounded(int(text), field), None
         match = _IDENTIFIER.match(text)
         if match:
             return _bounded(int(match.group(1)), field), match.group(2)
@@ -297,14 +303,20 @@ def _parse_actiontrail(
     error_code = data.get("errorCode")
     if error_code:
         raise UnsupportedEvent(f"CAS call {name} failed ({error_code}): nothing was issued")
+    called_in = _acs_region(data)
     for part in ("responseElements", "requestParameters"):
         section = _record_section(data, part)
         for key in _ACTIONTRAIL_ID_KEYS:
             if key in section and section[key] not in (None, ""):
                 cas_id, region = parse_cert_id(section[key], field=f"data.{part}.{key}")
+                if region and called_in and region != called_in:
+                    raise MalformedEvent(
+                        f"data.{part}.{key} names region {region}, but the CAS call was"
+                        f" made in {called_in} (data.acsRegion)"
+                    )
                 return DeployRequest(
                     cas_id=cas_id,
-                    region=region,
+                    region=region or called_in,
                     shape=SHAPE_ACTIONTRAIL,
                     event_id=event_id,
                     event_type=event_type,
@@ -315,6 +327,20 @@ def _parse_actiontrail(
         f"ActionTrail record of {name} carries no certificate id "
         "(the timer sweep will pick the certificate up once it is issued)"
     )
+
+
+def _acs_region(data: Mapping[str, Any]) -> str | None:
+    """The region the recorded CAS call was made in (`acsRegion`), None when absent.
+
+    UNCONFIRMED (chosen): for CAS, ActionTrail's acsRegion is the CAS region the
+    certificate lives in (CAS has one endpoint per region).
+    """
+    value = data.get("acsRegion")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not _REGION_ID.match(value.strip()):
+        raise MalformedEvent("ActionTrail data.acsRegion must be a region id such as cn-hangzhou")
+    return value.strip()
 
 
 def _record_section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -23,6 +23,7 @@ origin, not to OSS).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -101,6 +102,8 @@ def classify(
     hostnames are dropped (and logged).
     """
     region_of = {b.name: b.region for b in buckets}
+    # The HTTPS listing spells a wildcard as CDN does (`.example.org`): key it like records.
+    https_of = {normalize_domain(key) or key: cert for key, cert in https.items()}
     bindings: dict[str, tuple[str, CnameInfo]] = {}
     for bucket in sorted(cnames):
         for info in cnames[bucket]:
@@ -133,7 +136,7 @@ def classify(
         region = (parsed[1] if parsed else None) or region_of.get(origin_bucket or "")
         deployed = None
         if domain.ssl_on:
-            deployed = https.get(name) or _unknown_cdn_cert()
+            deployed = https_of.get(name) or _unknown_cdn_cert()
         records[name] = DomainRecord(
             name=name,
             route=Route.CDN,
@@ -143,6 +146,7 @@ def classify(
             oss_hosted=binding[1].certificate if binding else None,
             cdn_status=domain.status or None,
             cname_bound=binding is not None,
+            api_name=domain.name,
         )
 
     for name, (bucket, info) in bindings.items():
@@ -159,8 +163,14 @@ def classify(
             route=Route.OSS,
             bucket=bucket,
             region=region_of.get(bucket),
-            deployed=info.certificate,
+            # With the bound CertId (an upload's too): PreviousCertId to replace it.
+            deployed=(
+                dataclasses.replace(info.certificate, identifier=info.cert_identifier)
+                if info.certificate is not None
+                else None
+            ),
             cname_bound=True,
+            api_name=info.domain,
         )
 
     return Inventory(
@@ -231,8 +241,22 @@ def _merge(listed: DeployedCert | None, info: DeployedCert) -> DeployedCert:
     )
 
 
-def _certificate_info(clients: CloudClients, record: DomainRecord) -> DeployedCert | None:
-    return clients.cdn.certificate_info(record.name)
+def _certificate_info(
+    clients: CloudClients, record: DomainRecord
+) -> tuple[bool, DeployedCert | None]:
+    """(whether CDN knows the domain, its certificate)."""
+    try:
+        return True, clients.cdn.certificate_info(record.api_name or record.name)
+    except NotFoundError as error:
+        # Deleted since the listing (or a name CDN does not know): this domain only.
+        event(
+            _log,
+            "cdn domain not found for its certificate",
+            level=logging.WARNING,
+            domain=record.name,
+            code=error.code,
+        )
+        return False, None
 
 
 # UNCONFIRMED (chosen): for `CertType=cas` the CertName that DescribeCdnHttpsDomainList
@@ -288,11 +312,15 @@ def with_cert_ids(
     first matched by its CertName (see `match_cas_certificate`); its region is
     `regions[cas_id]` when given (the catalog's), else `settings.cas_region`. Every
     other named CDN-routed domain with HTTPS on costs one DescribeDomainCertificateInfo
-    call; other names are ignored. A domain whose HTTPS turned out to be off gets
-    `deployed=None`.
+    call (with the name as CDN spells it, `DomainRecord.api_name`); other names are
+    ignored. DescribeUserDomains said HTTPS is on for every one of them, so when
+    DescribeDomainCertificateInfo has no certificate (no entry, or off) the two disagree
+    and the certificate stays unknown (the placeholder without expiry: plan skips the
+    domain), never "no certificate", whose rollback would switch HTTPS off. A domain
+    the lookup does not find (NotFoundError) keeps its listed record and is logged.
 
     Raises:
-        CloudError: a lookup failed after retries (NotFoundError for a vanished domain).
+        CloudError: a lookup failed after retries (other than NotFoundError).
     """
     wanted = {n for n in (normalize_domain(d) for d in domains) if n is not None}
     # HTTPS off (DescribeUserDomains said so): no certificate whose id could be asked.
@@ -303,7 +331,7 @@ def with_cert_ids(
     ]
     if not targets:
         return inventory
-    updates: dict[str, DeployedCert | None] = {}
+    updates: dict[str, DeployedCert] = {}
     if cas is not None:
         by_name = cas_by_name(cas)
         region_of = regions or {}
@@ -316,13 +344,25 @@ def with_cert_ids(
                     region=region_of.get(summary.cas_id) or clients.settings.cas_region,
                 )
     lookups = [r for r in targets if r.name not in updates]
+    vanished = 0
     if lookups:
         workers = max(1, min(len(lookups), MAX_WORKERS))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cert-ids") as pool:
             infos = pool.map(with_context(_certificate_info), [clients] * len(lookups), lookups)
-            for record, info in zip(lookups, infos, strict=True):
-                updates[record.name] = None if info is None else _merge(record.deployed, info)
-    event(_log, "cdn certificate ids", by_name=len(targets) - len(lookups), looked_up=len(lookups))
+            for record, (known, info) in zip(lookups, infos, strict=True):
+                if not known:
+                    vanished += 1
+                elif info is None:
+                    updates[record.name] = _unknown_cdn_cert()
+                else:
+                    updates[record.name] = _merge(record.deployed, info)
+    event(
+        _log,
+        "cdn certificate ids",
+        by_name=len(targets) - len(lookups),
+        looked_up=len(lookups),
+        not_found=vanished,
+    )
     updated = [
         dataclasses.replace(record, deployed=updates[record.name])
         if record.name in updates

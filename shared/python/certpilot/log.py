@@ -75,6 +75,23 @@ def register_secret(value: str | None, *, keep_prefix: int = 0) -> None:
             _secrets.add(value)
 
 
+@contextlib.contextmanager
+def isolated_secrets() -> Iterator[None]:
+    """Secrets registered inside the block are forgotten when it ends; those registered
+    before stay masked throughout. For tests: one test's secrets must not change how
+    another's text is redacted."""
+    with _secrets_lock:
+        exact, partial = set(_secrets), dict(_partial)
+    try:
+        yield
+    finally:
+        with _secrets_lock:
+            _secrets.clear()
+            _secrets.update(exact)
+            _partial.clear()
+            _partial.update(partial)
+
+
 def _looks_secret(token: str) -> bool:
     if token.startswith("CAIS"):
         return True

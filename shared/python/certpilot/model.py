@@ -43,6 +43,10 @@ class DeployedCert:
     common_name: str | None = None
     name: str | None = None  # CDN CertName / CAS name
     region: str = "cn-hangzhou"
+    # The bound certificate's id as the service reports it (OSS CertId `<id>-<region>`),
+    # also for an upload that CAS does not hold (then `cas_id` is None): PutCname's
+    # PreviousCertId. None when unknown (CDN listings).
+    identifier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class DomainRecord:
     oss_hosted: DeployedCert | None = None
     cdn_status: str | None = None  # online | configuring | offline | ...
     cname_bound: bool = False  # also bound to the bucket as an OSS custom domain
+    # The name as the service lists it (CDN spells a wildcard `.example.org`), sent back
+    # in every call about this domain; None: same as `name`.
+    api_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class Inventory:
     buckets: tuple[str, ...] = ()
 
     def get(self, name: str) -> DomainRecord | None:
+        """The record named `name` (normalised form), or None."""
         for record in self.domains:
             if record.name == name:
                 return record
@@ -95,7 +103,9 @@ class CatalogCert:
     problems: tuple[str, ...] = field(default=())  # finding codes such as CHAIN_INCOMPLETE
 
     def valid_at(self, now: datetime) -> bool:
-        return self.not_before <= now < self.not_after and not self.revoked
+        """True when not revoked and `now` is inside its validity (RFC 5280: both
+        `notBefore` and `notAfter` are inclusive; expired only when now > not_after)."""
+        return self.not_before <= now <= self.not_after and not self.revoked
 
 
 @dataclass(frozen=True)
@@ -105,7 +115,22 @@ class Catalog:
     certificates: tuple[CatalogCert, ...]
 
     def by_id(self, cas_id: int) -> CatalogCert | None:
+        """The certificate with CAS id `cas_id`, or None."""
         for cert in self.certificates:
             if cert.cas_id == cas_id:
                 return cert
         return None
+
+
+@dataclass(frozen=True)
+class EdgeObservation:
+    """What a live handshake found wrong with the certificate a domain's edge serves.
+
+    Planning counts `problem` against the configured certificate only when the served
+    fingerprint is that certificate's (a stale edge or DNS pointing elsewhere serves
+    another one).
+    """
+
+    problem: str  # the finding code a browser would reject it for (e.g. WEAK_KEY)
+    sha256: str | None  # of the served leaf, upper hex, no colons
+    sha1: str | None = None  # of the served leaf (OSS reports SHA-1 fingerprints)

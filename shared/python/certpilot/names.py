@@ -12,6 +12,8 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from certpilot.errors import CertpilotError
+
 MAX_HOSTNAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 
@@ -21,8 +23,11 @@ _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\Z")
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)\Z")
 
 
-class InvalidHostname(ValueError):
-    """The text is not a valid DNS hostname (an IP address is not one either)."""
+class InvalidHostname(CertpilotError, ValueError):
+    """The text is not a valid DNS hostname (an IP address is not one either).
+
+    Part of certpilot's error tree, and a ValueError for callers that catch that.
+    """
 
 
 def _show(name: str) -> str:

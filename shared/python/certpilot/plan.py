@@ -6,16 +6,28 @@ alone with a named reason (`skipped`), and the findings about the certificate.
 A certificate that is expired, not yet valid, chain-incomplete, revoked or otherwise
 unusable in a browser is refused: findings, every covered domain skipped with
 `candidate-invalid:<CODE>`, and no actions.
+
+A current certificate is replaced when it is invalid, or when the candidate expires
+later and the current one is held in CAS (so a failed verification can restore it).
+One that CAS does not hold (an upload) is replaced only once it is invalid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from certpilot.findings import Code, Finding, make_finding
-from certpilot.model import Catalog, CatalogCert, DeployedCert, DomainRecord, Inventory, Route
+from certpilot.model import (
+    Catalog,
+    CatalogCert,
+    DeployedCert,
+    DomainRecord,
+    EdgeObservation,
+    Inventory,
+    Route,
+)
 from certpilot.names import InvalidHostname, covers, normalize_hostname, wildcard_level_off
 
 # Skip reasons (stable: reports and tests use them).
@@ -28,6 +40,7 @@ NOT_COVERED = "not-covered"
 CANDIDATE_INVALID = "candidate-invalid"  # + ":<CODE>"
 PREVIOUS_UNKNOWN = "previous-unknown"
 CDN_STATUS = "cdn-status"  # + ":<status>"
+SERVED_MISMATCH = "served-mismatch"  # the edge serves another certificate than configured
 
 # Action reasons.
 NO_CERTIFICATE = "no-certificate"
@@ -57,8 +70,17 @@ REFUSING_CODES = frozenset(
 _DATE_CODES = frozenset({Code.CERT_EXPIRED, Code.CERT_NOT_YET_VALID, Code.CERT_EXPIRING})
 _REFUSING_VALUES = frozenset(c.value for c in REFUSING_CODES)
 _DATE_VALUES = frozenset(c.value for c in _DATE_CODES)
-# CDN domain states in which the certificate cannot be configured.
-_CDN_BLOCKED_STATES = frozenset({"checking", "check_failed", "deleting", "configure_failed"})
+# CDN domain states in which the certificate cannot be configured or verified: a paused
+# (offline / stopping) domain serves nothing at the edge, so a write could never verify.
+CDN_PAUSED_STATES = frozenset({"offline", "stopping"})
+_CDN_BLOCKED_STATES = CDN_PAUSED_STATES | frozenset(
+    {"checking", "check_failed", "deleting", "configure_failed"}
+)
+# Skips that a live probe of the served certificate may overturn (`plan_certificate`'s
+# `served`): the current certificate looks fine to the control plane.
+RECHECK_REASONS = frozenset(
+    {CURRENT_EXPIRES_LATER, CURRENT_EXPIRY_UNKNOWN, CURRENT_NOT_DUE, PREVIOUS_UNKNOWN}
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +98,11 @@ class Policy:
 
 @dataclass(frozen=True)
 class Action:
-    """Put the certificate on one domain."""
+    """Put the certificate on one domain, and how to undo it.
+
+    `previous` is the certificate there now (None: none) with its dates from the
+    catalog when CAS holds it; `rollback` says what a failed verification does.
+    """
 
     domain: str
     route: Route  # OSS or CDN
@@ -87,12 +113,17 @@ class Action:
     cert_region: str  # CDN CertRegion
     reason: str
     previous: DeployedCert | None
-    previous_identifier: str | None  # OSS PreviousCertId
-    force: bool  # OSS Force: only where the domain has no certificate
+    previous_identifier: str | None  # OSS PreviousCertId (None: the domain has none)
+    # OSS Force: never set. A first binding sends neither Force nor PreviousCertId, so a
+    # binding someone made meanwhile fails the write as a conflict instead of being
+    # overwritten. Kept for the adapter's signature.
+    force: bool
     rollback: str  # restore | remove | none
+    api_name: str | None = None  # the domain as the service spells it (`.example.org`)
 
     @property
     def previous_cas_id(self) -> int | None:
+        """The CAS id of the certificate there now (None: none, or not held in CAS)."""
         return self.previous.cas_id if self.previous is not None else None
 
     def to_dict(self) -> dict[str, object]:
@@ -183,7 +214,7 @@ def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...
     """
     subject = cert.common_name or cert.name
     found: list[Finding] = []
-    if now >= cert.not_after:
+    if now > cert.not_after:  # RFC 5280: notAfter is the last valid instant
         found.append(
             make_finding(
                 Code.CERT_EXPIRED,
@@ -228,16 +259,22 @@ def plan_certificate(
     now: datetime,
     policy: Policy | None = None,
     catalog: Catalog | None = None,
-    served: Mapping[str, Code] | None = None,
+    served: Mapping[str, EdgeObservation] | None = None,
 ) -> Plan:
     """Decide, for every domain of `inventory`, whether `cert` goes there.
 
     `catalog` (optional) lets the plan see the SANs and revocation of the certificates
-    deployed now (by CAS id). `served` (optional) maps a domain to what a live probe
-    found wrong with the certificate its edge serves (e.g. WEAK_KEY): such a current
-    certificate counts as invalid. Never raises for data it cannot use: such domains
-    are skipped with a reason. `findings` are the certificate's own, then a
-    WRONG_LOCATION for each covered CDN domain that also has a certificate on OSS.
+    deployed now (by CAS id), and their exact dates. `served` (optional) maps a domain
+    to what a live probe found wrong with the certificate its edge serves (e.g.
+    WEAK_KEY); it can overturn only a skip of `RECHECK_REASONS`. It counts against the
+    current certificate only when the served fingerprint is the configured one's (the
+    catalog's SHA-256 for its CAS id, or the fingerprint the service reports): then the
+    current certificate is invalid. When it is another certificate, the domain is
+    skipped as `served-mismatch` with a SERVED_MISMATCH finding; when the configured
+    fingerprint is unknown, the observation is ignored. Never raises for data it
+    cannot use: such domains are skipped with a reason. `findings` are the
+    certificate's own, then a WRONG_LOCATION for each covered CDN domain that also has
+    a certificate on OSS and a SERVED_MISMATCH for each domain skipped as such.
     """
     policy = policy or Policy()
     findings = certificate_findings(cert, now)
@@ -273,6 +310,8 @@ def plan_certificate(
         decision = _decide(cert, record, now, policy, catalog, (served or {}).get(record.name))
         if isinstance(decision, Skip):
             skipped.append(decision)
+            if decision.reason == SERVED_MISMATCH:
+                located.append(make_finding(Code.SERVED_MISMATCH, record.name, decision.detail))
         else:
             actions.append(decision)
     return Plan(
@@ -338,34 +377,42 @@ def _decide(
     now: datetime,
     policy: Policy,
     catalog: Catalog | None,
-    served: Code | None,
+    observed: EdgeObservation | None,
 ) -> Action | Skip:
     route = record.route
     if route is Route.CDN and record.cdn_status in _CDN_BLOCKED_STATES:
-        return Skip(
-            record.name,
-            f"{CDN_STATUS}:{record.cdn_status}",
-            "the CDN domain cannot be configured in this state",
-            route,
-        )
-    current = record.deployed
-    if current is None:
+        if record.cdn_status in CDN_PAUSED_STATES:
+            detail = (
+                f"the CDN domain is paused ({record.cdn_status}): it serves nothing, so a"
+                " certificate change could not be verified; deploy once it is started again"
+            )
+        else:
+            detail = "the CDN domain cannot be configured in this state"
+        return Skip(record.name, f"{CDN_STATUS}:{record.cdn_status}", detail, route)
+    if record.deployed is None:
         return _action(cert, record, NO_CERTIFICATE)
+    current = _with_catalog_dates(record.deployed, catalog)
+    record = replace(record, deployed=current)
     if _same_certificate(cert, current):
         return Skip(record.name, ALREADY_CURRENT, f"certificate {cert.cas_id} is deployed", route)
-    if route is Route.OSS and current.cas_id is None:
-        # PutCname needs PreviousCertId (or Force, which certpilot keeps for empty domains).
-        return Skip(
-            record.name,
-            PREVIOUS_UNKNOWN,
-            "the bound certificate has no CAS id: PreviousCertId cannot be given",
-            route,
-        )
+    decision = _judge_current(cert, record, current, now, policy, catalog)
+    if observed is None or isinstance(decision, Action) or decision.reason not in RECHECK_REASONS:
+        return decision
+    return _judge_observation(cert, record, current, catalog, observed, decision)
+
+
+def _judge_current(
+    cert: CatalogCert,
+    record: DomainRecord,
+    current: DeployedCert,
+    now: datetime,
+    policy: Policy,
+    catalog: Catalog | None,
+) -> Action | Skip:
+    route = record.route
     invalid = _current_problem(current, record.name, now, catalog)
-    if not invalid and served is not None:
-        invalid = f"{CURRENT_INVALID}:{served.value}"
     if invalid:
-        return _action(cert, record, invalid)
+        return _replacement(cert, record, invalid)
     if current.not_after is None:
         return Skip(
             record.name,
@@ -381,6 +428,16 @@ def _decide(
             f"not before this one ({_iso(cert.not_after)})",
             route,
         )
+    if current.cas_id is None:
+        # Not held in CAS: a failed verification could not put it back (and OSS
+        # PutCname may not even know its PreviousCertId). Replaced once it is invalid.
+        return Skip(
+            record.name,
+            PREVIOUS_UNKNOWN,
+            "the deployed certificate is not held in CAS and could not be restored if this"
+            " one fails to verify: it is replaced only once it is invalid",
+            route,
+        )
     if policy.replace_only_when_due and current.not_after - now > timedelta(days=policy.renew_days):
         return Skip(
             record.name,
@@ -391,19 +448,70 @@ def _decide(
     return _action(cert, record, EXPIRES_LATER)
 
 
+def _judge_observation(
+    cert: CatalogCert,
+    record: DomainRecord,
+    current: DeployedCert,
+    catalog: Catalog | None,
+    observed: EdgeObservation,
+    decision: Skip,
+) -> Action | Skip:
+    """Let a live probe's verdict overturn `decision` when it is about `current`."""
+    configured = _configured_fingerprints(current, catalog)
+    if not configured:
+        return decision  # which certificate the edge serves cannot be told
+    if observed.sha256 in configured or observed.sha1 in configured:
+        return _replacement(cert, record, f"{CURRENT_INVALID}:{observed.problem}")
+    which = f"certificate {current.cas_id}" if current.cas_id is not None else "the configured one"
+    served = (observed.sha256 or "?")[:16]
+    return Skip(
+        record.name,
+        SERVED_MISMATCH,
+        f"the edge serves another certificate (SHA-256 {served}...) than {which}, and"
+        f" browsers reject it ({observed.problem}): a stale edge or DNS pointing elsewhere;"
+        " the configured certificate is not to blame and is left alone",
+        record.route,
+    )
+
+
+def _configured_fingerprints(current: DeployedCert, catalog: Catalog | None) -> frozenset[str]:
+    """The fingerprints (SHA-256 from the catalog, or the service's own) of `current`."""
+    found = set()
+    known = catalog.by_id(current.cas_id) if catalog and current.cas_id is not None else None
+    if known is not None:
+        found.add(_hex(known.fingerprint_sha256))
+    reported = _hex(current.fingerprint)
+    if len(reported) in (40, 64):  # SHA-1 (OSS) or SHA-256
+        found.add(reported)
+    return frozenset(found)
+
+
+def _hex(fingerprint: str | None) -> str:
+    return (fingerprint or "").replace(":", "").replace(" ", "").upper()
+
+
+def _with_catalog_dates(current: DeployedCert, catalog: Catalog | None) -> DeployedCert:
+    """`current` with its dates from the catalog when CAS holds it: exact instants,
+    where the CDN listing gives zone-less local times."""
+    known = catalog.by_id(current.cas_id) if catalog and current.cas_id is not None else None
+    if known is None:
+        return current
+    return replace(current, not_after=known.not_after, not_before=known.not_before)
+
+
 def _same_certificate(cert: CatalogCert, current: DeployedCert) -> bool:
     if current.cas_id is not None:
         return current.cas_id == cert.cas_id
-    fingerprint = (current.fingerprint or "").replace(":", "").upper()
+    fingerprint = _hex(current.fingerprint)
     # Services report SHA-1 or SHA-256: only a SHA-256 can be compared with the catalog.
-    return len(fingerprint) == 64 and fingerprint == cert.fingerprint_sha256.upper()
+    return len(fingerprint) == 64 and fingerprint == _hex(cert.fingerprint_sha256)
 
 
 def _current_problem(
     current: DeployedCert, domain: str, now: datetime, catalog: Catalog | None
 ) -> str:
     """`current-invalid:<CODE>` / `current-not-covering` when the deployed one is broken."""
-    if current.not_after is not None and now >= current.not_after:
+    if current.not_after is not None and now > current.not_after:
         return f"{CURRENT_INVALID}:{Code.CERT_EXPIRED.value}"
     if current.not_before is not None and now < current.not_before:
         return f"{CURRENT_INVALID}:{Code.CERT_NOT_YET_VALID.value}"
@@ -411,7 +519,7 @@ def _current_problem(
     if known is not None:
         if known.revoked:
             return f"{CURRENT_INVALID}:{Code.CERT_REVOKED.value}"
-        if not covers(known.sans, domain):
+        if not domain_covered(known.sans, domain):
             return NOT_COVERING
         if not known.chain_complete:
             return f"{CURRENT_INVALID}:{Code.CHAIN_INCOMPLETE.value}"
@@ -421,11 +529,34 @@ def _current_problem(
     return ""
 
 
+def _replacement(cert: CatalogCert, record: DomainRecord, reason: str) -> Action | Skip:
+    """Replace an invalid current certificate, unless OSS could not be told which one
+    is bound (PutCname checks PreviousCertId)."""
+    current = record.deployed
+    if (
+        record.route is Route.OSS
+        and current is not None
+        and current.cas_id is None
+        and not current.identifier
+    ):
+        return Skip(
+            record.name,
+            PREVIOUS_UNKNOWN,
+            f"{reason}, but the bound certificate's CertId is not known:"
+            " PreviousCertId cannot be given",
+            record.route,
+        )
+    return _action(cert, record, reason)
+
+
 def _action(cert: CatalogCert, record: DomainRecord, reason: str) -> Action:
     previous = record.deployed
     previous_identifier: str | None = None
-    if previous is not None and previous.cas_id is not None:
-        previous_identifier = f"{previous.cas_id}-{previous.region}"
+    if previous is not None:
+        # As the service reported it (an upload's id too), else built from the CAS id.
+        previous_identifier = previous.identifier or (
+            f"{previous.cas_id}-{previous.region}" if previous.cas_id is not None else None
+        )
     if previous is None:
         rollback = ROLLBACK_REMOVE
     elif previous.cas_id is not None:
@@ -443,6 +574,7 @@ def _action(cert: CatalogCert, record: DomainRecord, reason: str) -> Action:
         reason=reason,
         previous=previous,
         previous_identifier=previous_identifier,
-        force=record.route is Route.OSS and previous is None,
+        force=False,
         rollback=rollback,
+        api_name=record.api_name,
     )

@@ -274,8 +274,16 @@ def _hex(fingerprint: str) -> str:
     return fingerprint.replace(":", "").replace(" ", "").upper()
 
 
-def served_problem(served: ServedCert, fingerprint: str) -> str:
-    """Why `served` is not the expected certificate, or "" when it is, verified."""
+def utc_now() -> datetime:
+    """The current wall-clock time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def served_problem(served: ServedCert, fingerprint: str, *, now: datetime) -> str:
+    """Why `served` is not the expected certificate at `now`, or "" when it is, verified.
+
+    Expired only after its `notAfter` (RFC 5280: the last valid instant).
+    """
     if served.fingerprint is None:
         return served.error or "no certificate served"
     if served.fingerprint != _hex(fingerprint):
@@ -284,8 +292,7 @@ def served_problem(served: ServedCert, fingerprint: str) -> str:
         return served.error or "chain does not verify"
     if not served.name_ok:
         return "served certificate does not cover the domain"
-    now = datetime.now(timezone.utc)
-    if served.not_after is not None and now >= served.not_after:
+    if served.not_after is not None and now > served.not_after:
         return "served certificate has expired"
     return ""
 
@@ -447,14 +454,15 @@ def wait_for_certificate(
     probe: Callable[[str], ServedCert] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], datetime] = utc_now,
 ) -> Verification:
     """Probe until `domain` serves the certificate `fingerprint` with a valid chain and
     name, as `wait_until` does, for at most `deadline` seconds. Always probes at least
-    once.
+    once. `wall_clock` gives the time each answer's expiry is judged at.
     """
     return wait_until(
         domain,
-        lambda served: served_problem(served, fingerprint),
+        lambda served: served_problem(served, fingerprint, now=wall_clock()),
         deadline=deadline,
         edge=edge,
         ca_bundle=ca_bundle,

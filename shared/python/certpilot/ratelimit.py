@@ -10,10 +10,11 @@ left for them is what the retry layer absorbs when the service throttles.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 # Documented per-account limits (shared/reference/alibaba-cloud.md). OSS documents no
 # per-action QPS for its bucket-configuration APIs: 50 is a chosen, conservative value.
@@ -146,3 +147,21 @@ def shared_limiter() -> RateLimiter:
         if _shared is None:
             _shared = RateLimiter()
         return _shared
+
+
+@contextlib.contextmanager
+def isolated_shared_limiter() -> Iterator[RateLimiter]:
+    """A fresh process-wide limiter inside the block, the previous one after it.
+
+    For tests: tokens one test spends must not make the next one wait. Clients built
+    before the block keep the limiter they were given.
+    """
+    global _shared
+    with _shared_lock:
+        previous, _shared = _shared, RateLimiter()
+        fresh = _shared
+    try:
+        yield fresh
+    finally:
+        with _shared_lock:
+            _shared = previous

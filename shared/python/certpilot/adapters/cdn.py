@@ -65,6 +65,7 @@ class CdnFunction:
     args: Mapping[str, str] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
+        """The feature as BatchSetCdnDomainConfig's `Functions` JSON lists it."""
         return {
             "functionName": self.name,
             "functionArgs": [{"argName": k, "argValue": str(v)} for k, v in self.args.items()],
@@ -82,6 +83,7 @@ class CdnConfig:
     parent_id: str | None = None
 
     def arg(self, name: str, default: str = "") -> str:
+        """The value of argument `name`, or `default` when it is not configured."""
         return self.args.get(name, default)
 
 
@@ -146,6 +148,15 @@ def parse_certificate_info(item: Mapping[str, Any]) -> DeployedCert | None:
         name=item.get("CertName") or None,
         region=item.get("CertRegion") or "cn-hangzhou",
     )
+
+
+def _same_domain(a: str, b: str) -> bool:
+    """Equal names, a wildcard spelt `*.example.org` or `.example.org` alike."""
+
+    def key(name: str) -> str:
+        return name.strip().lower().rstrip(".").removeprefix("*")
+
+    return key(a) == key(b)
 
 
 def _page_loop(
@@ -239,8 +250,8 @@ class CdnAdapter:
         )
         infos = (body.get("CertInfos") or {}).get("CertInfo") or []
         for item in infos:
-            name = str(item.get("DomainName") or domain).strip().lower()
-            if name == domain.lower():
+            name = str(item.get("DomainName") or domain)
+            if _same_domain(name, domain):
                 return parse_certificate_info(item)
         return None
 

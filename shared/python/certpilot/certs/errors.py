@@ -1,14 +1,21 @@
 """The `CertificateError` tree: every problem with certificate or key input.
 
+`CertificateError` is a `certpilot.errors.CertpilotError` (and a ValueError).
+
 Each failure is a narrow subclass whose message is one bounded line and never
 carries input bytes, let alone key material.
 """
 
 from __future__ import annotations
 
+from certpilot.errors import CertpilotError
 
-class CertificateError(ValueError):
-    """Base of every input problem. The message is always a single bounded line."""
+
+class CertificateError(CertpilotError, ValueError):
+    """Base of every input problem. The message is always a single bounded line.
+
+    Part of certpilot's error tree, and a ValueError for callers that catch that.
+    """
 
     def __init__(self, message: str) -> None:
         line = " ".join(str(message).split())

@@ -2,9 +2,9 @@
 
 Loads `functions/<name>/index.py` by path, passes the event file's bytes and a
 context with `request_id`, `credentials` (from the environment), `function` and
-`region`, and prints the handler's JSON result. Exit 0: the result says `ok`; 1: it
-does not, or the handler raised; 2: unknown or unimplemented function, unreadable
-event file.
+`region`, and prints the handler's JSON result. Exit 0: the result is a JSON object
+with `"ok": true`; 1: anything else (`ok` false or missing, not JSON), or the handler
+raised; 2: unknown or unimplemented function, unreadable event file.
 """
 
 from __future__ import annotations
@@ -138,8 +138,14 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(text, str):
         text = json.dumps(text)
     print(text)
+    return EXIT_OK if result_ok(text) else EXIT_FINDINGS
+
+
+def result_ok(text: str) -> bool:
+    """True only for a JSON object whose `ok` is `true`: a result that does not say
+    so (no `ok`, not JSON, not an object) is not a success."""
     try:
-        ok = json.loads(text).get("ok", True)
-    except (ValueError, AttributeError):
-        ok = True
-    return EXIT_OK if ok else EXIT_FINDINGS
+        parsed = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("ok") is True

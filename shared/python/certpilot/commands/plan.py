@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from certpilot.events import parse_cert_id
 
     try:
-        cas_id, _ = parse_cert_id(args.cert_id.strip(), field="--cert-id")
+        cas_id, region = parse_cert_id(args.cert_id.strip(), field="--cert-id")
         deps = engine.build_deps(None)
-        plan, _, _ = engine.discover_and_plan(cas_id, deps)
+        plan, _, _ = engine.discover_and_plan(cas_id, deps, region=region)
     except (EventError, ConfigError) as err:
         sys.stderr.write(f"certpilot plan: {err}\n")
         return EXIT_USAGE
