@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
+import math
 import os
 import shutil
 import signal
@@ -27,7 +29,17 @@ from emulator.state import DEFAULT_REGION, State
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (loopback only, unless --allow-remote)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other than loopback: anyone who reaches it gets the secret"
+        " (GET /_emulator/info) and runs code (POST /_emulator/functions)",
+    )
     parser.add_argument("--port", type=int, default=0, help="control-plane port (0: any free)")
     parser.add_argument("--https-port", type=int, default=0, help="edge HTTPS port (0: any)")
     parser.add_argument("--http-port", type=int, default=0, help="edge HTTP port (0: any)")
@@ -65,9 +77,37 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="exit when stdin reaches end of file (a parent's lifeline)",
     )
     args = parser.parse_args(argv)
+    if not (math.isfinite(args.qps_scale) and math.isfinite(args.burst)):
+        parser.error("--qps-scale and --burst must be finite")
     if args.qps_scale <= 0 or args.burst <= 0:
         parser.error("--qps-scale and --burst must be positive")
+    if not math.isfinite(args.propagation_delay) or args.propagation_delay < 0:
+        parser.error("--propagation-delay must be a finite number of seconds >= 0")
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            parser.error(
+                f"--host {args.host} is not a loopback address: the unauthenticated admin API"
+                " hands out the access key secret and runs any file as a function;"
+                " add --allow-remote to listen there anyway"
+            )
+        print(
+            f"emulator: WARNING: listening on {args.host} (--allow-remote): anyone who can"
+            " reach it can read the access key secret (GET /_emulator/info) and run code"
+            " on this machine (POST /_emulator/functions)",
+            file=sys.stderr,
+            flush=True,
+        )
     return args
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or "localhost") is only reachable from this machine."""
+    if host.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to any interface
 
 
 def _optional(module: str, name: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import weakref
 from collections.abc import Mapping
@@ -26,7 +27,10 @@ from emulator.propagation import Propagating
 from emulator.state import State
 from emulator.throttle import Throttle, ThrottleSettings
 
-_SECRET_FIELDS = ("key_pem", "private_key", "access_key_secret", "security_token")
+# Names (fields, properties) never dumped: any name containing one of these.
+_SECRET_FIELDS = ("key_pem", "private_key", "secret", "security_token", "password")
+_PRIVATE_KEY_PEM = "PRIVATE KEY-----"
+_WITHHELD = "(withheld: holds a private key)"
 
 
 class Stats:
@@ -115,43 +119,35 @@ class Platform:
         return fc.describe_function(fn)
 
     def apply_settings(self, settings: Mapping[str, Any]) -> None:
-        """Change run-time settings (see `settings()` for the names).
+        """Change run-time settings (see `settings()` for the names); all or nothing.
 
         Raises:
-            ValueError: on an unknown name or an invalid value.
+            ValueError: on an unknown name or an invalid value (not a number, NaN,
+                infinite, negative where it must not be, a boolean that is not one).
         """
-        known = {
-            "propagation_delay",
-            "qps_scale",
-            "burst",
-            "qps",
-            "clock_offset",
-            "security_token_expired",
-            "verify_domain_ownership",
-        }
-        unknown = set(settings) - known
+        unknown = set(settings) - _SETTINGS
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
-        if "propagation_delay" in settings:
-            delay = float(settings["propagation_delay"])
-            if delay < 0:
-                raise ValueError("propagation_delay must be >= 0")
+        # Every value is checked before any is applied.
+        delay = _setting_number(settings, "propagation_delay", minimum=0.0)
+        qps_scale = _setting_number(settings, "qps_scale", minimum=0.0, positive=True)
+        burst = _setting_number(settings, "burst", minimum=0.0, positive=True)
+        clock_offset = _setting_number(settings, "clock_offset")  # negative: a slow clock
+        overrides = _qps_overrides(settings.get("qps")) if "qps" in settings else None
+        token_expired = _setting_bool(settings, "security_token_expired")
+        verify_ownership = _setting_bool(settings, "verify_domain_ownership")
+        if delay is not None:
             with self.state.lock:
                 self.state.propagation_delay = delay
-        if {"qps_scale", "burst", "qps"} & set(settings):
-            overrides = settings.get("qps")
-            self.throttle.configure(
-                qps_scale=_opt_float(settings.get("qps_scale")),
-                burst=_opt_float(settings.get("burst")),
-                overrides=dict(overrides) if overrides is not None else None,
-            )
-        if "clock_offset" in settings:
-            self.auth.settings.clock_offset = float(settings["clock_offset"])
-        if "security_token_expired" in settings:
-            self.auth.settings.security_token_expired = bool(settings["security_token_expired"])
-        if "verify_domain_ownership" in settings:
+        if qps_scale is not None or burst is not None or overrides is not None:
+            self.throttle.configure(qps_scale=qps_scale, burst=burst, overrides=overrides)
+        if clock_offset is not None:
+            self.auth.settings.clock_offset = clock_offset
+        if token_expired is not None:
+            self.auth.settings.security_token_expired = token_expired
+        if verify_ownership is not None:
             with self.state.lock:
-                self.state.verify_domain_ownership = bool(settings["verify_domain_ownership"])
+                self.state.verify_domain_ownership = verify_ownership
 
     def settings(self) -> dict[str, Any]:
         throttle = self.throttle.settings
@@ -194,8 +190,86 @@ def platform_of(state: State) -> Platform:
     return found if found is not None else Platform(state)
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+_SETTINGS = frozenset(
+    {
+        "propagation_delay",
+        "qps_scale",
+        "burst",
+        "qps",
+        "clock_offset",
+        "security_token_expired",
+        "verify_domain_ownership",
+    }
+)
+
+
+def _finite(value: Any, what: str) -> float:
+    """`value` as a finite float (a JSON number, or a numeric string).
+
+    Raises:
+        ValueError: for booleans, non-numbers, NaN and infinities.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return number
+
+
+def _setting_number(
+    settings: Mapping[str, Any],
+    name: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> float | None:
+    """The finite number setting `name` (None when absent), at least `minimum`, above 0
+    with `positive`.
+
+    Raises:
+        ValueError: for an invalid value.
+    """
+    if name not in settings:
+        return None
+    number = _finite(settings[name], name)
+    if positive and number <= 0:
+        raise ValueError(f"{name} must be positive, got {settings[name]!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {settings[name]!r}")
+    return number
+
+
+def _setting_bool(settings: Mapping[str, Any], name: str) -> bool | None:
+    """The boolean setting `name` (None when absent). Raises ValueError if not a boolean."""
+    if name not in settings:
+        return None
+    value = settings[name]
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _qps_overrides(value: Any) -> dict[str, float]:
+    """`{"cdn:Action": qps >= 0}` (null: none).
+
+    Raises:
+        ValueError: when it is not an object of finite numbers >= 0.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f'qps must be an object like {{"cdn:Action": 10}}, got {value!r}')
+    overrides = {}
+    for action, qps in value.items():
+        number = _finite(qps, f"qps[{action!r}]")
+        if number < 0:
+            raise ValueError(f"qps[{action!r}] must be >= 0, got {qps!r}")
+        overrides[str(action)] = number
+    return overrides
 
 
 def json_reply(status: int, body: Any) -> Response:
@@ -235,20 +309,29 @@ def read_json_object(request: Request, refusal: str) -> dict[str, Any]:
     return body
 
 
+def _secret_name(name: str) -> bool:
+    return any(s in name.lower() for s in _SECRET_FIELDS)
+
+
 def dump(value: Any, now: float) -> Any:
-    """A JSON-ready copy of state objects, without private keys or secrets."""
+    """A JSON-ready copy of state objects, without private keys or secrets.
+
+    Dataclass fields and `@property` values go through the same name filter
+    (`_SECRET_FIELDS`); any text that holds a PEM private key is withheld whatever its
+    name, so a field or property added later cannot leak one.
+    """
     if isinstance(value, Propagating):
         return dump(value.latest(), now)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if callable(item) or any(s in f.name for s in _SECRET_FIELDS):
+        names = [f.name for f in dataclasses.fields(value)]
+        names += [n for n, a in vars(type(value)).items() if isinstance(a, property)]
+        for name in names:
+            if _secret_name(name):
                 continue
-            out[f.name] = dump(item, now)
-        for name, prop in type(value).__dict__.items():
-            if isinstance(prop, property):
-                out[name] = dump(getattr(value, name), now)
+            item = getattr(value, name)
+            if not callable(item):
+                out[name] = dump(item, now)
         return out
     if isinstance(value, dict):
         return {
@@ -263,6 +346,8 @@ def dump(value: Any, now: float) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return {"size": len(value)}
+    if isinstance(value, str) and _PRIVATE_KEY_PEM in value:
+        return _WITHHELD
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
@@ -352,7 +437,9 @@ def post_estate(state: State, request: Request) -> Response:
     try:
         body = read_json_object(request, "an estate is a JSON object")
         certificates = load_estate(state, platform.pki, body)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        # EstateError names the field; the others are gaps in its checks, still the
+        # document's fault rather than the emulator's.
         return admin_error(400, f"{type(exc).__name__}: {exc}")
     return json_reply(200, {"loaded": True, "certificates": certificates})
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from emulator.core import ServiceError
+from emulator.idn import IdnError, to_a_label
 from emulator.state import BoundCertificate, CasCertificate, State
 
 # CAS reports calendar dates (StartDate / EndDate) in China Standard Time (chosen:
@@ -192,11 +193,10 @@ def cas_error(problem: CertificateProblem) -> ServiceError:
 
 
 def _normalize(domain: str) -> str:
-    domain = domain.strip().rstrip(".").lower()
     try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return domain
+        return to_a_label(domain)
+    except IdnError:
+        return domain.strip().rstrip(".").lower()
 
 
 def name_covers(pattern: str, domain: str) -> bool:

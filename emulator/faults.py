@@ -3,12 +3,17 @@
 A fault targets an action key ("cdn:SetCdnDomainSSLCertificate", "oss:PutCname",
 "fc:InvokeFunction"), a product wildcard ("cdn:*") or every action ("*"), optionally
 only requests whose parameters match `where` (RPC/FC query or form parameters; for
-OSS also the pseudo-parameters "bucket" and "key").
+OSS also the pseudo-parameters "bucket" and "key", and "domain" for the CNAME calls).
+
+A fault fires before the handler (the call changes nothing), or with `after` once the
+handler has succeeded (its change is applied, the client still sees the error or a
+dropped connection: a write whose outcome the client cannot know).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import threading
 from collections.abc import Mapping
@@ -40,6 +45,7 @@ class Fault:
     drop: bool = False
     times: int | None = None  # remaining applications; None = unlimited
     rate: float = 1.0  # probability of applying to a matching request
+    after: bool = False  # fire once the handler succeeded (its change stays applied)
     applied: int = 0
 
     def matches(self, action: str, params: Mapping[str, str]) -> bool:
@@ -61,6 +67,7 @@ class Fault:
                 else None
             ),
             "drop": self.drop,
+            "after": self.after,
             "times": self.times,
             "rate": self.rate,
             "applied": self.applied,
@@ -71,12 +78,24 @@ def parse_fault(spec: Mapping[str, Any], fault_id: int) -> Fault:
     """Build a `Fault` from its admin JSON form.
 
     `{"action": "cdn:X", "where": {...}, "latency": 0.5, "error": {"code", "status",
-    "message", "ec", "headers"} | "Code", "times": N, "rate": 0.5, "drop": true}`.
+    "message", "ec", "headers"} | "Code", "times": N, "rate": 0.5, "drop": true,
+    "after": true}`.
 
     Raises:
-        ValueError: on an unknown field or a value of the wrong type.
+        ValueError: on an unknown field or a value of the wrong type or range.
     """
-    known = {"action", "where", "latency", "error", "times", "rate", "drop", "status", "code"}
+    known = {
+        "action",
+        "where",
+        "latency",
+        "error",
+        "times",
+        "rate",
+        "drop",
+        "after",
+        "status",
+        "code",
+    }
     unknown = set(spec) - known
     if unknown:
         raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -87,14 +106,22 @@ def parse_fault(spec: Mapping[str, Any], fault_id: int) -> Fault:
         error = {"code": spec["code"], "status": spec.get("status", 500)}
     error = dict(error or {})
     times = spec.get("times")
+    if times is not None and (isinstance(times, bool) or int(times) < 1):
+        raise ValueError("times must be a whole number >= 1")
     rate = float(spec.get("rate", 1.0))
     if not 0.0 <= rate <= 1.0:
         raise ValueError("rate must be within [0, 1]")
+    latency = float(spec.get("latency", 0.0))
+    if not math.isfinite(latency) or latency < 0:
+        raise ValueError("latency must be a finite number of seconds >= 0")
+    after = spec.get("after", False)
+    if not isinstance(after, bool):
+        raise ValueError("after must be true or false")
     fault = Fault(
         id=fault_id,
         action=str(spec.get("action", "*")),
         where={str(k): str(v) for k, v in dict(spec.get("where") or {}).items()},
-        latency=float(spec.get("latency", 0.0)),
+        latency=latency,
         status=int(error.get("status", 500)) if error else 0,
         code=str(error.get("code", "")),
         message=str(error.get("message") or f"Injected fault: {error.get('code', '')}"),
@@ -103,6 +130,7 @@ def parse_fault(spec: Mapping[str, Any], fault_id: int) -> Fault:
         drop=bool(spec.get("drop", False)),
         times=None if times is None else int(times),
         rate=rate,
+        after=after,
     )
     if not (fault.latency or fault.code or fault.drop):
         raise ValueError("a fault needs latency, error or drop")
@@ -148,8 +176,13 @@ class Faults:
         with self._lock:
             return [f.describe() for f in self._faults]
 
-    def take(self, action: str, params: Mapping[str, str]) -> Effect | None:
-        """The combined effect of the faults matching this request, or None."""
+    def take(self, action: str, params: Mapping[str, str], *, after: bool = False) -> Effect | None:
+        """The combined effect of the faults matching this request, or None.
+
+        `after=False` takes the faults that fire before the handler, `after=True` those
+        that fire once it succeeded (`Fault.after`); each taken fault counts one
+        application (and one of its `times`).
+        """
         if not self._faults:
             return None
         latency = 0.0
@@ -157,7 +190,7 @@ class Faults:
         drop = False
         with self._lock:
             for fault in list(self._faults):
-                if not fault.matches(action, params):
+                if fault.after != after or not fault.matches(action, params):
                     continue
                 if fault.rate < 1.0 and self._random.random() >= fault.rate:
                     continue

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from emulator import idn
 
 CA_NAMES = ("one", "two", "untrusted")
 KEY_TYPES = ("ec", "rsa", "rsa1024")
@@ -55,23 +57,14 @@ class _Authority:
 
 
 def to_a_label(name: str) -> str:
-    """`name` in lower-case A-label form (IDNs encoded label by label; `*` kept).
+    """`name` in lower-case A-label form (UTS 46 / IDNA 2008, label by label; `*` kept).
 
     Raises PkiError for a name that is not a valid hostname.
     """
-    labels = name.strip().rstrip(".").split(".")
-    out = []
-    for label in labels:
-        if label == "*" or label.isascii():
-            out.append(label.lower())
-            continue
-        try:
-            out.append(idna.encode(label, uts46=True).decode("ascii"))
-        except idna.IDNAError as err:
-            raise PkiError(f"invalid name {name!r}: {err}") from None
-    if not all(out):
-        raise PkiError(f"invalid name {name!r}: empty label")
-    return ".".join(out)
+    try:
+        return idn.to_a_label(name)
+    except idn.IdnError as err:
+        raise PkiError(str(err)) from None
 
 
 def _name(common_name: str, organization: str | None = None) -> x509.Name:
@@ -127,6 +120,29 @@ def _make_ca(
 def _serial(seed: str) -> int:
     # Stable CA serials make repeated runs easy to compare; leaves use random serials.
     return int.from_bytes(hashlib.sha256(seed.encode()).digest()[:16], "big") >> 1
+
+
+def _validity(
+    not_before: dt.datetime | None, not_after: dt.datetime | None, days: float
+) -> tuple[dt.datetime, dt.datetime]:
+    """(not_before, not_after) of a leaf; see `TestPki.issue`.
+
+    Raises PkiError for a `days` that is not a finite positive number, or a window
+    outside what X.509 can encode (years 1 to 9999).
+    """
+    if isinstance(days, bool) or not isinstance(days, (int, float)):
+        raise PkiError(f"days must be a number, got {days!r}")
+    if not math.isfinite(days) or days <= 0:
+        raise PkiError(f"days must be a finite positive number, got {days!r}")
+    now = dt.datetime.now(_UTC).replace(microsecond=0)
+    start = _aware(not_before) if not_before else now - _LEAF_BACKDATE
+    if not_after:
+        return start, _aware(not_after)
+    try:
+        end = (_aware(not_before) if not_before else now) + dt.timedelta(days=days)
+    except OverflowError:
+        raise PkiError(f"days={days!r} ends after the year 9999") from None
+    return start, end
 
 
 class TestPki:
@@ -214,12 +230,7 @@ class TestPki:
                 f"{', '.join(SIGNATURE_HASHES)}"
             )
         names = [to_a_label(san) for san in sans]
-        now = dt.datetime.now(_UTC).replace(microsecond=0)
-        start = _aware(not_before) if not_before else now - _LEAF_BACKDATE
-        if not_after:
-            end = _aware(not_after)
-        else:
-            end = (_aware(not_before) if not_before else now) + dt.timedelta(days=days)
+        start, end = _validity(not_before, not_after, days)
         if end <= start:
             raise PkiError(f"not_after ({end.isoformat()}) must be after not_before")
 

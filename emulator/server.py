@@ -2,7 +2,8 @@
 
 Every service call goes through the same steps: find the operation, check the
 signature (`auth`), apply injected faults (`faults`), take a flow-control token
-(`throttle`), run the handler, count the outcome (`admin.Stats`). Errors are answered
+(`throttle`), run the handler, apply the faults that fire after a successful handler
+(`"after": true`), count the outcome (`admin.Stats`). Errors are answered
 in the service's own wire format. FC is recognised by its path before RPC: the FC 3.0
 SDK also sends `x-acs-action` / `x-acs-version` headers.
 """
@@ -39,7 +40,8 @@ from emulator.core import (
     ServiceError,
     find_oss_operation,
 )
-from emulator.faults import DropConnection
+from emulator.faults import DropConnection, Effect
+from emulator.oss.domain_names import request_domain
 from emulator.state import State
 
 MAX_BODY = 8 * 1024 * 1024
@@ -85,16 +87,19 @@ class App:
             DropConnection: when a fault drops the connection.
             ServiceError: an injected error, or `Throttled`.
         """
-        effect = self.platform.faults.take(key, params)
-        if effect is not None:
-            if effect.latency:
-                time.sleep(effect.latency)
-            if effect.drop:
-                raise DropConnection(key)
-            if effect.error is not None:
-                raise effect.error
+        _inflict(key, self.platform.faults.take(key, params))
         if not self.platform.throttle.allow(key, qps):
             raise throttled_error(flavor)
+
+    def after_operation(self, key: str, params: Mapping[str, str]) -> None:
+        """Faults marked `after` for a call of `key` whose handler succeeded: its change
+        stays applied, but the client gets the fault's error, or no answer at all.
+
+        Raises:
+            DropConnection: when a fault drops the connection.
+            ServiceError: the injected error.
+        """
+        _inflict(key, self.platform.faults.take(key, params, after=True))
 
     def handle(self, request: Request) -> Response:
         """Answer one request.
@@ -148,6 +153,8 @@ class App:
                     "security_token": self.state.security_token,
                 },
             )
+            if response.status < 400:
+                self.after_operation(key, params)
         except ServiceError as err:
             return key, fc.fc_error(request.request_id, err), _outcome(err)
         except DropConnection:
@@ -180,6 +187,7 @@ class App:
             result = operation.handler(
                 RpcContext(self.state, request, product, action), Params(params)
             )
+            self.after_operation(key, params)
         except ServiceError as err:
             return key, rpc_error(request, err), _outcome(err)
         except DropConnection:
@@ -205,8 +213,12 @@ class App:
                 )
             key = f"oss:{operation.name}"
             params = {**request.query, "bucket": bucket, "key": object_key}
+            if "Cname" in operation.name:
+                params["domain"] = request_domain(request) or ""
             self.before_operation(key, operation.qps, request, params, "oss")
             response = operation.handler(OssContext(self.state, request, bucket, object_key))
+            if response.status < 400:
+                self.after_operation(key, params)
         except ServiceError as err:
             return key, oss_error(request, err), _outcome(err)
         except DropConnection:
@@ -215,6 +227,18 @@ class App:
             return key, oss_error(request, _internal_error()), "error"
         response.headers.setdefault("x-oss-request-id", request.request_id)
         return key, response, "ok" if response.status < 400 else "error"
+
+
+def _inflict(key: str, effect: Effect | None) -> None:
+    """Sleep the faults' latency, then drop the connection or raise their error."""
+    if effect is None:
+        return
+    if effect.latency:
+        time.sleep(effect.latency)
+    if effect.drop:
+        raise DropConnection(key)
+    if effect.error is not None:
+        raise effect.error
 
 
 def _outcome(err: ServiceError) -> str:

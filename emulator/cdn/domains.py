@@ -9,6 +9,7 @@ from typing import Any
 
 from emulator.cdn.errors import busy, invalid, not_found
 from emulator.core import Params, RpcContext, ServiceError, rpc
+from emulator.idn import IdnError, to_a_label
 from emulator.propagation import Propagating
 from emulator.state import CdnConfig, CdnDomain, State
 
@@ -22,7 +23,7 @@ _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 def normalize_domain_name(raw: str) -> str:
-    """The canonical (lower-case A-label) form of a CDN domain name.
+    """The canonical (lower-case A-label, UTS 46 / IDNA 2008) form of a CDN domain name.
 
     A leading "." or "*." marks a wildcard domain and is kept as given.
     Raises ServiceError `InvalidDomainName.Malformed` when the name is not a host name.
@@ -34,8 +35,8 @@ def normalize_domain_name(raw: str) -> str:
             prefix, name = marker, name[len(marker) :]
             break
     try:
-        labels = [label.encode("idna").decode("ascii").lower() for label in name.split(".")]
-    except UnicodeError:
+        labels = to_a_label(name).split(".")
+    except IdnError:
         labels = []
     if (
         len(labels) < 2

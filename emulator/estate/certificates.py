@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from emulator.certinfo import make_cas_certificate
@@ -69,8 +70,13 @@ def certificate(
     if "days" in item and "not_after" in item:
         raise EstateError(f"{where}: give either days or not_after, not both")
     days = item.get("days", 90)
-    if isinstance(days, bool) or not isinstance(days, (int, float)) or days <= 0:
-        raise EstateError(f"{where}.days: expected a positive number of days, got {days!r}")
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, (int, float))
+        or not math.isfinite(days)
+        or days <= 0
+    ):
+        raise EstateError(f"{where}.days: expected a finite positive number of days, got {days!r}")
     not_before = (
         as_time(item["not_before"], f"{where}.not_before", now) if "not_before" in item else None
     )

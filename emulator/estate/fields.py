@@ -83,7 +83,12 @@ def as_time(value: Any, where: str, now: float) -> dt.datetime:
     if match:
         sign = -1 if match.group(1) == "-" else 1
         seconds = sign * float(match.group(2)) * _UNITS[match.group(3)]
-        return base + dt.timedelta(seconds=seconds)
+        try:
+            return base + dt.timedelta(seconds=seconds)
+        except OverflowError:
+            raise EstateError(
+                f"{where}: {text!r} is outside the years 1 to 9999 that X.509 can hold"
+            ) from None
     iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
         moment = dt.datetime.fromisoformat(iso)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,16 @@ def _settings(value: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "propagation_delay" in item:
         delay = item["propagation_delay"]
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
-            raise EstateError(f"{where}.propagation_delay: expected seconds >= 0, got {delay!r}")
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, (int, float))
+            or not math.isfinite(delay)
+            or delay < 0
+        ):
+            raise EstateError(
+                f"{where}.propagation_delay: expected a finite number of seconds >= 0,"
+                f" got {delay!r}"
+            )
         out["propagation_delay"] = float(delay)
     if "verify_domain_ownership" in item:
         out["verify_domain_ownership"] = as_bool(

@@ -77,7 +77,7 @@ def conflict() -> ConflictError:
 class FakeCloud:
     """OSS and CDN adapters plus an edge that lags `propagation` seconds behind them.
 
-    Like OSS, PutCname without Force must name the bound certificate as PreviousCertId
+    Like OSS, PutCname must name the bound certificate as PreviousCertId
     (else a conflict, EC 0018-00000209); DeleteCertificate too. Every call is recorded
     with its arguments (`calls`), the bound state is kept per domain (`oss_bound`,
     `cdn_bound`, seeded from the plan by `run`). Faults: `refuse` (domain -> code: the
@@ -155,12 +155,11 @@ class FakeCloud:
         domain: str,
         cert_identifier: str,
         previous_identifier: str | None,
-        force: bool,
     ) -> None:
         kind = "write" if cert_identifier == CERT.identifier else "rollback"
-        self._call(kind, domain, "PutCname", domain, cert_identifier, previous_identifier, force)
+        self._call(kind, domain, "PutCname", domain, cert_identifier, previous_identifier)
         with self.lock:
-            if not force and previous_identifier != self.oss_bound.get(domain):
+            if previous_identifier != self.oss_bound.get(domain):
                 raise conflict()
             self.oss_bound[domain] = cert_identifier
         self._applied(kind, domain, cert_identifier)
@@ -257,7 +256,6 @@ def action(
         reason="expires-later",
         previous=previous,
         previous_identifier="1001-cn-hangzhou" if previous and previous.cas_id else None,
-        force=route is Route.OSS and previous is None,
         rollback=rollback,
         api_name=api_name,
     )
@@ -441,7 +439,7 @@ def single(a: Action) -> Plan:
         (
             Route.OSS,
             ROLLBACK_RESTORE,
-            ("PutCname", "d.example.com", PREVIOUS_OSS, OURS_OSS, False),
+            ("PutCname", "d.example.com", PREVIOUS_OSS, OURS_OSS),
             PREVIOUS_OSS,
         ),
         (Route.OSS, ROLLBACK_REMOVE, ("DeleteCertificate", "d.example.com", OURS_OSS), None),
@@ -473,11 +471,13 @@ def test_a_rollback_restores_exactly_the_previous_state(
 def test_the_fake_refuses_a_previous_cert_id_that_is_not_bound_like_oss() -> None:
     # given a domain bound to the previous certificate
     cloud = FakeCloud(FakeClock(), oss_bound={"d.example.com": PREVIOUS_OSS})
-    # when PutCname names another PreviousCertId, without Force / with Force
+    # when PutCname names another PreviousCertId, or none, and then the bound one
     with pytest.raises(ConflictError) as refused:
-        cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, THIRD_OSS, False)
-    cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, None, True)
-    # then the first is a conflict (EC 0018-00000209), the forced one binds
+        cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, THIRD_OSS)
+    with pytest.raises(ConflictError):
+        cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, None)
+    cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, PREVIOUS_OSS)
+    # then the first two are conflicts (EC 0018-00000209), the last one binds
     assert refused.value.ec == MISMATCH_EC
     assert cloud.oss_bound["d.example.com"] == OURS_OSS
 

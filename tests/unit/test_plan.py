@@ -249,7 +249,6 @@ def test_wildcard_rollout_over_a_mixed_estate() -> None:
         ("img.example.com", Route.OSS),
         ("static.example.com", Route.OSS),
     ]
-    assert not any(a.force for a in plan.actions)
     assert {s.domain: s.reason for s in plan.skipped} == {
         "a.b.example.com": p.NOT_COVERED,
         "example.com": p.NOT_COVERED,
@@ -276,22 +275,17 @@ def test_actions_carry_what_apply_and_rollback_need() -> None:
     by_domain = {a.domain: a for a in plan.actions}
     a, b = by_domain["a.example.com"], by_domain["b.example.com"]
     c, d = by_domain["c.example.com"], by_domain["d.example.com"]
-    assert (a.identifier, a.previous_identifier, a.force, a.rollback) == (
+    assert (a.identifier, a.previous_identifier, a.rollback) == (
         "200-cn-hangzhou",
         "101-cn-hangzhou",
-        False,
         p.ROLLBACK_RESTORE,
     )
     # a first binding: neither Force nor PreviousCertId (a concurrent binding conflicts)
-    assert (b.previous_identifier, b.force, b.rollback) == (None, False, p.ROLLBACK_REMOVE)
+    assert (b.previous_identifier, b.rollback) == (None, p.ROLLBACK_REMOVE)
     # certificates not held in CAS can be replaced (once invalid) but not restored; the
     # OSS upload's own CertId is the PreviousCertId
-    assert (c.force, c.rollback) == (False, p.ROLLBACK_NONE)
-    assert (d.previous_identifier, d.force, d.rollback) == (
-        "88-cn-hangzhou",
-        False,
-        p.ROLLBACK_NONE,
-    )
+    assert c.rollback == p.ROLLBACK_NONE
+    assert (d.previous_identifier, d.rollback) == ("88-cn-hangzhou", p.ROLLBACK_NONE)
     assert (a.bucket, a.region) == ("assets", "cn-hangzhou")
 
 

@@ -77,7 +77,6 @@ class OssBinder(Protocol):
         domain: str,
         cert_identifier: str,
         previous_identifier: str | None,
-        force: bool,
     ) -> None: ...
 
     def unbind_certificate(
@@ -125,7 +124,6 @@ class DomainResult:
     error_code: str | None = None
     cert_id: int | None = None
     previous_cert_id: int | None = None
-    forced: bool = False  # OSS Force=true was sent (the domain had no certificate)
     verified: bool | None = None  # None: not verified (dry run or verification off)
     # After a rollback: whether the edge was seen serving the restored state (the
     # previous certificate, or none). None when nothing was rolled back.
@@ -143,7 +141,6 @@ class DomainResult:
             "errorCode": self.error_code,
             "certId": self.cert_id,
             "previousCertId": self.previous_cert_id,
-            "forced": self.forced,
             "verified": self.verified,
             "restoredVerified": self.restored_verified,
             "seconds": round(self.seconds, 3),
@@ -155,7 +152,6 @@ _LOG = get_logger(__name__)
 # restore is best effort, a domain must not hold the whole invocation twice over.
 MAX_RESTORE_WAIT = 30.0
 Prober = Callable[[str], ServedCert]
-FORCED = "; Force=true (the domain had no certificate)"
 # Skip reason of a domain on which another certificate was set after our write (another
 # run, or a person): it is left as it is, not rolled back.
 SUPERSEDED = "superseded"
@@ -242,7 +238,7 @@ class _Rollout:
         written = self._write_all()
         if not self.options.verify:
             for track in written:
-                self._finish(track, Outcome.DEPLOYED, _deployed_reason(track.action))
+                self._finish(track, Outcome.DEPLOYED, track.action.reason)
             return self.results
         failed = self._verify(written)
         restorable = self._roll_back_all(failed)
@@ -347,7 +343,7 @@ class _Rollout:
             track = by_domain[domain]
             track.verification = verification
             if verification.ok:
-                self._finish(track, Outcome.DEPLOYED, _deployed_reason(track.action))
+                self._finish(track, Outcome.DEPLOYED, track.action.reason)
                 return
             failed.append(track)
 
@@ -542,10 +538,6 @@ class _Rollout:
         self.log.info("domain result", extra={"fields": result.to_dict()})
 
 
-def _deployed_reason(action: Action) -> str:
-    return action.reason + (FORCED if action.force else "")
-
-
 def _failure(error: BaseException) -> tuple[str, str]:
     """(reason, error code) of a write that raised."""
     if isinstance(error, CloudError):
@@ -585,7 +577,6 @@ def _result(
         error_code=error_code,
         cert_id=action.cas_id,
         previous_cert_id=action.previous_cas_id,
-        forced=action.force,
         verified=verification.ok if verification else None,
         restored_verified=restored.ok if restored else None,
         attempts=verification.attempts if verification else 0,
@@ -618,7 +609,6 @@ def _deploy(action: Action, oss: OssBinder, cdn: CdnSetter) -> None:
             api_name(action),
             action.identifier,
             action.previous_identifier,
-            action.force,
         )
     else:
         cdn.set_certificate(api_name(action), action.cas_id, action.cert_region)
@@ -632,7 +622,7 @@ def _roll_back(action: Action, oss: OssBinder, cdn: CdnSetter) -> None:
         region = _need(action.region, "region", action)
         if action.rollback == ROLLBACK_RESTORE and action.previous_identifier:
             oss.bind_certificate(
-                bucket, region, name, action.previous_identifier, action.identifier, False
+                bucket, region, name, action.previous_identifier, action.identifier
             )
         elif action.rollback == ROLLBACK_REMOVE:
             oss.unbind_certificate(bucket, region, name, action.identifier)

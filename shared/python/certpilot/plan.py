@@ -113,11 +113,10 @@ class Action:
     cert_region: str  # CDN CertRegion
     reason: str
     previous: DeployedCert | None
-    previous_identifier: str | None  # OSS PreviousCertId (None: the domain has none)
-    # OSS Force: never set. A first binding sends neither Force nor PreviousCertId, so a
-    # binding someone made meanwhile fails the write as a conflict instead of being
-    # overwritten. Kept for the adapter's signature.
-    force: bool
+    # OSS PreviousCertId; None: the domain has none. certpilot never sends Force: a first
+    # binding sends neither, so a binding someone made meanwhile fails the write as a
+    # conflict instead of being overwritten.
+    previous_identifier: str | None
     rollback: str  # restore | remove | none
     api_name: str | None = None  # the domain as the service spells it (`.example.org`)
 
@@ -139,7 +138,6 @@ class Action:
             "reason": self.reason,
             "previousCertId": previous.cas_id if previous else None,
             "previousNotAfter": _iso(previous.not_after) if previous else None,
-            "force": self.force,
             "rollback": self.rollback,
         }
 
@@ -379,12 +377,13 @@ def _decide(
     catalog: Catalog | None,
     observed: EdgeObservation | None,
 ) -> Action | Skip:
+    """Whether `cert` goes to the covered domain `record`, and why."""
     route = record.route
     if route is Route.CDN and record.cdn_status in _CDN_BLOCKED_STATES:
         if record.cdn_status in CDN_PAUSED_STATES:
             detail = (
                 f"the CDN domain is paused ({record.cdn_status}): it serves nothing, so a"
-                " certificate change could not be verified; deploy once it is started again"
+                " certificate change could not be verified; it is deployed to once started again"
             )
         else:
             detail = "the CDN domain cannot be configured in this state"
@@ -409,6 +408,8 @@ def _judge_current(
     policy: Policy,
     catalog: Catalog | None,
 ) -> Action | Skip:
+    """Replace `current` when it is invalid, or when `cert` expires later and `current`
+    could be restored; else skip with the reason."""
     route = record.route
     invalid = _current_problem(current, record.name, now, catalog)
     if invalid:
@@ -574,7 +575,6 @@ def _action(cert: CatalogCert, record: DomainRecord, reason: str) -> Action:
         reason=reason,
         previous=previous,
         previous_identifier=previous_identifier,
-        force=False,
         rollback=rollback,
         api_name=record.api_name,
     )

@@ -69,7 +69,7 @@ def plan_text(plan: Plan) -> str:
                 action.domain,
                 action.route.value,
                 "deploy",
-                action.reason + (" (Force)" if action.force else ""),
+                action.reason,
                 previous.cas_id if previous else None,
                 previous.not_after if previous else None,
             )

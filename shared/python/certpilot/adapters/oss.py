@@ -129,7 +129,7 @@ class OssAdapter:
         domain: str,
         cert_identifier: str,
         previous_identifier: str | None,
-        force: bool,
+        force: bool = False,
     ) -> None:
         """Host the CAS certificate `cert_identifier` for `domain` (PutCname).
 
