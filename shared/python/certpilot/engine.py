@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from certpilot.apply import (
+    SUPERSEDED,
     ApplyOptions,
     DomainResult,
     Outcome,
@@ -316,8 +317,15 @@ def _status(plan: Plan, results: tuple[DomainResult, ...]) -> str:
     if not plan.actions:
         return STATUS_NOTHING
     acted = {a.domain for a in plan.actions}
-    outcomes = [r.outcome for r in results if r.domain in acted]
-    good = sum(1 for o in outcomes if o is Outcome.DEPLOYED)
+    outcomes = [(r.outcome, r.reason) for r in results if r.domain in acted]
+    # A domain another run (or a person) moved on meanwhile is not a failure of ours:
+    # it serves a certificate someone chose after us, and nothing was rolled back.
+    good = sum(
+        1
+        for outcome, reason in outcomes
+        if outcome is Outcome.DEPLOYED
+        or (outcome is Outcome.SKIPPED and reason.startswith(SUPERSEDED))
+    )
     if good == len(outcomes):
         return STATUS_DEPLOYED
     return STATUS_PARTIAL if good else STATUS_FAILED
