@@ -235,6 +235,29 @@ def test_adding_a_domain_twice_is_refused(cdn: Client):
     assert (err.status_code, err.code) == (400, "DomainAlreadyExist")
 
 
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("faß.example.com", "xn--fa-hia.example.com"),  # IDNA 2003 would say fass
+        ("*.Bücher.example", "*.xn--bcher-kva.example"),
+        ("ＷＷＷ．example．com", "www.example.com"),  # UTS 46 maps full-width forms
+    ],
+)
+def test_domain_names_are_stored_as_idna_2008_a_labels(
+    cdn: Client, state: State, pki: TestPki, given: str, stored: str
+):
+    # Given a domain added under its Unicode name
+    add_domain(cdn, given)
+    # Then it is listed under its UTS 46 / IDNA 2008 A-label, as browsers and CAs spell it
+    listed = cdn.describe_user_domains(cdn_models.DescribeUserDomainsRequest()).body
+    assert [d.domain_name for d in listed.domains.page_data] == [stored]
+    # and a certificate issued for the Unicode name (A-labels in its SANs) covers it
+    poll(lambda: state.cdn_domains[stored].status.latest(), lambda s: s == "online")
+    cert = add_cas(state, "idn", *issue(pki, given))
+    set_cas(cdn, given, cert.id)
+    assert cert_info(cdn, stored).cert_id == str(cert.id)
+
+
 def test_user_domains_page_up_to_500_with_typed_fields(cdn: Client, state: State):
     # Given 1,200 domains
     insert_domains(state, [f"d{i:04d}.example.com" for i in range(1200)])

@@ -11,6 +11,8 @@ import copy
 import json
 import re
 import ssl
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -374,7 +376,23 @@ _DELETE = object()
         ),
         (
             _edit("certificates.0.days", -3),
-            "certificates[0].days: expected a positive number of days, got -3",
+            "certificates[0].days: expected a finite positive number of days, got -3",
+        ),
+        (
+            _edit("certificates.0.days", float("inf")),  # what JSON's 1e400 reads as
+            "certificates[0].days: expected a finite positive number of days, got inf",
+        ),
+        (
+            _edit("certificates.0.days", float("nan")),
+            "certificates[0].days: expected a finite positive number of days, got nan",
+        ),
+        (
+            _edit("certificates.0.days", 1e10),
+            "certificates[0]: days=10000000000.0 ends after the year 9999",
+        ),
+        (
+            _edit("certificates.0.not_after", "+99999999999d"),
+            "certificates[0].not_after: '+99999999999d' is outside the years 1 to 9999",
         ),
         (_edit("certificates.0.sans", ["bad..name"]), "certificates[0]: invalid name 'bad..name'"),
         (
@@ -435,7 +453,11 @@ _DELETE = object()
         ),
         (
             _edit("settings", {"propagation_delay": -1}),
-            "settings.propagation_delay: expected seconds >= 0, got -1",
+            "settings.propagation_delay: expected a finite number of seconds >= 0, got -1",
+        ),
+        (
+            _edit("settings", {"propagation_delay": float("nan")}),
+            "settings.propagation_delay: expected a finite number of seconds >= 0, got nan",
         ),
         (
             _edit("files", [{"path": "../x.pem", "certificate": "c1"}]),
@@ -500,6 +522,35 @@ def test_relative_and_absolute_times(pki: TestPki) -> None:
     assert abs(rel.not_after - (now + timedelta(days=20))) < timedelta(minutes=1)
     assert abs(rel.not_before - (now - timedelta(days=10))) < timedelta(minutes=1)
     assert state.certificates[ids["abs"]].not_after == datetime(2021, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("days", ["1e400", "-1e400", "NaN", "Infinity", "1e10", '"90"', "true"])
+def test_an_estate_with_an_unusable_number_is_a_clear_400_over_the_admin_api(
+    cloud: Any, days: str
+) -> None:
+    # given an estate whose certificate lasts a number of days no certificate can hold,
+    # written as JSON text (1e400 overflows to infinity when parsed)
+    body = '{"certificates": [{"name": "c", "sans": ["a.example.org"], "days": DAYS}]}'
+    body = body.replace("DAYS", days)
+    # when it is posted to the admin API
+    status, answer = post_raw(cloud, "estate", body)
+    # then it is refused naming the field, not answered with a 500 traceback
+    assert status == 400, answer
+    assert "certificates[0]" in answer["Message"] and "days" in answer["Message"]
+    assert cloud.state()["certificates"] == {}
+
+
+def post_raw(cloud: Any, path: str, body: str) -> tuple[int, Any]:
+    """POST `body` as is (JSON text the test writes by hand) to `/_emulator/<path>`."""
+    request = urllib.request.Request(
+        f"{cloud.api}/_emulator/{path}", data=body.encode(), method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
 
 
 def test_an_estate_loaded_through_the_admin_api_is_served_by_the_emulator_edge(

@@ -374,6 +374,26 @@ def test_reserved_or_invalid_domains_are_refused(
     assert (err.code, err.ec) == ("InvalidArgument", "0018-00000401")
 
 
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("faß.example", "xn--fa-hia.example"),  # IDNA 2003 (str.encode("idna")) says fass
+        ("Bücher.Example.", "xn--bcher-kva.example"),
+    ],
+)
+def test_idn_custom_domains_are_stored_as_idna_2008_a_labels(
+    client: oss.Client, bucket: str, cloud: Emulator, given: str, stored: str
+) -> None:
+    # Given a certificate issued for the Unicode name (its SAN is the IDNA 2008 A-label)
+    cert = issue(cloud, [given])
+    # When the domain is bound under its Unicode name with that certificate
+    put_cname(client, bucket, given, cert_id=cert["identifier"])
+    # Then it is listed under its A-label, and the certificate covers it
+    listed = cnames(client, bucket)
+    assert list(listed) == [stored]
+    assert listed[stored].certificate.cert_id == cert["identifier"]
+
+
 def test_domain_ownership_is_checked_with_a_cname_token_in_dns(
     client: oss.Client, bucket: str, cloud: Emulator
 ) -> None:

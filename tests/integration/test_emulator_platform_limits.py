@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from darabonba.exceptions import UnretryableException
 from darabonba.runtime import RuntimeOptions
 
+from emulator.admin import dump
 from tests.conftest import REPO, EmulatorError
 
 pytestmark = pytest.mark.integration
@@ -182,14 +184,18 @@ def test_injected_errors_use_each_service_format(cloud):
 
 
 def test_latency_delays_the_answer(cloud):
+    # Given a latency fault for one call
     cloud.faults(action="cdn:DescribeUserDomains", latency=0.3, times=1)
     client = cloud.cdn_client()
+    # When the call is made, then the answer takes at least that long (a lower bound
+    # only: a loaded machine may add to it, never take from it)
     started = time.monotonic()
     list_domains(client)
     assert time.monotonic() - started >= 0.3
-    started = time.monotonic()
-    list_domains(client)
-    assert time.monotonic() - started < 0.3
+    # and the fault is used up: it was applied once and is gone, so the next call is
+    # not delayed by it
+    assert cloud.admin("GET", "faults")["faults"] == []
+    assert list_domains(client).status_code == 200
 
 
 def test_a_dropped_connection_gets_no_answer(cloud):
@@ -278,6 +284,53 @@ def test_unknown_admin_routes_and_settings_are_rejected(cloud):
         cloud.settings(colour="red")
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"propagation_delay": "NaN"},
+        {"propagation_delay": float("nan")},
+        {"propagation_delay": float("inf")},
+        {"propagation_delay": -1},
+        {"propagation_delay": True},
+        {"qps_scale": 0},
+        {"qps_scale": float("inf")},
+        {"burst": -2},
+        {"clock_offset": float("nan")},
+        {"qps": {"cdn:DescribeUserDomains": -1}},
+        {"qps": {"cdn:DescribeUserDomains": float("nan")}},
+        {"qps": [1]},
+        {"verify_domain_ownership": "false"},
+        {"security_token_expired": 1},
+        # a valid change next to an invalid one is not applied either
+        {"propagation_delay": 2, "qps_scale": -1},
+    ],
+)
+def test_invalid_settings_are_refused_and_change_nothing(cloud, changes):
+    # Given the start-up settings
+    before = cloud.settings()
+    # When an unusable value is posted, then it is a 400 naming the setting
+    with pytest.raises(EmulatorError, match="400") as refused:
+        cloud.settings(**changes)
+    assert any(name in str(refused.value) for name in changes)
+    # and no setting changed
+    assert cloud.settings() == before
+
+
+def test_valid_settings_round_trip(cloud):
+    changed = cloud.settings(
+        propagation_delay=0,
+        qps_scale="2.5",
+        clock_offset=-30,
+        qps={"cdn:DescribeUserDomains": 0},
+        verify_domain_ownership=True,
+    )
+    assert changed["propagation_delay"] == 0.0 and changed["qps_scale"] == 2.5
+    assert changed["clock_offset"] == -30.0
+    assert changed["qps"] == {"cdn:DescribeUserDomains": 0.0}
+    assert changed["verify_domain_ownership"] is True
+    assert cloud.settings(qps=None)["qps"] == {}
+
+
 def test_an_estate_loads_through_the_admin_api(cloud):
     estate = json.loads((REPO / "emulator" / "estates" / "minimal.json").read_text())
 
@@ -292,3 +345,36 @@ def test_an_estate_loads_through_the_admin_api(cloud):
     assert [d.domain_name for d in domains] == ["cdn.example.net"]
     with pytest.raises(EmulatorError, match="400"):
         cloud.load_estate({"buckets": [{"name": "Not A Bucket"}]})
+
+
+@dataclass
+class _Holder:
+    """A state object whose properties hold secrets under names and values alike."""
+
+    name: str
+    key_pem: str
+
+    @property
+    def label(self) -> str:
+        return f"holder {self.name}"
+
+    @property
+    def access_key_secret(self) -> str:
+        return "s3cr3t-by-name"
+
+    @property
+    def pem_bundle(self) -> str:
+        return self.key_pem  # an innocent name, a private key inside
+
+
+def test_the_state_dump_filters_properties_like_fields():
+    # Given a state object with a secret field, and properties exposing secrets
+    key_pem = _self_signed("dump.example.com")[1]
+    holder = _Holder("h", key_pem)
+    # When it is dumped for GET /_emulator/state
+    dumped = dump({"h": holder}, now=0.0)
+    # Then plain properties are there, and no secret is, whatever carries it
+    assert dumped["h"]["name"] == "h" and dumped["h"]["label"] == "holder h"
+    assert "key_pem" not in dumped["h"] and "access_key_secret" not in dumped["h"]
+    assert "PRIVATE KEY" not in json.dumps(dumped)
+    assert dumped["h"]["pem_bundle"].startswith("(withheld")

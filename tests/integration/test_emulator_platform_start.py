@@ -8,12 +8,12 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from emulator.__main__ import parse_args
 from emulator.estate import DEMO_ESTATE
 from tests.conftest import REPO
 from tests.integration.test_emulator_edge import client_context, fetch
@@ -33,8 +33,9 @@ READY_KEYS = {
 
 
 def test_ready_line_contract_and_clean_exit():
-    # Given a fresh emulator on any free port
-    started = time.monotonic()
+    # Given a fresh emulator on any free port (how quickly it starts is measured by
+    # `make bench`, benchmarks/emulator_throughput.py: median of 5 starts, target < 2 s;
+    # a wall-clock bound here would fail on a loaded machine)
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator", "--port", "0", "--qps-scale", "2"],
         cwd=REPO,
@@ -44,11 +45,9 @@ def test_ready_line_contract_and_clean_exit():
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        elapsed = time.monotonic() - started
-        # Then it prints one JSON line with the documented keys, in under 2 seconds
+        # Then it prints one JSON line with the documented keys
         info = json.loads(line)
         assert set(info) >= READY_KEYS
-        assert elapsed < 2.0
         assert info["api"].startswith("http://127.0.0.1:")
         assert not info["api"].endswith(":0")
         # and the control plane answers
@@ -80,6 +79,44 @@ def test_bad_arguments_fail_fast():
     )
     assert result.returncode == 2
     assert b"--qps-scale" in result.stderr
+
+
+ANY_INTERFACE = "0.0.0.0"  # noqa: S104  (what the emulator must refuse)
+
+
+@pytest.mark.parametrize("host", [ANY_INTERFACE, "::", "192.0.2.10", "example.com", ""])
+def test_a_non_loopback_host_is_refused_without_allow_remote(host, capsys):
+    # Given a listen address others could reach (the admin API hands out the secret and
+    # runs any file as a function), when the emulator is started without --allow-remote
+    with pytest.raises(SystemExit) as stopped:
+        parse_args(["--host", host])
+    # then it refuses before listening, saying why and how to override
+    assert stopped.value.code == 2
+    assert "--allow-remote" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts_need_no_flag(host, capsys):
+    assert parse_args(["--host", host]).host == host
+    assert capsys.readouterr().err == ""
+
+
+def test_allow_remote_listens_anywhere_with_a_warning(capsys):
+    args = parse_args(["--host", ANY_INTERFACE, "--allow-remote"])
+    assert (args.host, args.allow_remote) == (ANY_INTERFACE, True)
+    warning = capsys.readouterr().err
+    assert "WARNING" in warning and "secret" in warning
+
+
+def test_the_process_refuses_a_remote_host():
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "--port", "0", "--host", ANY_INTERFACE],
+        cwd=REPO,
+        capture_output=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and not result.stdout
+    assert b"--allow-remote" in result.stderr
 
 
 def test_an_estate_file_given_at_start_is_loaded_and_served(emulator_factory, tmp_path):

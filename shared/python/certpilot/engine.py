@@ -50,6 +50,7 @@ _log = get_logger(__name__)
 # Summary statuses.
 STATUS_DEPLOYED = "deployed"  # every action deployed and verified
 STATUS_NOTHING = "nothing-to-do"  # no domain needed the certificate (e.g. duplicate event)
+STATUS_SUPERSEDED = "superseded"  # every target got another run's certificate meanwhile
 STATUS_PARTIAL = "partial"  # some domains failed or were rolled back, others deployed
 STATUS_FAILED = "failed"  # every action failed or was rolled back
 STATUS_REFUSED = "refused"  # the certificate is unusable: nothing changed
@@ -286,7 +287,12 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
     results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)
     status = _status(plan, results)
     summary = _summary(
-        base, status, results, findings, plan, ok=status in (STATUS_DEPLOYED, STATUS_NOTHING)
+        base,
+        status,
+        results,
+        findings,
+        plan,
+        ok=status in (STATUS_DEPLOYED, STATUS_NOTHING, STATUS_SUPERSEDED),
     )
     event(_log, "deploy-cert finished", status=status, counts=summary["counts"])
     return summary
@@ -320,14 +326,15 @@ def _status(plan: Plan, results: tuple[DomainResult, ...]) -> str:
     outcomes = [(r.outcome, r.reason) for r in results if r.domain in acted]
     # A domain another run (or a person) moved on meanwhile is not a failure of ours:
     # it serves a certificate someone chose after us, and nothing was rolled back.
-    good = sum(
+    deployed = sum(1 for outcome, _ in outcomes if outcome is Outcome.DEPLOYED)
+    superseded = sum(
         1
         for outcome, reason in outcomes
-        if outcome is Outcome.DEPLOYED
-        or (outcome is Outcome.SKIPPED and reason.startswith(SUPERSEDED))
+        if outcome is Outcome.SKIPPED and reason.startswith(SUPERSEDED)
     )
+    good = deployed + superseded
     if good == len(outcomes):
-        return STATUS_DEPLOYED
+        return STATUS_DEPLOYED if deployed else STATUS_SUPERSEDED
     return STATUS_PARTIAL if good else STATUS_FAILED
 
 
