@@ -8,7 +8,7 @@ from emulator.certinfo import bound_from_cas
 from emulator.estate.fields import EstateError, as_str, names
 from emulator.estate.plan import Plan, PlannedCert
 from emulator.propagation import Propagating
-from emulator.state import BoundCertificate
+from emulator.state import CAS_REGION, BoundCertificate
 
 
 def cert_ref(value: Any, where: str, plan: Plan) -> PlannedCert:
@@ -30,6 +30,18 @@ def _binding(
     cert = cert_ref(value, where, plan)
     if cert.cas is not None:
         return bound_from_cas(cert.cas, cas_type, bound_at=now)
+    if upload_type == "Upload" and plan.next_upload_id is not None:
+        # An OSS upload gets its own id, as PutCname with PEM gives one (ListCname shows it).
+        upload_id = plan.next_upload_id()
+        return BoundCertificate(
+            cert_type=upload_type,
+            cert_id=upload_id,
+            cert_region=CAS_REGION,
+            cert_name=f"oss-upload-{upload_id}",
+            cert_pem=cert.chain_pem,
+            key_pem=cert.key_pem,
+            bound_at=now,
+        )
     return BoundCertificate(
         cert_type=upload_type,
         cert_id=None,

@@ -52,7 +52,7 @@ def load_estate(
         {"description", "settings", "certificates", "buckets", "cdn_domains", "files"},
     )
     now = state.now()
-    plan = Plan()
+    plan = Plan(next_upload_id=state.next_cert_id)
     plan.settings = _settings(root.get("settings", {}))
     with state.lock:
         for index, item in enumerate(as_list(root.get("certificates", []), "certificates")):

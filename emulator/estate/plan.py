@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -28,3 +29,6 @@ class Plan:
     cdn_domains: list[CdnDomain] = field(default_factory=list)
     files: list[tuple[PurePosixPath, bytes]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    # Ids for certificates uploaded straight to OSS (PutCname with PEM), which OSS
+    # numbers itself like CAS ids; drawn from the state's counter.
+    next_upload_id: Callable[[], int] | None = None

@@ -566,3 +566,24 @@ def test_an_estate_loaded_through_the_admin_api_is_served_by_the_emulator_edge(
     # then it is served over verified HTTPS
     assert host == "127.0.0.1"
     assert reply.status == 200
+
+
+def test_an_estate_oss_upload_binding_has_an_id_like_a_put_cname_upload(cloud: Any) -> None:
+    # given an estate binding a certificate CAS does not hold straight to OSS
+    cloud.load_estate(
+        {
+            "certificates": [{"name": "up", "sans": ["up.example.org"], "cas": False}],
+            "buckets": [
+                {"name": "site", "cnames": [{"domain": "up.example.org", "certificate": "up"}]}
+            ],
+        }
+    )
+    # when ListCname reports the binding through the real SDK
+    import alibabacloud_oss_v2 as oss
+
+    result = cloud.oss_client().list_cname(oss.ListCnameRequest(bucket="site"))
+    (cname,) = result.cnames
+    # then it is an Upload with its own OSS id in `<id>-<region>` form, as OSS numbers it
+    assert cname.certificate.type == "Upload"
+    number, _, region = cname.certificate.cert_id.partition("-")
+    assert number.isdigit() and region == "cn-hangzhou"
