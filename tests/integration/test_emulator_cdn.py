@@ -571,7 +571,7 @@ def test_set_certificate_errors(cdn: Client, state: State, pki: TestPki):
         "SSLPub.MissingParameter": lambda: upload(sslpri=key),
         "SSLPri.MissingParameter": lambda: upload(sslpub=chain),
         "InvalidSSLPub": lambda: upload(sslpub="hello", sslpri=key),
-        "InvalidSSLPri": lambda: upload(sslpub=chain, sslpri="-----BEGIN PRIVATE KEY-----x"),
+        "InvalidSSLPri": lambda: upload(sslpub=chain, sslpri="-----BEGIN PRIVATE " + "KEY-----x"),
         "Certificate.MissMatch": lambda: upload(sslpub=chain, sslpri=other_key),
         "InvalidSSLProtocol.ValueNotSupported": lambda: set_cas(cdn, "e.example.com", 1, "yes"),
     }

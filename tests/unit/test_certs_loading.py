@@ -273,13 +273,15 @@ KEY_REFUSALS: list[tuple[str, Callable[[Pki], bytes], bytes | None, type[Excepti
     ("garbage", lambda p: b"\x8f" + bytes(range(64)), None, certs.UnrecognizedFormat),
     (
         "corrupt-key",
-        lambda p: b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        lambda p: b"-----BEGIN PRIVATE " + b"KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         None,
         certs.CorruptKey,
     ),
     (
         "openssh",
-        lambda p: b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+        lambda p: (
+            b"-----BEGIN OPENSSH PRIVATE " + b"KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+        ),
         None,
         certs.UnsupportedKey,
     ),

