@@ -267,7 +267,7 @@ class Emulator:
     # -- lifetime -------------------------------------------------------------------
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM the process and wait for it; returns its exit status."""
+        """SIGTERM the process, wait for it and remove its log; returns its exit status."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -275,6 +275,7 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.log.unlink(missing_ok=True)
         return self.process.returncode
 
 
@@ -309,7 +310,9 @@ def launch_emulator(*args: str, timeout: float = READY_TIMEOUT) -> Emulator:
     if not lines or not lines[0].strip():
         process.kill()
         process.wait()
-        raise EmulatorError(f"emulator did not start; log:\n{log.read_text(errors='replace')}")
+        text = log.read_text(errors="replace")
+        log.unlink(missing_ok=True)
+        raise EmulatorError(f"emulator did not start; log:\n{text}")
     return Emulator(process, json.loads(lines[0]), log)
 
 
