@@ -12,21 +12,27 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from certpilot.commands.invoke import load_handler
-from certpilot.probe import probe_https
+from tests.e2e.deploy_helpers import (
+    EVENTS,
+    OLD,
+    REPO,
+    bound,
+    cloudevent,
+    handler,
+    invoke,
+    issue,
+    outcomes,
+    served,
+    use_estate,
+    writes,
+)
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-EVENTS = REPO / "events"
-HANDLER = load_handler(REPO / "functions" / "deploy_cert" / "index.py", "deploy_cert")
-WRITES = ("oss:PutCname", "cdn:SetCdnDomainSSLCertificate")
 
 ESTATE: dict[str, Any] = {
     "certificates": [
@@ -67,73 +73,8 @@ UNTOUCHED = ("later.example.com", "example.com", "a.b.example.com", "www.example
 @pytest.fixture
 def account(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The emulator with the estate loaded and certpilot's environment pointed at it."""
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
-    cloud.load_estate(ESTATE)
+    use_estate(cloud, monkeypatch, ESTATE)
     return cloud
-
-
-def issue(cloud: Any, sans: list[str], **recipe: Any) -> dict[str, Any]:
-    """Issue a certificate in the emulator's CAS, as a CA renewing it would."""
-    body = {"sans": sans, "name": f"issued-{uuid.uuid4().hex[:8]}", **recipe}
-    result: dict[str, Any] = cloud.admin("POST", "cas/issue", body)
-    cert = cloud.state()["certificates"][str(result["certId"])]
-    result["sha256"] = cert["sha256"]
-    return result
-
-
-def cloudevent(cloud: Any, cert_id: object, **changes: Any) -> bytes:
-    event = json.loads((EVENTS / "deploy-cert.cloudevent.json").read_text())
-    event["aliyunaccountid"] = cloud.account_id
-    event["id"] = str(uuid.uuid4())
-    event["data"] = {"certId": cert_id}
-    event.update(changes)
-    return json.dumps(event).encode()
-
-
-def invoke(cloud: Any, event: bytes) -> dict[str, Any]:
-    """Call the handler as FC does: bytes in, JSON text out."""
-    context = SimpleNamespace(
-        request_id=str(uuid.uuid4()),
-        credentials=SimpleNamespace(
-            access_key_id=cloud.access_key_id,
-            access_key_secret=cloud.access_key_secret,
-            security_token=cloud.security_token,
-        ),
-        function=SimpleNamespace(name="deploy-cert", handler="index.handler"),
-        region="cn-hangzhou",
-    )
-    result = HANDLER(event, context)
-    assert isinstance(result, (str, bytes))
-    summary: dict[str, Any] = json.loads(result)
-    return summary
-
-
-def outcomes(summary: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    return {r["domain"]: (r["outcome"], r["reason"]) for r in summary["results"]}
-
-
-def bound(cloud: Any) -> dict[str, int | None]:
-    """The certificate id bound to every domain, as the control plane reports it."""
-    state = cloud.state()
-    found: dict[str, int | None] = {}
-    for bucket in state["buckets"].values():
-        for name, cname in bucket["cnames"].items():
-            cert = cname["certificate"]
-            found[name] = cert["cert_id"] if cert else None
-    for name, domain in state["cdn_domains"].items():
-        found[name] = domain["ssl"]["cert_id"] if domain["ssl"] else None
-    return found
-
-
-def writes(cloud: Any) -> int:
-    return sum(cloud.action_stats(action)["calls"] for action in WRITES)
-
-
-def served(cloud: Any, domain: str) -> str | None:
-    return probe_https(domain, edge=cloud.https, ca_bundle=cloud.ca_bundle, timeout=3).fingerprint
 
 
 def test_wildcard_lands_on_every_covered_domain_and_nowhere_else(account: Any) -> None:
@@ -375,15 +316,11 @@ def test_oss_hosted_certificate_behind_cdn_is_reported_as_the_wrong_location(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a CDN domain whose bucket also hosts a certificate for it on OSS (FAQ case)
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
-    ids = cloud.load_estate(
+    ids = use_estate(
+        cloud,
+        monkeypatch,
         {
-            "certificates": [
-                {"name": "old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90}
-            ],
+            "certificates": [OLD],
             "buckets": [
                 {
                     "name": "assets",
@@ -391,7 +328,7 @@ def test_oss_hosted_certificate_behind_cdn_is_reported_as_the_wrong_location(
                 }
             ],
             "cdn_domains": [{"name": "video.example.com", "origin": "assets"}],
-        }
+        },
     )
     new = issue(cloud, ["*.example.com"], days=90)
     # when the renewal is rolled out
@@ -430,7 +367,7 @@ def test_rejected_credentials_leak_neither_secret_nor_token(
     )
     new = issue(account, ["*.example.com"], days=90)
     # when the event is handled
-    summary = json.loads(HANDLER(cloudevent(account, new["certId"]), context))
+    summary = json.loads(handler()(cloudevent(account, new["certId"]), context))
     # then the invocation fails with the cloud's auth code, changing nothing...
     assert (summary["ok"], summary["status"]) == (False, "error")
     assert summary["error"]["type"] == "AuthError" and summary["error"]["code"]
@@ -472,10 +409,9 @@ def test_current_certificate_browsers_reject_is_replaced_even_if_it_lasts_longer
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given domains whose certificates outlast the renewal but that browsers reject
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
-    cloud.load_estate(
+    use_estate(
+        cloud,
+        monkeypatch,
         {
             "certificates": [
                 {"name": "weak", "sans": ["legacy.example.com"], "key_type": "rsa1024"},
@@ -492,7 +428,8 @@ def test_current_certificate_browsers_reject_is_replaced_even_if_it_lasts_longer
                     ],
                 }
             ],
-        }
+        },
+        verify_deadline=None,
     )
     new = issue(cloud, ["*.example.com"], days=30)
     # when the shorter-lived renewal arrives
@@ -634,11 +571,7 @@ def test_writes_all_go_out_before_verification_starts(
     from certpilot.adapters.cdn import CdnAdapter
     from certpilot.adapters.oss import OssAdapter
 
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "30")
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
-    cloud.load_estate(_scale_estate(20, 20, propagation=1.0))
+    use_estate(cloud, monkeypatch, _scale_estate(20, 20, propagation=1.0), verify_deadline=30)
     # and a record of every certificate write and every probe, in order
     record: list[tuple[str, str]] = []
     live_probe = probe.probe_https
@@ -680,15 +613,11 @@ def test_cdn_certificates_bound_by_cas_reference_need_no_per_domain_lookup(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given 20 CDN domains bound by CAS reference and one bound by PEM (not in CAS)
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
     estate = _scale_estate(0, 20, propagation=0.0)
     estate["cdn_domains"].append(
         {"name": "pem.example.com", "origin": "assets", "certificate": "wild-pem"}
     )
-    cloud.load_estate(estate)
+    use_estate(cloud, monkeypatch, estate)
     new = issue(cloud, ["*.example.com"], days=90)
     # when the renewal is rolled out
     summary = invoke(cloud, cloudevent(cloud, new["certId"]))
@@ -706,80 +635,74 @@ def test_cdn_certificates_bound_by_cas_reference_need_no_per_domain_lookup(
     assert cloud.action_stats("cdn:DescribeDomainCertificateInfo")["calls"] == 2
 
 
-def use_estate(
-    cloud: Any, monkeypatch: pytest.MonkeyPatch, estate: dict[str, Any]
-) -> dict[str, int]:
-    """Point certpilot at the emulator and load `estate`; returns the certificate ids."""
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "5")
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
-    ids: dict[str, int] = cloud.load_estate(estate)
-    return ids
-
-
-def test_wildcard_cdn_domain_keeps_a_longer_lived_certificate(
-    cloud: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("estate", "expected", "mismatched"),
+    [
+        pytest.param(
+            # the CDN domains *.example.com and www.example.com on a wildcard
+            {
+                "certificates": [{"name": "long", "sans": ["*.example.com"], "days": 300}],
+                "buckets": [{"name": "assets"}],
+                "cdn_domains": [
+                    {"name": "*.example.com", "origin": "assets", "certificate": "long"},
+                    {"name": "www.example.com", "origin": "assets", "certificate": "long"},
+                ],
+            },
+            # neither is replaced: the wildcard domain counts as covered by the wildcard
+            {
+                "*.example.com": ("skipped", "current-expires-later"),
+                "www.example.com": ("skipped", "current-expires-later"),
+            },
+            [],
+            id="wildcard-cdn-domain",
+        ),
+        pytest.param(
+            # www.example.com, while its edge still serves another certificate that does
+            # not cover it (a stale edge)
+            {
+                "certificates": [
+                    {"name": "long", "sans": ["www.example.com"], "days": 300},
+                    {"name": "other", "sans": ["other.example.net"], "days": 300},
+                ],
+                "buckets": [{"name": "assets"}],
+                "cdn_domains": [
+                    {
+                        "name": "www.example.com",
+                        "origin": "assets",
+                        "certificate": "long",
+                        "edge_certificate": "other",
+                    }
+                ],
+            },
+            # the domain keeps its certificate (the edge's is not blamed on it), and the
+            # mismatch is reported
+            {"www.example.com": ("skipped", "served-mismatch")},
+            ["www.example.com"],
+            id="edge-serving-another-certificate",
+        ),
+    ],
+)
+def test_cdn_domains_keep_a_longer_lived_certificate(
+    cloud: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    estate: dict[str, Any],
+    expected: dict[str, tuple[str, str]],
+    mismatched: list[str],
 ) -> None:
-    # given the CDN domains *.example.com and www.example.com on a wildcard good for 300 days
-    ids = use_estate(
-        cloud,
-        monkeypatch,
-        {
-            "certificates": [{"name": "long", "sans": ["*.example.com"], "days": 300}],
-            "buckets": [{"name": "assets"}],
-            "cdn_domains": [
-                {"name": "*.example.com", "origin": "assets", "certificate": "long"},
-                {"name": "www.example.com", "origin": "assets", "certificate": "long"},
-            ],
-        },
-    )
+    # given CDN domains configured with the certificate "long", good for 300 days
+    ids = use_estate(cloud, monkeypatch, estate)
     new = issue(cloud, ["*.example.com"], days=90)
     # when a shorter-lived wildcard is rolled out
     summary = invoke(cloud, cloudevent(cloud, new["certId"]))
-    # then neither is replaced: the wildcard domain counts as covered by the wildcard
-    assert outcomes(summary) == {
-        "*.example.com": ("skipped", "current-expires-later"),
-        "www.example.com": ("skipped", "current-expires-later"),
-    }
+    # then no domain is replaced or written, and only a served mismatch is reported
+    assert outcomes(summary) == expected
     assert (summary["ok"], summary["status"]) == (True, "nothing-to-do")
+    found = [f for f in summary["findings"] if f["code"] == "SERVED_MISMATCH"]
+    assert [f["domain"] for f in found] == mismatched
+    assert all("NAME_MISMATCH" in f["message"] for f in found)
     assert writes(cloud) == 0
-    assert bound(cloud)["*.example.com"] == ids["long"]
-
-
-def test_edge_serving_another_certificate_is_not_blamed_on_the_configured_one(
-    cloud: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given www.example.com configured with a certificate good for 300 days, while its
-    # edge still serves another one that does not cover it (a stale edge)
-    ids = use_estate(
-        cloud,
-        monkeypatch,
-        {
-            "certificates": [
-                {"name": "long", "sans": ["www.example.com"], "days": 300},
-                {"name": "other", "sans": ["other.example.net"], "days": 300},
-            ],
-            "buckets": [{"name": "assets"}],
-            "cdn_domains": [
-                {
-                    "name": "www.example.com",
-                    "origin": "assets",
-                    "certificate": "long",
-                    "edge_certificate": "other",
-                }
-            ],
-        },
-    )
-    new = issue(cloud, ["*.example.com"], days=90)
-    # when a shorter-lived wildcard is rolled out
-    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
-    # then the domain keeps its certificate, and the mismatch is reported
-    assert outcomes(summary) == {"www.example.com": ("skipped", "served-mismatch")}
-    [finding] = [f for f in summary["findings"] if f["code"] == "SERVED_MISMATCH"]
-    assert finding["domain"] == "www.example.com" and "NAME_MISMATCH" in finding["message"]
-    assert writes(cloud) == 0
-    assert bound(cloud)["www.example.com"] == ids["long"]
+    for domain in expected:
+        assert bound(cloud)[domain] == ids["long"]
 
 
 def test_paused_cdn_domain_is_left_alone_and_says_so(
@@ -790,9 +713,7 @@ def test_paused_cdn_domain_is_left_alone_and_says_so(
         cloud,
         monkeypatch,
         {
-            "certificates": [
-                {"name": "old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90}
-            ],
+            "certificates": [OLD],
             "buckets": [{"name": "assets"}],
             "cdn_domains": [
                 {

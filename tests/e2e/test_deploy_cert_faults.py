@@ -10,128 +10,43 @@ run changed it meanwhile.
 
 from __future__ import annotations
 
-import functools
 import itertools
-import json
 import threading
-import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from certpilot.commands.invoke import load_handler
-from certpilot.probe import probe_https
+from tests.e2e.deploy_helpers import (
+    OLD,
+    bound,
+    cloudevent,
+    invoke,
+    issue,
+    result_of,
+    served,
+    sha256_of,
+    use_estate,
+)
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-EVENTS = REPO / "events"
 OSS_DOMAIN = "static.example.com"
 CDN_DOMAIN = "cdn.example.com"
 SET_SSL = "cdn:SetCdnDomainSSLCertificate"
-# Old enough to be renewed: 20 days left.
-OLD = {"name": "old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90}
 
 
-@functools.cache
-def handler() -> Callable[[bytes, Any], Any]:
-    """deploy-cert's entry point, loaded from its file as FC loads it."""
-    loaded: Callable[[bytes, Any], Any] = load_handler(
-        REPO / "functions" / "deploy_cert" / "index.py", "deploy_cert"
-    )
-    return loaded
-
-
-def use_estate(
-    cloud: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    oss: bool = False,
-    cdn: bool = False,
-    verify_deadline: float = 5.0,
-) -> dict[str, int]:
-    """Point certpilot at the emulator and load an estate with the OSS custom domain
-    and/or the CDN domain on the expiring certificate; returns the certificate ids."""
-    for name, value in cloud.certpilot_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", str(verify_deadline))
-    monkeypatch.setenv("CERTPILOT_LOG_LEVEL", "WARNING")
+def expiring(*, oss: bool = False, cdn: bool = False) -> dict[str, Any]:
+    """An estate with the OSS custom domain and/or the CDN domain on the expiring
+    certificate `old`."""
     cnames = [{"domain": OSS_DOMAIN, "certificate": "old"}] if oss else []
-    estate: dict[str, Any] = {
+    return {
         "certificates": [OLD],
         "buckets": [{"name": "assets", "cnames": cnames}],
         "cdn_domains": (
             [{"name": CDN_DOMAIN, "origin": "assets", "certificate": "old"}] if cdn else []
         ),
     }
-    ids: dict[str, int] = cloud.load_estate(estate)
-    return ids
-
-
-def issue(cloud: Any, sans: list[str], **recipe: Any) -> dict[str, Any]:
-    """Issue a certificate in the emulator's CAS, as a CA renewing it would; with its
-    SHA-256 fingerprint (`sha256`)."""
-    body = {"sans": sans, "name": f"issued-{uuid.uuid4().hex[:8]}", **recipe}
-    result: dict[str, Any] = cloud.admin("POST", "cas/issue", body)
-    result["sha256"] = sha256_of(cloud, result["certId"])
-    return result
-
-
-def sha256_of(cloud: Any, cert_id: int) -> str:
-    fingerprint: str = cloud.state()["certificates"][str(cert_id)]["sha256"]
-    return fingerprint
-
-
-def cloudevent(cloud: Any, cert_id: object) -> bytes:
-    """The certificate-issued CloudEvent for `cert_id`, from this account."""
-    event = json.loads((EVENTS / "deploy-cert.cloudevent.json").read_text())
-    event["aliyunaccountid"] = cloud.account_id
-    event["id"] = str(uuid.uuid4())
-    event["data"] = {"certId": cert_id}
-    return json.dumps(event).encode()
-
-
-def invoke(cloud: Any, event: bytes) -> dict[str, Any]:
-    """Call the handler as FC does: bytes in, JSON text out."""
-    context = SimpleNamespace(
-        request_id=str(uuid.uuid4()),
-        credentials=SimpleNamespace(
-            access_key_id=cloud.access_key_id,
-            access_key_secret=cloud.access_key_secret,
-            security_token=cloud.security_token,
-        ),
-        function=SimpleNamespace(name="deploy-cert", handler="index.handler"),
-        region="cn-hangzhou",
-    )
-    result = handler()(event, context)
-    assert isinstance(result, (str, bytes))
-    summary: dict[str, Any] = json.loads(result)
-    return summary
-
-
-def result_of(summary: dict[str, Any], domain: str) -> dict[str, Any]:
-    [result] = [r for r in summary["results"] if r["domain"] == domain]
-    return result
-
-
-def bound(cloud: Any, domain: str) -> int | None:
-    """The certificate id bound to `domain`, as the control plane reports it."""
-    state = cloud.state()
-    for bucket in state["buckets"].values():
-        cname = bucket["cnames"].get(domain)
-        if cname is not None:
-            return cname["certificate"]["cert_id"] if cname["certificate"] else None
-    ssl = state["cdn_domains"][domain]["ssl"]
-    return ssl["cert_id"] if ssl else None
-
-
-def served(cloud: Any, domain: str) -> str | None:
-    """The SHA-256 fingerprint of the certificate the edge serves for `domain`."""
-    return probe_https(domain, edge=cloud.https, ca_bundle=cloud.ca_bundle, timeout=3).fingerprint
 
 
 def test_a_put_cname_applied_then_answered_500_is_verified_not_failed(
@@ -139,7 +54,7 @@ def test_a_put_cname_applied_then_answered_500_is_verified_not_failed(
 ) -> None:
     # given an OSS custom domain on an expiring certificate, and OSS applying the next
     # PutCname but answering it 500 (its answer lost)
-    use_estate(cloud, monkeypatch, oss=True)
+    use_estate(cloud, monkeypatch, expiring(oss=True))
     cloud.faults(
         action="oss:PutCname",
         where={"domain": OSS_DOMAIN},
@@ -157,7 +72,7 @@ def test_a_put_cname_applied_then_answered_500_is_verified_not_failed(
     assert (summary["ok"], summary["status"]) == (True, "deployed")
     put = cloud.action_stats("oss:PutCname")
     assert put["calls"] >= 2 and put["errors"] >= 1
-    assert bound(cloud, OSS_DOMAIN) == new["certId"]
+    assert bound(cloud)[OSS_DOMAIN] == new["certId"]
     assert served(cloud, OSS_DOMAIN) == new["sha256"]
 
 
@@ -166,7 +81,7 @@ def test_a_cdn_write_applied_then_dropped_every_time_is_verified_not_failed(
 ) -> None:
     # given a CDN domain on an expiring certificate, and CDN applying every
     # SetCdnDomainSSLCertificate but never answering it
-    use_estate(cloud, monkeypatch, cdn=True)
+    use_estate(cloud, monkeypatch, expiring(cdn=True))
     cloud.faults(action=SET_SSL, where={"DomainName": CDN_DOMAIN}, drop=True, after=True)
     new = issue(cloud, ["*.example.com"], days=90)
     # when the renewal is rolled out
@@ -177,7 +92,7 @@ def test_a_cdn_write_applied_then_dropped_every_time_is_verified_not_failed(
     assert (summary["ok"], summary["status"]) == (True, "deployed")
     writes = cloud.action_stats(SET_SSL)
     assert writes["calls"] >= 2 and writes["errors"] == writes["calls"]
-    assert bound(cloud, CDN_DOMAIN) == new["certId"]
+    assert bound(cloud)[CDN_DOMAIN] == new["certId"]
     assert served(cloud, CDN_DOMAIN) == new["sha256"]
 
 
@@ -186,7 +101,7 @@ def test_a_cdn_write_applied_then_dropped_that_does_not_verify_is_rolled_back(
 ) -> None:
     # given a CDN domain whose every certificate write is applied then dropped, behind
     # an edge slower than the verification deadline (30 s against 1 s)
-    ids = use_estate(cloud, monkeypatch, cdn=True, verify_deadline=1.0)
+    ids = use_estate(cloud, monkeypatch, expiring(cdn=True), verify_deadline=1.0)
     old_sha256 = sha256_of(cloud, ids["old"])
     assert served(cloud, CDN_DOMAIN) == old_sha256
     cloud.faults(action=SET_SSL, where={"DomainName": CDN_DOMAIN}, drop=True, after=True)
@@ -201,7 +116,7 @@ def test_a_cdn_write_applied_then_dropped_that_does_not_verify_is_rolled_back(
     assert result["previousCertId"] == ids["old"]
     assert result["restoredVerified"] is True
     assert (summary["ok"], summary["status"]) == (False, "failed")
-    assert bound(cloud, CDN_DOMAIN) == ids["old"]
+    assert bound(cloud)[CDN_DOMAIN] == ids["old"]
     assert served(cloud, CDN_DOMAIN) == old_sha256
     # the deploy and the rollback were each tried until the retries ran out
     writes = cloud.action_stats(SET_SSL)
@@ -214,7 +129,7 @@ def test_two_runs_racing_on_one_cdn_domain_never_leave_the_oldest_certificate(
     # given a CDN domain on an expiring certificate, and two renewals of it in CAS
     from certpilot.adapters.cdn import CdnAdapter
 
-    ids = use_estate(cloud, monkeypatch, cdn=True, verify_deadline=3.0)
+    ids = use_estate(cloud, monkeypatch, expiring(cdn=True), verify_deadline=3.0)
     first = issue(cloud, ["*.example.com"], days=90)
     second = issue(cloud, ["*.example.com"], days=120)
     # and both runs planned against the old certificate before either writes (their
@@ -248,6 +163,6 @@ def test_two_runs_racing_on_one_cdn_domain_never_leave_the_oldest_certificate(
     assert statuses == ends and all(summary["ok"] for summary in summaries), summaries
     # and the domain ends on one of the two new certificates, never the oldest, and
     # the edge serves what the control plane says
-    final = bound(cloud, CDN_DOMAIN)
+    final = bound(cloud)[CDN_DOMAIN]
     assert final in (first["certId"], second["certId"]), (final, ids["old"])
     assert served(cloud, CDN_DOMAIN) == (first if final == first["certId"] else second)["sha256"]

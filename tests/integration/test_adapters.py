@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from certpilot import credentials
 from certpilot.adapters.cdn import FUNC_HTTPS_FORCE, CdnFunction
 from certpilot.adapters.fc import FunctionError
 from certpilot.clients import CloudClients
@@ -26,10 +25,8 @@ from certpilot.errors import (
     TransientError,
 )
 from certpilot.model import Location
-from certpilot.ratelimit import RateLimiter
-from certpilot.retry import Retrier, RetryPolicy
-from certpilot.settings import Settings
 from tests import pki
+from tests.integration.clients import calls, make_clients
 
 pytestmark = pytest.mark.integration
 
@@ -54,24 +51,8 @@ ESTATE: dict[str, Any] = {
 }
 
 
-def make_clients(cloud: Any, *, max_attempts: int = 5, **key_overrides: str) -> CloudClients:
-    env = {**cloud.certpilot_env(), **key_overrides}
-    creds = credentials.from_env(env)
-    assert creds is not None
-    return CloudClients.from_settings(
-        Settings.from_env(env),
-        creds,
-        limiter=RateLimiter(),
-        retrier=Retrier(RetryPolicy(max_attempts=max_attempts, base_delay=0.01, max_delay=0.05)),
-    )
-
-
 def cas_ids(clients: CloudClients) -> dict[str, int]:
     return {c.name: c.cas_id for c in clients.cas.list_certificates()}
-
-
-def calls(cloud: Any, action: str) -> int:
-    return int(cloud.action_stats(action)["calls"])
 
 
 @pytest.fixture

@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 
-from certpilot import catalog, credentials
-from certpilot.clients import CloudClients
-from certpilot.ratelimit import RateLimiter
-from certpilot.retry import Retrier, RetryPolicy
-from certpilot.settings import Settings
+from certpilot import catalog
 from certpilot.trust import TrustStore
+from tests.integration.clients import calls, make_clients
 
 pytestmark = pytest.mark.integration
 
@@ -35,22 +32,6 @@ ESTATE: dict[str, Any] = {
     ]
 }
 USABLE = 6  # all but the revoked and the expired one
-
-
-def make_clients(cloud: Any) -> CloudClients:
-    env = cloud.certpilot_env()
-    creds = credentials.from_env(env)
-    assert creds is not None
-    return CloudClients.from_settings(
-        Settings.from_env(env),
-        creds,
-        limiter=RateLimiter(),
-        retrier=Retrier(RetryPolicy(base_delay=0.01, max_delay=0.05)),
-    )
-
-
-def calls(cloud: Any, action: str) -> int:
-    return int(cloud.action_stats(action)["calls"])
 
 
 @pytest.fixture

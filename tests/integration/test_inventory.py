@@ -8,16 +8,15 @@ throttling / transient 5xx absorbed by the adapters.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
 
-from certpilot import catalog, credentials, inventory
-from certpilot.clients import CloudClients
+from certpilot import catalog, inventory
 from certpilot.model import Location, Route
 from certpilot.ratelimit import RateLimiter
-from certpilot.retry import Retrier, RetryPolicy
-from certpilot.settings import Settings
+from tests.integration import clients as integration_clients
 
 pytestmark = pytest.mark.integration
 
@@ -62,17 +61,7 @@ MIXED_ESTATE: dict[str, Any] = {
 }
 
 
-def make_clients(cloud: Any, limiter: RateLimiter | None = None) -> CloudClients:
-    """certpilot's clients for the emulator, as a handler builds them from its env."""
-    env = cloud.certpilot_env()
-    creds = credentials.from_env(env)
-    assert creds is not None
-    return CloudClients.from_settings(
-        Settings.from_env(env),
-        creds,
-        limiter=limiter or RateLimiter(),  # a fresh limiter: tests stay independent
-        retrier=Retrier(RetryPolicy(base_delay=0.02, max_delay=0.2)),
-    )
+make_clients = functools.partial(integration_clients.make_clients, base_delay=0.02, max_delay=0.2)
 
 
 def calls(cloud: Any) -> dict[str, int]:
@@ -313,7 +302,7 @@ def test_flow_control_of_the_emulator_is_respected_under_concurrency(cloud: Any)
         {"buckets": [{"name": f"b{i:02d}-bucket", "region": "cn-hangzhou"} for i in range(30)]}
     )
     cloud.settings(qps={"oss:ListCname": 40})
-    clients = make_clients(cloud, RateLimiter({("oss", "ListCname"): 40}))
+    clients = make_clients(cloud, limiter=RateLimiter({("oss", "ListCname"): 40}))
 
     # When the inventory reads them with a thread pool
     inv = inventory.discover(clients, clients.settings)

@@ -21,6 +21,7 @@ from certpilot.log import bound_request_id, current_request_id
 from certpilot.model import CatalogCert, DeployedCert, Location, Route
 from certpilot.plan import ROLLBACK_NONE, ROLLBACK_REMOVE, ROLLBACK_RESTORE, Action, Plan, Skip
 from certpilot.probe import ServedCert
+from tests.unit.fakes import FakeClock
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 NEW = "AA" * 32
@@ -37,21 +38,6 @@ CERT = CatalogCert(
     fingerprint_sha256=NEW,
 )
 PREVIOUS = DeployedCert(Location.CDN, 1001, "cas", NOW + timedelta(days=5), fingerprint=OLD)
-
-
-class FakeClock:
-    """Time that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 OURS_OSS, PREVIOUS_OSS, THIRD_OSS = "2001-cn-hangzhou", "1001-cn-hangzhou", "3003-cn-hangzhou"

@@ -21,17 +21,20 @@ from cryptography.x509.oid import NameOID
 from certpilot.findings import Code
 from certpilot.probe import (
     ServedCert,
+    Verification,
     Watch,
+    certificate_problem,
     parse_hostport,
     poll_rounds,
     probe_http,
     probe_https,
     restore_problem,
+    rollback_problem,
     served_finding_code,
     served_problem,
-    wait_for_certificate,
-    wait_for_restore,
+    wait_until,
 )
+from tests.unit.fakes import FakeClock
 
 NOW = datetime.now(timezone.utc)
 
@@ -238,21 +241,26 @@ def test_nothing_listening_is_an_error_not_an_exception() -> None:
     assert served_problem(served, "00" * 32, now=NOW) == served.error
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def _served(fingerprint: str) -> ServedCert:
     return ServedCert("d.example.com", fingerprint, chain_ok=True, name_ok=True)
+
+
+def wait_on(
+    clock: FakeClock,
+    problem: Callable[[ServedCert], str],
+    probe: Callable[[str], ServedCert],
+    *,
+    deadline: float,
+) -> Verification:
+    """`wait_until` for d.example.com, answered by `probe`, on the fake `clock`."""
+    return wait_until(
+        "d.example.com",
+        problem,
+        deadline=deadline,
+        probe=probe,
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
 
 
 def test_wait_backs_off_exponentially_until_the_new_certificate_is_served() -> None:
@@ -260,14 +268,7 @@ def test_wait_backs_off_exponentially_until_the_new_certificate_is_served() -> N
     clock = FakeClock()
     answers = iter([_served("OLD")] * 4 + [_served("NEW")])
     # when waiting for NEW
-    result = wait_for_certificate(
-        "d.example.com",
-        "new",
-        deadline=60,
-        probe=lambda _: next(answers),
-        clock=clock.clock,
-        sleep=clock.sleep,
-    )
+    result = wait_on(clock, certificate_problem("new"), lambda _: next(answers), deadline=60)
     # then it is verified on the fifth probe after doubling waits
     assert result.ok and result.attempts == 5 and result.reason == ""
     assert clock.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8])
@@ -275,14 +276,7 @@ def test_wait_backs_off_exponentially_until_the_new_certificate_is_served() -> N
 
 def test_wait_gives_up_at_the_deadline_with_the_reason() -> None:
     clock = FakeClock()
-    result = wait_for_certificate(
-        "d.example.com",
-        "NEW",
-        deadline=10,
-        probe=lambda _: _served("OLD"),
-        clock=clock.clock,
-        sleep=clock.sleep,
-    )
+    result = wait_on(clock, certificate_problem("NEW"), lambda _: _served("OLD"), deadline=10)
     assert not result.ok
     assert result.reason == "edge serves another certificate"
     assert clock.now == pytest.approx(10)
@@ -291,23 +285,16 @@ def test_wait_gives_up_at_the_deadline_with_the_reason() -> None:
 
 def test_wait_with_zero_deadline_probes_once() -> None:
     clock = FakeClock()
-    result = wait_for_certificate(
-        "d.example.com",
-        "NEW",
-        deadline=0,
-        probe=lambda _: _served("OLD"),
-        clock=clock.clock,
-        sleep=clock.sleep,
-    )
+    result = wait_on(clock, certificate_problem("NEW"), lambda _: _served("OLD"), deadline=0)
     assert (result.ok, result.attempts, clock.sleeps) == (False, 1, [])
 
 
 def test_wait_against_a_live_server(pki: Pki, server: TlsServer) -> None:
     pem, fingerprint = pki.leaf(("*.example.com",))
     server.serve("www.example.com", pem)
-    result = wait_for_certificate(
+    result = wait_until(
         "www.example.com",
-        fingerprint.lower(),
+        certificate_problem(fingerprint.lower()),
         deadline=2,
         edge=server.edge,
         ca_bundle=str(pki.root_pem),
@@ -435,15 +422,11 @@ def test_wait_for_restore_backs_off_until_the_edge_serves_the_previous_certifica
     clock = FakeClock()
     answers = iter([_edge(NEW_FP), _edge(NEW_FP), _edge(OLD_FP)])
     # when waiting for the restore
-    result = wait_for_restore(
-        "d.example.com",
-        NEW_FP,
-        previous=OLD_FP,
-        expect_certificate=True,
+    result = wait_on(
+        clock,
+        rollback_problem(NEW_FP, previous=OLD_FP, expect_certificate=True),
+        lambda _: next(answers),
         deadline=30,
-        probe=lambda _: next(answers),
-        clock=clock.clock,
-        sleep=clock.sleep,
     )
     # then it is confirmed on the third probe
     assert result.ok and result.attempts == 3
@@ -452,15 +435,11 @@ def test_wait_for_restore_backs_off_until_the_edge_serves_the_previous_certifica
 
 def test_wait_for_restore_reports_an_edge_stuck_on_the_new_certificate() -> None:
     clock = FakeClock()
-    result = wait_for_restore(
-        "d.example.com",
-        NEW_FP,
-        previous=None,
-        expect_certificate=False,
+    result = wait_on(
+        clock,
+        rollback_problem(NEW_FP, previous=None, expect_certificate=False),
+        lambda _: _edge(NEW_FP),
         deadline=2,
-        probe=lambda _: _edge(NEW_FP),
-        clock=clock.clock,
-        sleep=clock.sleep,
     )
     assert not result.ok and result.reason == "edge still serves the rolled-back certificate"
     assert clock.now == pytest.approx(2)
@@ -568,13 +547,10 @@ def test_wait_for_certificate_judges_expiry_with_its_wall_clock() -> None:
         "d.example.com", "AB" * 32, not_after=not_after, chain_ok=True, name_ok=True
     )
     clock = FakeClock()
-    result = wait_for_certificate(
-        "d.example.com",
-        "AB" * 32,
+    result = wait_on(
+        clock,
+        certificate_problem("AB" * 32, wall_clock=lambda: not_after),
+        lambda _: served,
         deadline=0,
-        probe=lambda _: served,
-        clock=clock.clock,
-        sleep=clock.sleep,
-        wall_clock=lambda: not_after,
     )
     assert result.ok

@@ -15,19 +15,7 @@ from certpilot.errors import (
     TransientError,
 )
 from certpilot.retry import Retrier, RetryPolicy
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.unit.fakes import FakeClock
 
 
 def failing(*errors: CloudError, result: str = "ok") -> tuple[Callable[[], str], list[int]]:
@@ -47,12 +35,12 @@ def err(cls: type[CloudError], code: str = "X", **kw: float) -> CloudError:
     return cls("cdn", "DescribeUserDomains", code, 500, "REQ-1", "boom", **kw)  # type: ignore[arg-type]
 
 
-def retrier(clock: Clock, rnd: float = 0.5, **policy: float) -> Retrier:
-    return Retrier(RetryPolicy(**policy), sleep=clock.sleep, clock=clock, rng=lambda: rnd)  # type: ignore[arg-type]
+def retrier(clock: FakeClock, rnd: float = 0.5, **policy: float) -> Retrier:
+    return Retrier(RetryPolicy(**policy), sleep=clock.sleep, clock=clock.clock, rng=lambda: rnd)  # type: ignore[arg-type]
 
 
 def test_retryable_errors_are_retried_until_success() -> None:
-    clock = Clock()
+    clock = FakeClock()
     call, count = failing(err(TransientError), err(ThrottledError, "Throttling.User"))
 
     assert retrier(clock).call(call) == "ok"
@@ -61,7 +49,7 @@ def test_retryable_errors_are_retried_until_success() -> None:
 
 @pytest.mark.parametrize("cls", [AuthError, NotFoundError, ConflictError, CloudError])
 def test_other_errors_surface_at_once(cls: type[CloudError]) -> None:
-    clock = Clock()
+    clock = FakeClock()
     call, count = failing(err(cls))
 
     with pytest.raises(cls):
@@ -70,7 +58,7 @@ def test_other_errors_surface_at_once(cls: type[CloudError]) -> None:
 
 
 def test_attempts_are_bounded() -> None:
-    clock = Clock()
+    clock = FakeClock()
     call, count = failing(*[err(TransientError)] * 10)
 
     with pytest.raises(TransientError):
@@ -79,7 +67,7 @@ def test_attempts_are_bounded() -> None:
 
 
 def test_the_deadline_stops_retries_before_a_pause_would_cross_it() -> None:
-    clock = Clock()
+    clock = FakeClock()
     call, count = failing(*[err(TransientError)] * 10)
 
     with pytest.raises(TransientError):

@@ -20,7 +20,6 @@ another certificate was set meanwhile (another run) is not rolled back but repor
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,10 +46,9 @@ from certpilot.probe import (
     ServedCert,
     Verification,
     Watch,
+    certificate_problem,
     poll_rounds,
-    restore_problem,
-    served_problem,
-    utc_now,
+    rollback_problem,
 )
 
 
@@ -331,7 +329,7 @@ class _Rollout:
         watches = {
             domain: Watch(
                 probe_name(domain),
-                functools.partial(_served_problem, self.fingerprint),
+                certificate_problem(self.fingerprint),
                 track.written,
                 self.options.verify_deadline,
             )
@@ -470,11 +468,10 @@ class _Rollout:
         for domain, track in by_domain.items():
             action = track.action
             previous = _comparable(action.previous.fingerprint if action.previous else None)
-            problem = functools.partial(
-                _restore_problem,
+            problem = rollback_problem(
                 self.fingerprint,
-                previous,
-                action.rollback == ROLLBACK_RESTORE,
+                previous=previous,
+                expect_certificate=action.rollback == ROLLBACK_RESTORE,
             )
             watches[domain] = Watch(probe_name(domain), problem, track.undone, deadline)
 
@@ -546,18 +543,6 @@ def _failure(error: BaseException) -> tuple[str, str]:
         return str(error), type(error).__name__
     # One domain's bug must not stop the others.
     return f"unexpected {type(error).__name__}", "Internal"
-
-
-def _served_problem(fingerprint: str, served: ServedCert) -> str:
-    return served_problem(served, fingerprint, now=utc_now())
-
-
-def _restore_problem(
-    rolled_back: str, previous: str | None, expect_certificate: bool, served: ServedCert
-) -> str:
-    return restore_problem(
-        served, rolled_back, previous=previous, expect_certificate=expect_certificate
-    )
 
 
 def _result(

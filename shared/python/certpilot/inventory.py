@@ -84,6 +84,14 @@ def oss_origin(sources: Sequence[Source]) -> Source | None:
     return min(candidates, key=lambda s: s.priority if s.priority is not None else 1_000)
 
 
+def _bucket_domain_record(name: str) -> DomainRecord | None:
+    """The record of `name` when it is an OSS bucket domain (never modified), else None."""
+    bucket_domain = parse_bucket_domain(name)
+    if bucket_domain is None:
+        return None
+    return DomainRecord(name, Route.BUCKET_DOMAIN, bucket_domain[0], bucket_domain[1], None)
+
+
 def _unknown_cdn_cert() -> DeployedCert:
     # HTTPS is on but the HTTPS listing has not caught up: the details are unknown.
     return DeployedCert(location=Location.CDN, cas_id=None, cert_type="", not_after=None)
@@ -120,11 +128,9 @@ def classify(
         if name is None:
             event(_log, "skipping invalid CDN domain", domain=domain.name[:80])
             continue
-        bucket_domain = parse_bucket_domain(name)
-        if bucket_domain is not None:
-            records[name] = DomainRecord(
-                name, Route.BUCKET_DOMAIN, bucket_domain[0], bucket_domain[1], None
-            )
+        bucket_record = _bucket_domain_record(name)
+        if bucket_record is not None:
+            records[name] = bucket_record
             continue
         origin = oss_origin(domain.sources)
         if origin is None:
@@ -152,11 +158,9 @@ def classify(
     for name, (bucket, info) in bindings.items():
         if name in records or name in foreign_cdn:
             continue
-        bucket_domain = parse_bucket_domain(name)
-        if bucket_domain is not None:
-            records[name] = DomainRecord(
-                name, Route.BUCKET_DOMAIN, bucket_domain[0], bucket_domain[1], None
-            )
+        bucket_record = _bucket_domain_record(name)
+        if bucket_record is not None:
+            records[name] = bucket_record
             continue
         records[name] = DomainRecord(
             name=name,

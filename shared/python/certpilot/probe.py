@@ -321,6 +321,24 @@ def restore_problem(
     return ""
 
 
+def certificate_problem(
+    fingerprint: str, *, wall_clock: Callable[[], datetime] = utc_now
+) -> Callable[[ServedCert], str]:
+    """The `problem` of a watch for the certificate `fingerprint` (see `served_problem`),
+    each answer's expiry judged at `wall_clock()`."""
+    return lambda served: served_problem(served, fingerprint, now=wall_clock())
+
+
+def rollback_problem(
+    rolled_back: str, *, previous: str | None, expect_certificate: bool
+) -> Callable[[ServedCert], str]:
+    """The `problem` of a watch for a rollback of `rolled_back` to take effect (see
+    `restore_problem`)."""
+    return lambda served: restore_problem(
+        served, rolled_back, previous=previous, expect_certificate=expect_certificate
+    )
+
+
 @dataclass(frozen=True)
 class Watch:
     """One domain to watch at the edge until `problem(served)` is "" (see `poll_rounds`).
@@ -428,7 +446,8 @@ def wait_until(
 ) -> Verification:
     """Probe `domain` until `problem(served)` is "" (ok), waiting 0.1 s doubling up to
     `MAX_ROUND_INTERVAL` between probes, for at most `deadline` seconds. Always
-    probes at least once; the last problem is the result's `reason`.
+    probes at least once; the last problem is the result's `reason`. `problem` is
+    typically `certificate_problem(...)` or `rollback_problem(...)`.
     """
     watch = Watch(domain, problem, clock(), deadline)
     return poll_rounds(
@@ -441,66 +460,3 @@ def wait_until(
         clock=clock,
         sleep=sleep,
     )[domain]
-
-
-def wait_for_certificate(
-    domain: str,
-    fingerprint: str,
-    *,
-    deadline: float,
-    edge: str | None = None,
-    ca_bundle: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    probe: Callable[[str], ServedCert] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    wall_clock: Callable[[], datetime] = utc_now,
-) -> Verification:
-    """Probe until `domain` serves the certificate `fingerprint` with a valid chain and
-    name, as `wait_until` does, for at most `deadline` seconds. Always probes at least
-    once. `wall_clock` gives the time each answer's expiry is judged at.
-    """
-    return wait_until(
-        domain,
-        lambda served: served_problem(served, fingerprint, now=wall_clock()),
-        deadline=deadline,
-        edge=edge,
-        ca_bundle=ca_bundle,
-        timeout=timeout,
-        probe=probe,
-        clock=clock,
-        sleep=sleep,
-    )
-
-
-def wait_for_restore(
-    domain: str,
-    rolled_back: str,
-    *,
-    previous: str | None,
-    expect_certificate: bool,
-    deadline: float,
-    edge: str | None = None,
-    ca_bundle: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    probe: Callable[[str], ServedCert] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Verification:
-    """After a rollback, probe until the edge no longer serves `rolled_back` (and serves
-    `previous` when its fingerprint is known; see `restore_problem`), with the same
-    backoff as `wait_for_certificate`, for at most `deadline` seconds.
-    """
-    return wait_until(
-        domain,
-        lambda served: restore_problem(
-            served, rolled_back, previous=previous, expect_certificate=expect_certificate
-        ),
-        deadline=deadline,
-        edge=edge,
-        ca_bundle=ca_bundle,
-        timeout=timeout,
-        probe=probe,
-        clock=clock,
-        sleep=sleep,
-    )

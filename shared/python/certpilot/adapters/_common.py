@@ -1,5 +1,6 @@
 """What the adapters share: the guarded call (rate limit, error translation, retry),
-SDK exception translation by error code, and lenient time parsing."""
+the base of the Tea SDK adapters, SDK exception translation by error code, and
+lenient time parsing."""
 
 from __future__ import annotations
 
@@ -64,6 +65,32 @@ class Caller:
             return result
 
         return self._retrier.call(attempt)
+
+
+class TeaAdapter:
+    """Base of the adapters over a Tea SDK client (CDN, CAS, FC): `client()` and
+    `runtime()` give the client and its runtime options, `caller` guards every call."""
+
+    def __init__(
+        self, client: Callable[[], Any], caller: Caller, runtime: Callable[[], Any]
+    ) -> None:
+        self._client = client
+        self._caller = caller
+        self._runtime = runtime
+
+    def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
+        """`client.<method>(request, runtime)` through the caller, as `action`; the
+        response body as a dict ({} without one).
+
+        Raises:
+            CloudError: the translated SDK error, after retries where retryable.
+        """
+        client = self._client()
+        runtime = self._runtime()
+        response = self._caller.call(action, lambda: getattr(client, method)(request, runtime))
+        body = response.body
+        result: dict[str, Any] = body.to_map() if body is not None else {}
+        return result
 
 
 def _clean(value: Any) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from certpilot.adapters._common import (
     Caller,
+    TeaAdapter,
     int_or_none,
     normalize_fingerprint,
     parse_time,
@@ -141,24 +142,14 @@ def parse_detail(body: Mapping[str, Any], cas_id: int, region: str) -> CasDetail
     )
 
 
-class CasAdapter:
+class CasAdapter(TeaAdapter):
     """CAS operations certpilot needs. All raise CloudError subclasses."""
 
     def __init__(
         self, client: Callable[[], Any], caller: Caller, runtime: Callable[[], Any], region: str
     ) -> None:
-        self._client = client
-        self._caller = caller
-        self._runtime = runtime
+        super().__init__(client, caller, runtime)
         self._region = region
-
-    def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
-        client = self._client()
-        runtime = self._runtime()
-        response = self._caller.call(action, lambda: getattr(client, method)(request, runtime))
-        body = response.body
-        result: dict[str, Any] = body.to_map() if body is not None else {}
-        return result
 
     def list_certificates(self, status: str | None = None) -> list[CasSummary]:
         """Certificates held by CAS (ListUserCertificateOrder OrderType=CERT, all pages).

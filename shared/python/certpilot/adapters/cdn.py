@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from certpilot.adapters._common import Caller, int_or_none, parse_time
+from certpilot.adapters._common import TeaAdapter, int_or_none, parse_time
 from certpilot.errors import CloudError
 from certpilot.model import DeployedCert, Location
 
@@ -172,21 +172,8 @@ def _page_loop(
     return items
 
 
-class CdnAdapter:
+class CdnAdapter(TeaAdapter):
     """CDN operations certpilot needs. All raise CloudError subclasses."""
-
-    def __init__(self, client: Callable[[], Any], caller: Caller, runtime: Callable[[], Any]):
-        self._client = client
-        self._caller = caller
-        self._runtime = runtime
-
-    def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
-        client = self._client()
-        runtime = self._runtime()
-        response = self._caller.call(action, lambda: getattr(client, method)(request, runtime))
-        body = response.body
-        result: dict[str, Any] = body.to_map() if body is not None else {}
-        return result
 
     def list_domains(self) -> list[CdnDomainInfo]:
         """Every CDN domain of the account (DescribeUserDomains, all pages, 500 a page)."""

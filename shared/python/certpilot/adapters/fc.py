@@ -7,10 +7,9 @@ FC 3.0 has no services; `aliyun-fc2` speaks the 2016-08-15 API that Alibaba mark
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from certpilot.adapters._common import Caller
+from certpilot.adapters._common import TeaAdapter
 from certpilot.errors import CloudError
 
 SERVICE = "fc"
@@ -32,13 +31,8 @@ def _read(body: Any) -> bytes:
     return data if isinstance(data, bytes) else str(data).encode("utf-8")
 
 
-class FcAdapter:
+class FcAdapter(TeaAdapter):
     """Function Compute operations certpilot needs. All raise CloudError subclasses."""
-
-    def __init__(self, client: Callable[[], Any], caller: Caller, runtime: Callable[[], Any]):
-        self._client = client
-        self._caller = caller
-        self._runtime = runtime
 
     def invoke(
         self, function_name: str, payload: bytes, *, asynchronous: bool, qualifier: str = "LATEST"
