@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -166,3 +167,88 @@ def test_two_runs_racing_on_one_cdn_domain_never_leave_the_oldest_certificate(
     final = bound(cloud)[CDN_DOMAIN]
     assert final in (first["certId"], second["certId"]), (final, ids["old"])
     assert served(cloud, CDN_DOMAIN) == (first if final == first["certId"] else second)["sha256"]
+
+
+DESCRIBE_CERT = "cdn:DescribeDomainCertificateInfo"
+
+
+def test_a_cdn_rollback_goes_ahead_when_the_binding_cannot_be_re_read(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a CDN domain on an expiring certificate behind an edge slower than the
+    # verification deadline, and a DescribeDomainCertificateInfo that always fails
+    ids = use_estate(cloud, monkeypatch, expiring(cdn=True), verify_deadline=1.0)
+    old_sha256 = sha256_of(cloud, ids["old"])
+    cloud.settings(propagation_delay=20)
+    new = issue(cloud, ["*.example.com"], days=90)
+    cloud.faults(action=DESCRIBE_CERT, error={"code": "InternalError", "status": 500})
+    # when the renewal is rolled out and does not verify
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then it is rolled back all the same, saying the binding was unknown
+    result = result_of(summary, CDN_DOMAIN)
+    assert (result["outcome"], result["verified"]) == ("rolled-back", False), result
+    assert "binding before the rollback was unknown" in result["reason"]
+    assert bound(cloud)[CDN_DOMAIN] == ids["old"]
+    assert served(cloud, CDN_DOMAIN) == old_sha256
+    assert cloud.action_stats(SET_SSL)["calls"] == 2  # the write and the restore
+
+
+def test_a_cdn_write_applied_then_failing_with_an_unreadable_binding_is_verified(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a CDN domain whose every certificate write is applied then answered 500,
+    # and a DescribeDomainCertificateInfo that always fails
+    use_estate(cloud, monkeypatch, expiring(cdn=True))
+    new = issue(cloud, ["*.example.com"], days=90)
+    cloud.faults(action=SET_SSL, error={"code": "InternalError", "status": 500}, after=True)
+    cloud.faults(action=DESCRIBE_CERT, error={"code": "InternalError", "status": 500})
+    # when the renewal is rolled out
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the write counts as written, is verified at the edge and reported deployed
+    result = result_of(summary, CDN_DOMAIN)
+    assert (result["outcome"], result["verified"]) == ("deployed", True), result
+    assert "whether the write was applied is unknown" in result["reason"]
+    assert (summary["ok"], summary["status"]) == (True, "deployed")
+    assert bound(cloud)[CDN_DOMAIN] == new["certId"]
+    assert served(cloud, CDN_DOMAIN) == new["sha256"]
+
+
+def test_a_retry_after_a_run_killed_before_verifying_reports_the_edge_mismatch(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a CDN domain on which a previous run bound the new certificate and ended
+    # (killed at FC's timeout) before verifying it, behind an edge that has not caught up
+    from certpilot.engine import Deps
+
+    use_estate(cloud, monkeypatch, expiring(cdn=True), verify_deadline=1.0)
+    cloud.settings(propagation_delay=3600)
+    new = issue(cloud, ["*.example.com"], days=90)
+    unverified = Deps.apply_options
+    with monkeypatch.context() as patched:
+        patched.setattr(Deps, "apply_options", lambda self: replace(unverified(self), verify=False))
+        invoke(cloud, cloudevent(cloud, new["certId"]))
+    assert bound(cloud)[CDN_DOMAIN] == new["certId"]
+    assert served(cloud, CDN_DOMAIN) != new["sha256"]
+    # when FC retries the event
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then the domain is already current, but the run says the edge does not serve it
+    result = result_of(summary, CDN_DOMAIN)
+    assert result["outcome"] == "already-current", result
+    assert (summary["ok"], summary["status"]) == (False, "partial")
+    [finding] = [f for f in summary["findings"] if f["code"] == "SERVED_MISMATCH"]
+    assert finding["domain"] == CDN_DOMAIN
+    assert cloud.action_stats(SET_SSL)["calls"] == 1  # nothing written again
+
+
+def test_an_already_current_domain_the_edge_serves_is_a_quiet_success(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a renewal deployed and verified
+    use_estate(cloud, monkeypatch, expiring(cdn=True))
+    new = issue(cloud, ["*.example.com"], days=90)
+    assert invoke(cloud, cloudevent(cloud, new["certId"]))["status"] == "deployed"
+    # when the same event comes again
+    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+    # then nothing is to do, and no finding is raised
+    assert (summary["ok"], summary["status"]) == (True, "nothing-to-do")
+    assert summary["findings"] == []

@@ -15,8 +15,22 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from certpilot.adapters.oss import CnameInfo
-from certpilot.apply import ApplyOptions, DomainResult, IncompletePlan, Outcome, apply_plan
-from certpilot.errors import CertpilotError, CloudError, ConflictError, TransientError
+from certpilot.apply import (
+    OUT_OF_TIME,
+    ROLLBACK_ALLOWANCE,
+    ApplyOptions,
+    DomainResult,
+    IncompletePlan,
+    Outcome,
+    apply_plan,
+)
+from certpilot.errors import (
+    CertpilotError,
+    CloudError,
+    ConflictError,
+    ThrottledError,
+    TransientError,
+)
 from certpilot.log import bound_request_id, current_request_id
 from certpilot.model import CatalogCert, DeployedCert, Location, Route
 from certpilot.plan import ROLLBACK_NONE, ROLLBACK_REMOVE, ROLLBACK_RESTORE, Action, Plan, Skip
@@ -254,9 +268,16 @@ def estate(n_oss: int, n_cdn: int) -> Plan:
 
 
 def run(
-    plan: Plan, cloud: FakeCloud, *, deadline: float = 15.0, verify: bool = True
+    plan: Plan,
+    cloud: FakeCloud,
+    *,
+    deadline: float = 15.0,
+    verify: bool = True,
+    run_deadline: float | None = None,
 ) -> dict[str, DomainResult]:
-    options = ApplyOptions(concurrency=8, verify=verify, verify_deadline=deadline)
+    options = ApplyOptions(
+        concurrency=8, verify=verify, verify_deadline=deadline, deadline=run_deadline
+    )
     cloud.seed(plan)
     results = apply_plan(
         plan,
@@ -504,14 +525,20 @@ def test_a_domain_another_run_changed_after_our_write_is_superseded_not_rolled_b
         assert len(undo) == 1 and OURS_OSS in undo[0]
 
 
-def test_a_cdn_rollback_whose_check_fails_is_a_failed_rollback() -> None:
+def test_a_cdn_rollback_whose_check_fails_rolls_back_anyway_to_the_state_the_plan_saw() -> None:
     # given a domain that does not verify and a control plane that cannot be read
     cloud = FakeCloud(FakeClock(), never_serves={"d.example.com"}, fail_reads={"d.example.com"})
     [result] = run(single(action("d.example.com", Route.CDN)), cloud, deadline=1.0).values()
-    # then nothing is written back blindly: the rollback failed, with the read's code
-    assert result.outcome is Outcome.FAILED
-    assert "rollback DescribeDomainCertificateInfo failed: ConnectionError" in result.reason
-    assert cloud.writes("d.example.com")[1:] == []
+    # then it is rolled back all the same (only a binding positively showing another
+    # certificate stops a rollback), and the reason says the binding was unknown
+    assert result.outcome is Outcome.ROLLED_BACK, result.reason
+    assert result.restored_verified is True
+    assert "binding before the rollback was unknown" in result.reason
+    assert "DescribeDomainCertificateInfo: ConnectionError" in result.reason
+    assert cloud.writes("d.example.com")[1:] == [
+        ("SetCdnDomainSSLCertificate", "d.example.com", 1001, "cn-hangzhou")
+    ]
+    assert cloud.cdn_bound["d.example.com"] == 1001
 
 
 # -- #6: writes whose outcome is unknown are settled by re-reading the binding ----------
@@ -529,6 +556,11 @@ LOST = {
         # the adapter retried a lost answer: OSS refuses PreviousCertId = the old one
         (Route.OSS, conflict()),
         (Route.CDN, LOST[Route.CDN]),
+        # an earlier attempt of the retry loop applied; the last one was throttled
+        (Route.CDN, ThrottledError("cdn", "SetCdnDomainSSLCertificate", "Throttling.User", 400)),
+        (Route.OSS, ThrottledError("oss", "PutCname", "Throttling", 503)),
+        # even a definite refusal is re-read: an earlier attempt may have applied
+        (Route.CDN, CloudError("cdn", "SetCdnDomainSSLCertificate", "Certificate.MissMatch", 400)),
     ],
 )
 def test_a_write_applied_despite_its_error_is_verified_like_any_other(
@@ -562,24 +594,61 @@ def test_a_write_applied_despite_its_error_is_rolled_back_when_it_does_not_verif
 
 
 @pytest.mark.parametrize(
-    ("fail_reads", "said"),
-    [
-        (set(), "re-read: the domain has certificate 1001"),
-        ({"assets", "d.example.com"}, "whether the write was applied is unknown"),
-    ],
+    "error",
+    [LOST[Route.CDN], ThrottledError("cdn", "SetCdnDomainSSLCertificate", "Throttling", 400)],
 )
 @pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
-def test_a_write_not_applied_or_unknown_is_failed_with_what_the_re_read_showed(
-    route: Route, fail_reads: set[str], said: str
+def test_a_write_not_applied_is_failed_with_what_the_re_read_showed(
+    route: Route, error: CloudError
 ) -> None:
-    # given a write that fails with a transient error (after retries) before it applies
-    cloud = FakeCloud(FakeClock(), refuse={"d.example.com": LOST[route]}, fail_reads=fail_reads)
+    # given a write that fails (after retries) before it applies
+    cloud = FakeCloud(FakeClock(), refuse={"d.example.com": error})
     [result] = run(single(action("d.example.com", route)), cloud).values()
     # then it failed, with the cloud's code and what the re-read showed; never probed
     assert result.outcome is Outcome.FAILED
-    assert result.error_code == LOST[route].code
-    assert said in result.reason
+    assert result.error_code == error.code
+    assert "re-read: the domain has certificate 1001" in result.reason
     assert ("probe", "d.example.com") not in cloud.log
+
+
+@pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
+def test_a_write_applied_whose_re_read_fails_too_is_verified_as_written(route: Route) -> None:
+    # given a write applied but answered with an error, and a binding that cannot be read
+    cloud = FakeCloud(
+        FakeClock(),
+        applied_then={"d.example.com": LOST[route]},
+        fail_reads={"assets", "d.example.com"},
+    )
+    [result] = run(single(action("d.example.com", route)), cloud).values()
+    # then it is verified as usual: the edge serves ours, so it is deployed, and said so
+    assert result.outcome is Outcome.DEPLOYED, result.reason
+    assert result.verified is True
+    assert "whether the write was applied is unknown" in result.reason
+
+
+def test_a_cdn_write_not_applied_whose_re_read_fails_is_verified_then_rolled_back() -> None:
+    # given a CDN write refused before it applies, and a binding that cannot be read
+    cloud = FakeCloud(
+        FakeClock(),
+        refuse={"d.example.com": LOST[Route.CDN]},
+        fail_reads={"d.example.com"},
+    )
+    [result] = run(single(action("d.example.com", Route.CDN)), cloud, deadline=1.0).values()
+    # then it is verified as if written, fails, and the state the plan saw is restored
+    assert result.outcome is Outcome.ROLLED_BACK, result.reason
+    assert result.verified is False and result.restored_verified is True
+    assert cloud.cdn_bound["d.example.com"] == 1001
+
+
+def test_an_oss_write_not_applied_whose_re_read_fails_is_not_rolled_back_blindly() -> None:
+    # given an OSS write refused before it applies, and a bucket that cannot be read
+    cloud = FakeCloud(FakeClock(), refuse={"d.example.com": LOST[Route.OSS]}, fail_reads={"assets"})
+    [result] = run(single(action("d.example.com", Route.OSS)), cloud, deadline=1.0).values()
+    # then the rollback, conditional on PreviousCertId = ours, is refused: the domain
+    # keeps the certificate it had, and the result says the rollback failed
+    assert result.outcome is Outcome.FAILED, result.reason
+    assert "rollback PutCname failed" in result.reason
+    assert cloud.oss_bound["d.example.com"] == PREVIOUS_OSS
 
 
 @pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
@@ -629,3 +698,37 @@ def test_an_oss_action_without_bucket_fails_alone_with_a_certpilot_error() -> No
     assert "no bucket" in results["broken.example.com"].reason
     assert results["good.example.com"].outcome is Outcome.DEPLOYED
     assert issubclass(IncompletePlan, CertpilotError)
+
+
+# -- the run's time budget (FC timeout) ---------------------------------------------------
+
+
+def test_no_write_is_started_when_too_little_of_the_run_is_left_to_verify_and_roll_back() -> None:
+    # given a run whose deadline is closer than a rollback may take
+    cloud = FakeCloud(FakeClock())
+    results = run(estate(1, 1), cloud, run_deadline=ROLLBACK_ALLOWANCE - 1)
+    # then nothing is written: every domain is skipped as out of time, never probed
+    assert {r.outcome for r in results.values()} == {Outcome.SKIPPED}
+    assert all(r.reason.startswith(f"{OUT_OF_TIME}: ") for r in results.values())
+    assert cloud.log == []
+
+
+def test_a_run_deadline_caps_verification_and_the_restore_wait_so_all_of_it_fits() -> None:
+    # given a domain that never verifies, a 15 s verify deadline, and 40 s left in the run
+    clock = FakeClock()
+    cloud = FakeCloud(clock, never_serves={"cdn00.example.com"})
+    results = run(estate(0, 2), cloud, deadline=15.0, run_deadline=40.0)
+    # then the stuck one is rolled back after a shortened verification, the other is
+    # deployed, and the run ends with the rollbacks' share of the time still left
+    stuck = results["cdn00.example.com"]
+    assert stuck.outcome is Outcome.ROLLED_BACK, stuck.reason
+    assert stuck.restored_verified is True
+    assert stuck.reason.startswith("verification failed after 9.2s")
+    assert results["cdn01.example.com"].outcome is Outcome.DEPLOYED
+    assert clock.now <= 40.0 - ROLLBACK_ALLOWANCE
+
+
+def test_without_a_run_deadline_the_verify_deadline_is_used_in_full() -> None:
+    cloud = FakeCloud(FakeClock(), never_serves={"cdn00.example.com"})
+    [result] = run(single(action("cdn00.example.com", Route.CDN)), cloud, deadline=15.0).values()
+    assert result.reason.startswith("verification failed after 15.0s"), result.reason

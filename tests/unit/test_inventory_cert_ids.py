@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from certpilot.adapters.cas import CasSummary
-from certpilot.errors import NotFoundError
+from certpilot.errors import CloudError, NotFoundError, ThrottledError, TransientError
 from certpilot.inventory import cas_by_name, match_cas_certificate, with_cert_ids
 from certpilot.model import DeployedCert, DomainRecord, Inventory, Location, Route
 
@@ -133,3 +133,35 @@ def test_a_dot_form_wildcard_is_looked_up_by_the_name_cdn_lists() -> None:
     # then CDN was asked with its own spelling, and answered
     assert cdn.asked == [".example.org"]
     assert record.deployed is not None and record.deployed.cas_id == 4242
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransientError("cdn", "DescribeDomainCertificateInfo", "InternalError", 500),
+        ThrottledError("cdn", "DescribeDomainCertificateInfo", "Throttling.User", 400),
+    ],
+)
+def test_a_lookup_failing_after_retries_keeps_the_unknown_certificate_for_that_domain(
+    error: CloudError,
+) -> None:
+    # given two CDN domains, one whose DescribeDomainCertificateInfo keeps failing
+    inventory = Inventory((https_on("flaky.example.com"), https_on("b.example.com")))
+    cdn = FakeCdn({"b.example.com": BOUND})
+    original = cdn.certificate_info
+
+    def flaky(domain: str) -> DeployedCert | None:
+        if domain == "flaky.example.com":
+            raise error
+        return original(domain)
+
+    cdn.certificate_info = flaky  # type: ignore[method-assign]
+    # when the certificate ids are filled in
+    enriched = with_cert_ids(inventory, clients_with(cdn), ["flaky.example.com", "b.example.com"])
+    # then the rollout goes on: the flaky one keeps the unknown certificate (plan skips
+    # it as current-expiry-unknown), the other gets its id
+    flaky_record = enriched.get("flaky.example.com")
+    assert flaky_record is not None and flaky_record.deployed is not None
+    assert (flaky_record.deployed.cas_id, flaky_record.deployed.not_after) == (None, None)
+    found = enriched.get("b.example.com")
+    assert found is not None and found.deployed is not None and found.deployed.cas_id == 4242

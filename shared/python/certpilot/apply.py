@@ -8,13 +8,16 @@ holds a write: a run takes about the writes' QPS time plus one propagation, not
 domains x propagation / workers. One domain's failure never stops the others: every
 domain of the plan ends with exactly one `DomainResult`.
 
-Writes whose outcome is unknown (a transient error after retries, or a conflict that
-our own earlier, applied attempt may have caused) are settled by re-reading the
-binding: if ours is bound the domain goes on to verification like any other. Before a
-rollback the binding is checked too (CDN: re-read first, it has no conditional write;
-OSS: the write itself is conditional on PreviousCertId = ours): a domain on which
-another certificate was set meanwhile (another run) is not rolled back but reported
-`skipped` with reason `superseded`.
+A write that raised any CloudError is settled by re-reading the binding (an earlier
+attempt of the adapter's retry loop may have been applied, even when the last one was
+throttled or refused): if ours is bound the domain goes on to verification like any
+other; if the re-read fails too, the domain counts as written and is verified as usual
+(a rollback is safe: OSS rollbacks are conditional on PreviousCertId = ours, a CDN
+restore puts back the state the plan saw). Before a rollback the binding is checked
+too (CDN: re-read first, it has no conditional write; OSS: the write itself is
+conditional on PreviousCertId = ours): a domain on which another certificate was set
+meanwhile (another run) is not rolled back but reported `skipped` with reason
+`superseded`; a CDN re-read that fails does not stop the rollback.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from certpilot.adapters.oss import CnameInfo
-from certpilot.errors import CertpilotError, CloudError, ConflictError, TransientError
+from certpilot.errors import (
+    CertpilotError,
+    CloudError,
+    ConflictError,
+    ThrottledError,
+    TransientError,
+)
 from certpilot.inventory import normalize_domain
 from certpilot.log import event, get_logger, with_context
 from certpilot.model import DeployedCert, Route
@@ -109,6 +118,9 @@ class ApplyOptions:
     ca_bundle: str | None = None
     probe_timeout: float = 5.0
     verify_workers: int = VERIFY_WORKERS  # handshakes at once in a verification round
+    # The run's own deadline, a time of `apply_plan`'s clock (FC: its timeout minus a
+    # margin); None: no budget. See `_Budget` for how it is shared out.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
@@ -153,9 +165,18 @@ Prober = Callable[[str], ServedCert]
 # Skip reason of a domain on which another certificate was set after our write (another
 # run, or a person): it is left as it is, not rolled back.
 SUPERSEDED = "superseded"
+# What the rollbacks of a run may take (their writes, retried under QPS), kept free at
+# the end of a run with a deadline.
+ROLLBACK_ALLOWANCE = 15.0
+# Skip reason of a domain whose write was not started: too little of the run's time
+# was left to verify it and roll it back.
+OUT_OF_TIME = "out-of-time"
 # Errors after which a write may have been applied all the same: a timeout or 5xx
 # (after retries), or a conflict that our own earlier attempt may have caused.
 UNCERTAIN = (TransientError, ConflictError)
+# Errors of a write whose re-read is worth noting in the reason: the above, and a
+# throttled answer after retries (an earlier attempt of the retry loop may have applied).
+_UNSURE_WRITE = (*UNCERTAIN, ThrottledError)
 
 
 def skip_result(skip: Skip) -> DomainResult:
@@ -184,6 +205,10 @@ def apply_plan(
     (`probe.poll_rounds`), each domain within `options.verify_deadline` of its own
     write; (3) the rollback of those that did not verify, concurrently; (4) a best
     effort check (`MAX_RESTORE_WAIT`) that the edge serves the restored state.
+    With `options.deadline` the phases share the run's time (`_Budget`): the verify
+    deadline and the restore wait are capped so that all of it fits, and a write is
+    not started (reported `skipped`, reason `out-of-time`) once too little time is left
+    to verify it and roll it back.
     `probe`, `clock` and `sleep` replace the live handshake and time (tests).
     Never raises for a domain's failure. Results come in the plan's domain order.
     """
@@ -192,6 +217,46 @@ def apply_plan(
         rollout = _Rollout(plan, oss, cdn, options, log, probe, clock, sleep)
         results.update(rollout.run())
     return tuple(results[name] for name in sorted(results))
+
+
+class _OutOfTime(CertpilotError):
+    """Not written: too little time left to verify and roll back."""
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """How a run with a deadline shares its time: writes, then verification, then
+    `ROLLBACK_ALLOWANCE` for rollbacks and `restore_wait` to check them at the edge."""
+
+    verify: float  # seconds to verify a domain, from its write
+    restore_wait: float  # seconds to watch a restore, from the rollback
+    deadline: float | None  # clock time the run must end by (None: no budget)
+
+    @classmethod
+    def of(cls, options: ApplyOptions, now: float) -> _Budget:
+        verify = options.verify_deadline
+        restore = min(verify, MAX_RESTORE_WAIT)
+        if options.deadline is None:
+            return cls(verify, restore, None)
+        remaining = max(0.0, options.deadline - now)
+        restore = min(restore, remaining / 6)
+        # What is left after the rollbacks' share: half for writes, half for verifying.
+        verify = min(verify, max(0.0, (remaining - ROLLBACK_ALLOWANCE - restore) / 2))
+        return cls(verify, restore, options.deadline)
+
+    @property
+    def verify_stop(self) -> float | None:
+        """The clock time verification must end by (None: no budget)."""
+        if self.deadline is None:
+            return None
+        return self.deadline - ROLLBACK_ALLOWANCE - self.restore_wait
+
+    def can_write(self, now: float, *, verify: bool) -> bool:
+        """Whether a write started at `now` leaves time to verify and roll it back."""
+        if self.deadline is None:
+            return True
+        need = self.verify + ROLLBACK_ALLOWANCE + self.restore_wait if verify else 0.0
+        return now + need <= self.deadline
 
 
 @dataclass
@@ -231,6 +296,7 @@ class _Rollout:
         self.clock = clock
         self.sleep = sleep
         self.results: dict[str, DomainResult] = {}
+        self.budget = _Budget.of(options, clock())
 
     def run(self) -> dict[str, DomainResult]:
         written = self._write_all()
@@ -253,6 +319,8 @@ class _Rollout:
             error = errors[track.action.domain]
             if error is None:
                 written.append(track)
+            elif isinstance(error, _OutOfTime):
+                self._finish(track, Outcome.SKIPPED, f"{OUT_OF_TIME}: {error}")
             else:
                 self._finish(track, Outcome.FAILED, *_failure(error))
         event(self.log, "writes done", written=len(written), failed=len(tracks) - len(written))
@@ -260,26 +328,45 @@ class _Rollout:
 
     def _write(self, track: _Track) -> None:
         track.started = self.clock()
+        if not self.budget.can_write(track.started, verify=self.options.verify):
+            raise _OutOfTime(
+                "not written: too little of the run's time left to verify and roll it back"
+            )
         try:
             _deploy(track.action, self.oss, self.cdn)
-        except UNCERTAIN as error:
+        except CloudError as error:
             if not self._applied_anyway(track, error):
                 raise
         track.written = self.clock()
 
     def _applied_anyway(self, track: _Track, error: CloudError) -> bool:
-        """After an uncertain write: whether the binding shows ours (notes what it shows)."""
+        """After a write that raised: whether to treat it as written (notes why).
+
+        True when the binding shows ours, or when it cannot be read either (then the
+        domain is verified as usual, and rolled back if the edge does not serve ours).
+        """
         action = track.action
         try:
             bound = read_binding(action, self.oss, self.cdn)
         except CloudError as reread:
             track.notes.append(
-                f"re-reading the binding failed ({reread.action}: {reread.code}):"
-                " whether the write was applied is unknown"
+                f"{error.action} answered {error.code} and re-reading the binding failed"
+                f" ({reread.action}: {reread.code}): whether the write was applied is"
+                " unknown, so it was verified as if written"
             )
-            return False
+            event(
+                self.log,
+                "write outcome unknown: verifying it as written",
+                level=logging.WARNING,
+                domain=action.domain,
+                action=error.action,
+                code=error.code,
+                reread=reread.code,
+            )
+            return True
         if bound.key != _ours(action):
-            track.notes.append(f"re-read: the domain has {bound.text}, not ours")
+            if isinstance(error, _UNSURE_WRITE):
+                track.notes.append(f"re-read: the domain has {bound.text}, not ours")
             return False
         track.notes.append(f"{error.action} answered {error.code}, yet the domain has {bound.text}")
         event(
@@ -331,7 +418,7 @@ class _Rollout:
                 probe_name(domain),
                 certificate_problem(self.fingerprint),
                 track.written,
-                self.options.verify_deadline,
+                self._capped(self.budget.verify, track.written, self.budget.verify_stop),
             )
             for domain, track in by_domain.items()
         }
@@ -345,7 +432,7 @@ class _Rollout:
                 return
             failed.append(track)
 
-        self._poll(watches, settle)
+        self._poll(watches, settle, self.budget.verify_stop)
         event(
             self.log,
             "verification done",
@@ -379,8 +466,16 @@ class _Rollout:
                 restorable.append(track)
         return restorable
 
+    @staticmethod
+    def _capped(seconds: float, started: float, stop: float | None) -> float:
+        """`seconds` from `started`, but not past `stop` (a clock time)."""
+        return seconds if stop is None else max(0.0, min(seconds, stop - started))
+
     def _poll(
-        self, watches: Mapping[str, Watch], on_result: Callable[[str, Verification], None]
+        self,
+        watches: Mapping[str, Watch],
+        on_result: Callable[[str, Verification], None],
+        stop_at: float | None,
     ) -> None:
         if not watches:
             return
@@ -394,6 +489,7 @@ class _Rollout:
             clock=self.clock,
             sleep=self.sleep,
             on_result=on_result,
+            stop_at=stop_at,
         )
 
     # -- phase 3: rollbacks -----------------------------------------------------------
@@ -425,11 +521,28 @@ class _Rollout:
         action = track.action
         ours = _ours(action)
         if action.route is Route.CDN:
-            # CDN has no conditional write: look first (a narrow window remains).
-            bound = read_binding(action, self.oss, self.cdn)
-            if bound.key != ours:
-                self._supersede(track, bound)
-                return
+            # CDN has no conditional write: look first (a narrow window remains). A look
+            # that fails does not stop the rollback: restoring the state the plan saw is
+            # right unless the binding positively shows someone else's certificate.
+            try:
+                bound = read_binding(action, self.oss, self.cdn)
+            except CloudError as error:
+                track.notes.append(
+                    f"the binding before the rollback was unknown ({error.action}:"
+                    f" {error.code}): rolled back to the state the plan saw"
+                )
+                event(
+                    self.log,
+                    "binding unknown before rollback: rolling back anyway",
+                    level=logging.WARNING,
+                    domain=action.domain,
+                    action=error.action,
+                    code=error.code,
+                )
+            else:
+                if bound.key != ours:
+                    self._supersede(track, bound)
+                    return
         try:
             _roll_back(action, self.oss, self.cdn)
         except UNCERTAIN as error:
@@ -463,7 +576,6 @@ class _Rollout:
 
     def _check_restored(self, undone: list[_Track]) -> None:
         by_domain = {track.action.domain: track for track in undone}
-        deadline = min(self.options.verify_deadline, MAX_RESTORE_WAIT)
         watches = {}
         for domain, track in by_domain.items():
             action = track.action
@@ -473,7 +585,8 @@ class _Rollout:
                 previous=previous,
                 expect_certificate=action.rollback == ROLLBACK_RESTORE,
             )
-            watches[domain] = Watch(probe_name(domain), problem, track.undone, deadline)
+            wait = self._capped(self.budget.restore_wait, track.undone, self.budget.deadline)
+            watches[domain] = Watch(probe_name(domain), problem, track.undone, wait)
 
         def settle(domain: str, restored: Verification) -> None:
             track = by_domain[domain]
@@ -484,7 +597,7 @@ class _Rollout:
                 restored=restored,
             )
 
-        self._poll(watches, settle)
+        self._poll(watches, settle, self.budget.deadline)
 
     def _undone_text(self, action: Action, restored: Verification) -> str:
         restore = action.rollback == ROLLBACK_RESTORE

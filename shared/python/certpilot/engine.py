@@ -9,6 +9,7 @@ certificate that cannot be found or is refused yields a summary with `ok: false`
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,9 +27,11 @@ from certpilot.apply import (
 )
 from certpilot.errors import CertpilotError, CloudError, EventError, ForeignRegion
 from certpilot.events import DeployRequest
+from certpilot.findings import Code, Finding, make_finding
 from certpilot.log import event, get_logger, with_context
 from certpilot.model import Catalog, EdgeObservation, Route
 from certpilot.plan import (
+    ALREADY_CURRENT,
     CDN_PAUSED_STATES,
     CDN_STATUS,
     RECHECK_REASONS,
@@ -75,6 +78,9 @@ class Deps:
     clock: Callable[[], datetime] = utc_now
     trust: TrustStore | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # When the run must be done, in `time.monotonic()` time (FC: the function's
+    # timeout minus `RUN_MARGIN`); None: no budget (local runs, the CLI).
+    deadline: float | None = None
 
     def trust_store(self) -> TrustStore:
         """The trust store for chain checks (`CERTPILOT_CA_BUNDLE`, else certifi)."""
@@ -96,7 +102,22 @@ class Deps:
             edge_https=s.edge_https,
             ca_bundle=s.ca_bundle,
             probe_timeout=s.connect_timeout,
+            deadline=self.deadline,
         )
+
+
+# Seconds of an FC invocation kept free at the end: the summary, the logs, a last slow
+# call. At most a quarter of a short timeout.
+RUN_MARGIN = 15.0
+
+
+def run_deadline(context: Any, now: float) -> float | None:
+    """The `time.monotonic()` time a run must end by: FC's `context.function.timeout`
+    (seconds) after `now`, minus `RUN_MARGIN`; None when the context has no timeout."""
+    timeout = getattr(getattr(context, "function", None), "timeout", None)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        return None
+    return now + timeout - min(RUN_MARGIN, timeout / 4)
 
 
 def build_deps(
@@ -114,12 +135,14 @@ def build_deps(
     from certpilot.clients import CloudClients
     from certpilot.credentials import resolve
 
+    deadline = run_deadline(context, time.monotonic())
     settings = settings or Settings.from_env(environ)
     credentials = resolve(context, environ)
     return Deps(
         settings=settings,
         clients=CloudClients.from_settings(settings, credentials),
         request_id=getattr(context, "request_id", None),
+        deadline=deadline,
     )
 
 
@@ -206,16 +229,30 @@ def discover_and_plan(
 
 def probe_served(domains: Sequence[str], deps: Deps) -> dict[str, EdgeObservation]:
     """What browsers would reject in the certificates the edge serves for `domains`,
-    with the served fingerprints (domains served fine or not reachable are left out).
-    A wildcard domain is probed one label below (`apply.probe_name`)."""
+    with the served fingerprints (domains served fine, not reachable or whose probe
+    failed are left out: one domain's trouble never stops the others). A wildcard
+    domain is probed one label below (`apply.probe_name`)."""
     from certpilot.probe import probe_https, served_finding_code
 
     s = deps.settings
 
     def probe(domain: str) -> EdgeObservation | None:
-        served = probe_https(
-            probe_name(domain), edge=s.edge_https, ca_bundle=s.ca_bundle, timeout=s.connect_timeout
-        )
+        try:
+            served = probe_https(
+                probe_name(domain),
+                edge=s.edge_https,
+                ca_bundle=s.ca_bundle,
+                timeout=s.connect_timeout,
+            )
+        except Exception as err:  # one domain's probe must not stop the rest
+            event(
+                _log,
+                "probe failed",
+                level=logging.WARNING,
+                domain=domain,
+                error=type(err).__name__,
+            )
+            return None
         code = served_finding_code(served)
         if code is None:
             return None
@@ -284,8 +321,14 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
         )
         return _summary(base, STATUS_REFUSED, results, findings, plan, ok=False)
     _log_paused(plan)
+    # An FC retry of a run killed before it verified finds its certificate bound: it is
+    # "already current", but only the edge can say whether it is served.
+    stale = served_mismatches(plan, deps)
+    findings += [f.to_dict() for f in stale]
     results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)
     status = _status(plan, results)
+    if stale and status in (STATUS_DEPLOYED, STATUS_NOTHING, STATUS_SUPERSEDED):
+        status = STATUS_PARTIAL
     summary = _summary(
         base,
         status,
@@ -296,6 +339,50 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
     )
     event(_log, "deploy-cert finished", status=status, counts=summary["counts"])
     return summary
+
+
+def served_mismatches(plan: Plan, deps: Deps) -> list[Finding]:
+    """One live probe of every `already-current` domain: a SERVED_MISMATCH finding for
+    each whose edge serves another certificate than `plan.cert` (e.g. a previous run
+    was killed before it verified). An edge that cannot be reached says nothing."""
+    from certpilot.probe import probe_https
+
+    domains = [s.domain for s in plan.skipped if s.reason == ALREADY_CURRENT]
+    if not domains:
+        return []
+    s = deps.settings
+    expected = plan.cert.fingerprint_sha256.replace(":", "").upper()
+
+    def probe(domain: str) -> str | None:
+        try:
+            served = probe_https(
+                probe_name(domain),
+                edge=s.edge_https,
+                ca_bundle=s.ca_bundle,
+                timeout=s.connect_timeout,
+            )
+        except Exception as err:  # one domain's probe must not stop the rest
+            event(
+                _log, "probe failed", level=logging.WARNING, domain=domain, error=type(err).__name__
+            )
+            return None
+        return served.fingerprint
+
+    workers = max(1, min(len(domains), s.concurrency))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
+        served = dict(zip(domains, pool.map(with_context(probe), domains), strict=True))
+    stale = [d for d, fingerprint in served.items() if fingerprint not in (None, expected)]
+    if stale:
+        event(_log, "bound but not served", level=logging.WARNING, domains=stale)
+    return [
+        make_finding(
+            Code.SERVED_MISMATCH,
+            domain,
+            f"certificate {plan.cert.cas_id} is bound, but the edge serves another one"
+            " (a previous run may have ended before verifying it)",
+        )
+        for domain in stale
+    ]
 
 
 def _log_paused(plan: Plan) -> None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from certpilot.adapters.cas import CasSummary
 from certpilot.adapters.cdn import CdnDomainInfo, Source
 from certpilot.adapters.oss import BucketInfo, CnameInfo
-from certpilot.errors import NotFoundError
+from certpilot.errors import NotFoundError, ThrottledError, TransientError
 from certpilot.log import event, get_logger, with_context
 from certpilot.model import DeployedCert, DomainRecord, Inventory, Location, Route
 from certpilot.names import InvalidHostname, normalize_hostname
@@ -261,6 +261,17 @@ def _certificate_info(
             code=error.code,
         )
         return False, None
+    except (TransientError, ThrottledError) as error:
+        # Still failing after retries: the certificate stays unknown (plan skips the
+        # domain as current-expiry-unknown) rather than failing the whole rollout.
+        event(
+            _log,
+            "cdn certificate unknown: lookup failed",
+            level=logging.WARNING,
+            domain=record.name,
+            code=error.code,
+        )
+        return True, None
 
 
 # UNCONFIRMED (chosen): for `CertType=cas` the CertName that DescribeCdnHttpsDomainList
@@ -321,10 +332,12 @@ def with_cert_ids(
     DescribeDomainCertificateInfo has no certificate (no entry, or off) the two disagree
     and the certificate stays unknown (the placeholder without expiry: plan skips the
     domain), never "no certificate", whose rollback would switch HTTPS off. A domain
-    the lookup does not find (NotFoundError) keeps its listed record and is logged.
+    the lookup does not find (NotFoundError) keeps its listed record and is logged; one
+    whose lookup still fails transiently after retries (TransientError, ThrottledError)
+    gets the unknown-certificate placeholder too, and is logged.
 
     Raises:
-        CloudError: a lookup failed after retries (other than NotFoundError).
+        CloudError: a lookup failed after retries (AuthError and the like).
     """
     wanted = {n for n in (normalize_domain(d) for d in domains) if n is not None}
     # HTTPS off (DescribeUserDomains said so): no certificate whose id could be asked.

@@ -7,7 +7,6 @@ the domain. Chains are verified against `CERTPILOT_CA_BUNDLE` when set, else cer
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import http.client
 import socket
@@ -29,6 +28,7 @@ _FIRST_DELAY = 0.1
 # the edge caught up. A round of many domains takes its own time, which spaces them too.
 MAX_ROUND_INTERVAL = 1.0
 VERIFY_WORKERS = 16  # handshakes at once while verifying (not cloud API calls: no QPS)
+OUT_OF_TIME = "out of time: not probed before the run's deadline"
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ def probe_https(
     """Handshake with `domain` (SNI) and describe the certificate it serves.
 
     `edge` is `host:port` to connect to instead of `domain:443`. Never raises for
-    network or TLS trouble: the result carries `error` instead.
+    network or TLS trouble, nor for a certificate that cannot be parsed (e.g. a
+    duplicate extension): the result carries `error` instead.
     """
     address = parse_hostport(edge, 443) if edge else (domain, 443)
     error: str | None = None
@@ -171,28 +172,34 @@ def _served(domain: str, der: bytes, *, chain_ok: bool, error: str | None) -> Se
     sha1 = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
     try:
         cert = x509.load_der_x509_certificate(der)
-    except ValueError:
+        try:
+            sans = tuple(
+                cert.extensions.get_extension_for_class(
+                    x509.SubjectAlternativeName
+                ).value.get_values_for_type(x509.DNSName)
+            )
+        except x509.ExtensionNotFound:
+            sans = ()
+        issuer = _name_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or _name_attr(
+            cert.issuer, NameOID.COMMON_NAME
+        )
+        subject = _name_attr(cert.subject, NameOID.COMMON_NAME)
+        not_after, not_before = cert.not_valid_after_utc, cert.not_valid_before_utc
+    except Exception as err:  # any parsing failure of what a server sent
+        # A duplicate or malformed extension, an odd name: what a browser rejects too.
         return ServedCert(
-            domain, fingerprint=fingerprint, error="unparsable certificate", fingerprint_sha1=sha1
+            domain,
+            fingerprint=fingerprint,
+            error=f"unparsable certificate: {type(err).__name__}",
+            fingerprint_sha1=sha1,
         )
-    try:
-        sans = tuple(
-            cert.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).value.get_values_for_type(x509.DNSName)
-        )
-    except x509.ExtensionNotFound:
-        sans = ()
-    issuer = _name_attr(cert.issuer, NameOID.ORGANIZATION_NAME) or _name_attr(
-        cert.issuer, NameOID.COMMON_NAME
-    )
     return ServedCert(
         domain=domain,
         fingerprint=fingerprint,
-        not_after=cert.not_valid_after_utc,
-        not_before=cert.not_valid_before_utc,
+        not_after=not_after,
+        not_before=not_before,
         issuer=issuer,
-        subject=_name_attr(cert.subject, NameOID.COMMON_NAME),
+        subject=subject,
         sans=sans,
         chain_ok=chain_ok,
         name_ok=covers(sans, domain),
@@ -374,6 +381,7 @@ def poll_rounds(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_result: Callable[[str, Verification], None] | None = None,
+    stop_at: float | None = None,
 ) -> dict[str, Verification]:
     """Watch many domains at once, in rounds, until each is fine or out of time.
 
@@ -384,6 +392,8 @@ def poll_rounds(
     problem is the reason. Rounds start `round_intervals()` apart (the next one at
     once when a round took longer), and the round that meets a pending deadline is
     not slept past. `on_result(key, verification)` is called as each watch ends.
+    `stop_at` (a `clock()` time: the run's budget) ends every watch: no probe starts
+    past it, even within a round (a watch never probed then ends "out of time").
     Never raises for a probe's failure: a probe that raises counts as not served.
     """
     run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
@@ -393,20 +403,31 @@ def poll_rounds(
     intervals = round_intervals()
     size = max(1, min(workers, len(pending)))
     pool = ThreadPoolExecutor(size, thread_name_prefix="verify") if size > 1 else None
-    safe = with_context(functools.partial(_safe_probe, run))
+    last: dict[str, ServedCert] = {}
+
+    def timely(key: str) -> tuple[ServedCert, bool]:
+        """(what the edge served, whether it was probed now): none past `stop_at`."""
+        name = pending[key].domain
+        if stop_at is not None and clock() >= stop_at:
+            return last.get(key) or ServedCert(name, error=OUT_OF_TIME), False
+        return _safe_probe(run, name), True
+
+    safe = with_context(timely)
     try:
         while pending:
             began = clock()
             keys = list(pending)
-            names = [pending[key].domain for key in keys]
-            answers = list(pool.map(safe, names)) if pool else [safe(n) for n in names]
+            answers = list(pool.map(safe, keys)) if pool else [safe(k) for k in keys]
             now = clock()
-            for key, served in zip(keys, answers, strict=True):
+            out_of_time = stop_at is not None and now >= stop_at
+            for key, (served, probed) in zip(keys, answers, strict=True):
                 watch = pending[key]
-                attempts[key] += 1
+                if probed:
+                    attempts[key] += 1
+                    last[key] = served
                 reason = watch.problem(served)
                 elapsed = now - watch.started
-                if reason and elapsed < watch.deadline:
+                if reason and elapsed < watch.deadline and not out_of_time:
                     continue
                 verification = Verification(not reason, served, attempts[key], elapsed, reason)
                 results[key] = verification
@@ -416,6 +437,8 @@ def poll_rounds(
             if not pending:
                 break
             due = min(w.started + w.deadline for w in pending.values())
+            if stop_at is not None:
+                due = min(due, stop_at)
             wait = min(began + next(intervals), due) - clock()
             if wait > 0:
                 sleep(wait)
