@@ -56,7 +56,9 @@ from certpilot.probe import (
     Verification,
     Watch,
     certificate_problem,
+    edge_address,
     poll_rounds,
+    probe_name,
     rollback_problem,
 )
 
@@ -419,6 +421,7 @@ class _Rollout:
                 certificate_problem(self.fingerprint),
                 track.written,
                 self._capped(self.budget.verify, track.written, self.budget.verify_stop),
+                self._edge(track.action),
             )
             for domain, track in by_domain.items()
         }
@@ -465,6 +468,10 @@ class _Rollout:
             else:
                 restorable.append(track)
         return restorable
+
+    def _edge(self, action: Action) -> str | None:
+        """Where `action`'s domain is probed: the override, else its own edge host."""
+        return edge_address(action.edge_host, self.options.edge_https)
 
     @staticmethod
     def _capped(seconds: float, started: float, stop: float | None) -> float:
@@ -586,7 +593,9 @@ class _Rollout:
                 expect_certificate=action.rollback == ROLLBACK_RESTORE,
             )
             wait = self._capped(self.budget.restore_wait, track.undone, self.budget.deadline)
-            watches[domain] = Watch(probe_name(domain), problem, track.undone, wait)
+            watches[domain] = Watch(
+                probe_name(domain), problem, track.undone, wait, self._edge(action)
+            )
 
         def settle(domain: str, restored: Verification) -> None:
             track = by_domain[domain]
@@ -687,11 +696,6 @@ def _comparable(fingerprint: str | None) -> str | None:
     if len(text) in (40, 64) and all(c in "0123456789ABCDEF" for c in text):
         return text
     return None
-
-
-def probe_name(domain: str) -> str:
-    """The name to verify `domain` with: a wildcard domain is probed one label below."""
-    return "certpilot-verify" + domain[1:] if domain.startswith("*.") else domain
 
 
 def api_name(action: Action) -> str:

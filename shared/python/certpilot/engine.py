@@ -23,7 +23,6 @@ from certpilot.apply import (
     Outcome,
     apply_plan,
     count_outcomes,
-    probe_name,
 )
 from certpilot.errors import CertpilotError, CloudError, EventError, ForeignRegion
 from certpilot.events import DeployRequest
@@ -41,6 +40,7 @@ from certpilot.plan import (
     plan_certificate,
     refusal_codes,
 )
+from certpilot.probe import edge_address, probe_name
 from certpilot.settings import Settings
 
 if TYPE_CHECKING:
@@ -221,17 +221,27 @@ def discover_and_plan(
     # SHA-1, broken chain: things CAS's listing does not say). Ask the edge; the plan
     # counts the answer only when the edge serves the configured certificate.
     keep = [s.domain for s in plan.skipped if s.reason in RECHECK_REASONS]
-    served = probe_served(keep, deps) if keep and not plan.refused else {}
+    served = probe_served(keep, deps, inventory=inventory) if keep and not plan.refused else {}
     if served:
         plan = plan_certificate(cert, inventory, now, policy, catalog, served)
     return plan, inventory, catalog
 
 
-def probe_served(domains: Sequence[str], deps: Deps) -> dict[str, EdgeObservation]:
+def probe_edge(domain: str, settings: Settings, inventory: Inventory | None) -> str | None:
+    """The `host:port` to probe `domain` at (`probe.edge_address`): `CERTPILOT_EDGE_HTTPS`
+    when set, else the inventory record's `edge_host`; None: the domain itself."""
+    record = inventory.get(domain) if inventory is not None else None
+    return edge_address(record.edge_host if record else None, settings.edge_https)
+
+
+def probe_served(
+    domains: Sequence[str], deps: Deps, *, inventory: Inventory | None = None
+) -> dict[str, EdgeObservation]:
     """What browsers would reject in the certificates the edge serves for `domains`,
     with the served fingerprints (domains served fine, not reachable or whose probe
     failed are left out: one domain's trouble never stops the others). A wildcard
-    domain is probed one label below (`apply.probe_name`)."""
+    domain is probed one label below (`probe.probe_name`), each domain at its
+    `probe_edge` (`inventory` tells its edge host)."""
     from certpilot.probe import probe_https, served_finding_code
 
     s = deps.settings
@@ -240,7 +250,7 @@ def probe_served(domains: Sequence[str], deps: Deps) -> dict[str, EdgeObservatio
         try:
             served = probe_https(
                 probe_name(domain),
-                edge=s.edge_https,
+                edge=probe_edge(domain, s, inventory),
                 ca_bundle=s.ca_bundle,
                 timeout=s.connect_timeout,
             )
@@ -285,7 +295,7 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
         "event": request.describe(),
     }
     event(_log, "deploy-cert started", **request.describe())
-    plan, _, _ = discover_and_plan(request.cas_id, deps, region=request.region)
+    plan, inventory, _ = discover_and_plan(request.cas_id, deps, region=request.region)
     if plan is None:
         event(_log, "certificate not found", level=logging.WARNING, certId=request.cas_id)
         return {
@@ -323,7 +333,7 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
     _log_paused(plan)
     # An FC retry of a run killed before it verified finds its certificate bound: it is
     # "already current", but only the edge can say whether it is served.
-    stale = served_mismatches(plan, deps)
+    stale = served_mismatches(plan, deps, inventory=inventory)
     findings += [f.to_dict() for f in stale]
     results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)
     status = _status(plan, results)
@@ -341,10 +351,13 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
     return summary
 
 
-def served_mismatches(plan: Plan, deps: Deps) -> list[Finding]:
+def served_mismatches(
+    plan: Plan, deps: Deps, *, inventory: Inventory | None = None
+) -> list[Finding]:
     """One live probe of every `already-current` domain: a SERVED_MISMATCH finding for
     each whose edge serves another certificate than `plan.cert` (e.g. a previous run
-    was killed before it verified). An edge that cannot be reached says nothing."""
+    was killed before it verified). An edge that cannot be reached says nothing. Each
+    domain is probed at its `probe_edge` (`inventory` tells its edge host)."""
     from certpilot.probe import probe_https
 
     domains = [s.domain for s in plan.skipped if s.reason == ALREADY_CURRENT]
@@ -357,7 +370,7 @@ def served_mismatches(plan: Plan, deps: Deps) -> list[Finding]:
         try:
             served = probe_https(
                 probe_name(domain),
-                edge=s.edge_https,
+                edge=probe_edge(domain, s, inventory),
                 ca_bundle=s.ca_bundle,
                 timeout=s.connect_timeout,
             )

@@ -15,9 +15,10 @@ Routing: a bucket domain (`<bucket>.oss-<region>.aliyuncs.com`) is recorded as
 `Route.BUCKET_DOMAIN` and never modified; a CDN domain whose origin is an OSS bucket
 routes to CDN even when it is also bound to a bucket as a CNAME (then a certificate
 hosted on OSS for it is `oss_hosted`: the FAQ's wrong location); other OSS custom
-domains route to OSS. CDN domains without an OSS origin are not certpilot's and are
-left out, and so are OSS bindings of such domains (their traffic goes to that CDN
-origin, not to OSS).
+domains route to OSS. Each record carries the host its live probes connect to
+(`edge_host`): a CDN domain's CNAME target, an OSS custom domain's bucket endpoint.
+CDN domains without an OSS origin are not certpilot's and are left out, and so are
+OSS bindings of such domains (their traffic goes to that CDN origin, not to OSS).
 """
 
 from __future__ import annotations
@@ -74,6 +75,26 @@ def normalize_domain(name: str) -> str | None:
     except InvalidHostname:
         return None
     return f"*.{base}" if wildcard else base
+
+
+def oss_endpoint(bucket: str | None, region: str | None) -> str | None:
+    """The bucket's public endpoint `<bucket>.oss-<region>.aliyuncs.com`, where an OSS
+    custom domain's CNAME points: what its live probes connect to (with SNI = the
+    domain). None when the bucket or its region is unknown."""
+    if not bucket or not region:
+        return None
+    return f"{bucket}.oss-{region}.aliyuncs.com"
+
+
+def cname_target(cname: str | None) -> str | None:
+    """A CDN domain's CNAME target (DescribeUserDomains `Cname`) as a host to connect
+    to, or None when there is none or it is not a valid hostname."""
+    if not cname:
+        return None
+    try:
+        return normalize_hostname(cname.strip().rstrip("."))
+    except InvalidHostname:
+        return None
 
 
 def oss_origin(sources: Sequence[Source]) -> Source | None:
@@ -153,6 +174,7 @@ def classify(
             cdn_status=domain.status or None,
             cname_bound=binding is not None,
             api_name=domain.name,
+            edge_host=cname_target(domain.cname),
         )
 
     for name, (bucket, info) in bindings.items():
@@ -175,6 +197,7 @@ def classify(
             ),
             cname_bound=True,
             api_name=info.domain,
+            edge_host=oss_endpoint(bucket, region_of.get(bucket)),
         )
 
     return Inventory(

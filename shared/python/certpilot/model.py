@@ -66,6 +66,10 @@ class DomainRecord:
     # The name as the service lists it (CDN spells a wildcard `.example.org`), sent back
     # in every call about this domain; None: same as `name`.
     api_name: str | None = None
+    # The host live probes connect to when no CERTPILOT_EDGE_HTTPS is set (SNI stays the
+    # domain): a CDN domain's CNAME target (DescribeUserDomains `Cname`), an OSS custom
+    # domain's bucket endpoint `<bucket>.oss-<region>.aliyuncs.com`; None: the domain.
+    edge_host: str | None = None
 
 
 @dataclass(frozen=True)

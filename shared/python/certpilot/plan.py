@@ -119,6 +119,7 @@ class Action:
     previous_identifier: str | None
     rollback: str  # restore | remove | none
     api_name: str | None = None  # the domain as the service spells it (`.example.org`)
+    edge_host: str | None = None  # where live probes connect (`DomainRecord.edge_host`)
 
     @property
     def previous_cas_id(self) -> int | None:
@@ -577,4 +578,5 @@ def _action(cert: CatalogCert, record: DomainRecord, reason: str) -> Action:
         previous_identifier=previous_identifier,
         rollback=rollback,
         api_name=record.api_name,
+        edge_host=record.edge_host,
     )

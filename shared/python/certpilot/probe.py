@@ -1,8 +1,11 @@
 """Live probes of a domain from outside: a real TLS handshake with SNI, a plain HTTP GET.
 
 The connect address is the edge (`CERTPILOT_EDGE_HTTPS` / `CERTPILOT_EDGE_HTTP`,
-`host:port`) when set, else the domain itself on 443 / 80; SNI and Host always stay
-the domain. Chains are verified against `CERTPILOT_CA_BUNDLE` when set, else certifi.
+`host:port`) when set, else the domain's own edge host on 443 when inventory knows
+one (`edge_address`: a CDN domain's CNAME target, an OSS domain's bucket endpoint),
+else the domain itself on 443 / 80; SNI and Host always stay the domain (a wildcard
+domain's probe name, `probe_name`). Chains are verified against `CERTPILOT_CA_BUNDLE`
+when set, else certifi.
 """
 
 from __future__ import annotations
@@ -88,6 +91,26 @@ def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise ValueError(f"port out of range in {value!r}")
     return host, number
+
+
+def probe_name(domain: str) -> str:
+    """The name to verify `domain` with (SNI and Host): a wildcard domain is probed one
+    label below, `*.example.com` as `certpilot-verify.example.com`."""
+    return "certpilot-verify" + domain[1:] if domain.startswith("*.") else domain
+
+
+def edge_address(edge_host: str | None, override: str | None) -> str | None:
+    """The `host:port` a domain's HTTPS probe connects to, for `probe_https(edge=...)`.
+
+    `override` (`CERTPILOT_EDGE_HTTPS`) wins; else the domain's `edge_host` (see
+    `model.DomainRecord.edge_host`) on 443; None (no edge host known) connects to the
+    probed name itself on 443. Public DNS of the domain is thus used only as a last
+    resort: a wildcard's probe name may not resolve, and a domain whose DNS is not
+    switched yet would be answered by another server.
+    """
+    if override:
+        return override
+    return f"{edge_host}:443" if edge_host else None
 
 
 def _context(ca_bundle: str | None, *, verify: bool) -> ssl.SSLContext:
@@ -358,6 +381,9 @@ class Watch:
     problem: Callable[[ServedCert], str]
     started: float
     deadline: float
+    # `host:port` to connect to for this watch (see `edge_address`); None: `poll_rounds`'
+    # `edge`, else the name itself on 443.
+    edge: str | None = None
 
 
 def round_intervals() -> Iterator[float]:
@@ -395,8 +421,17 @@ def poll_rounds(
     `stop_at` (a `clock()` time: the run's budget) ends every watch: no probe starts
     past it, even within a round (a watch never probed then ends "out of time").
     Never raises for a probe's failure: a probe that raises counts as not served.
+    A watch's own `edge` is the address it is probed at; `edge` is for watches without
+    one. `probe(name)` (tests) replaces the live handshake, whatever the address.
     """
-    run = probe or (lambda name: probe_https(name, edge=edge, ca_bundle=ca_bundle, timeout=timeout))
+
+    def live(watch: Watch) -> ServedCert:
+        address = watch.edge or edge
+        return probe_https(watch.domain, edge=address, ca_bundle=ca_bundle, timeout=timeout)
+
+    run: Callable[[Watch], ServedCert] = (
+        (lambda watch: probe(watch.domain)) if probe is not None else live
+    )
     pending = dict(watches)
     attempts = dict.fromkeys(pending, 0)
     results: dict[str, Verification] = {}
@@ -407,10 +442,10 @@ def poll_rounds(
 
     def timely(key: str) -> tuple[ServedCert, bool]:
         """(what the edge served, whether it was probed now): none past `stop_at`."""
-        name = pending[key].domain
+        watch = pending[key]
         if stop_at is not None and clock() >= stop_at:
-            return last.get(key) or ServedCert(name, error=OUT_OF_TIME), False
-        return _safe_probe(run, name), True
+            return last.get(key) or ServedCert(watch.domain, error=OUT_OF_TIME), False
+        return _safe_probe(run, watch), True
 
     safe = with_context(timely)
     try:
@@ -448,11 +483,11 @@ def poll_rounds(
     return results
 
 
-def _safe_probe(run: Callable[[str], ServedCert], name: str) -> ServedCert:
+def _safe_probe(run: Callable[[Watch], ServedCert], watch: Watch) -> ServedCert:
     try:
-        return run(name)
+        return run(watch)
     except Exception as err:  # one probe's bug must not stop the round
-        return ServedCert(name, error=f"probe failed: {type(err).__name__}")
+        return ServedCert(watch.domain, error=f"probe failed: {type(err).__name__}")
 
 
 def wait_until(

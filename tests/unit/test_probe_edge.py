@@ -1,0 +1,193 @@
+"""Where live probes connect: `CERTPILOT_EDGE_HTTPS` when set, else the domain's own edge
+host from inventory (a CDN domain's CNAME target, an OSS custom domain's bucket
+endpoint), else the domain itself on 443; SNI is always the domain (a wildcard's probe
+name). The same choice is made by every probe of a run: the pre-plan check, the
+already-current check, apply's verification and its restore check."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from certpilot import engine, probe
+from certpilot.adapters.cdn import CdnDomainInfo, Source
+from certpilot.adapters.oss import BucketInfo, CnameInfo
+from certpilot.apply import ApplyOptions, Outcome, apply_plan
+from certpilot.inventory import classify
+from certpilot.model import CatalogCert, DeployedCert, Inventory, Location, Route
+from certpilot.plan import ALREADY_CURRENT, ROLLBACK_RESTORE, Action, Plan, Skip
+from certpilot.probe import ServedCert, probe_name
+from certpilot.settings import Settings
+from tests.unit.fakes import FakeClock
+
+OVERRIDE = "127.0.0.1:8443"
+NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+CERT = CatalogCert(
+    cas_id=2001,
+    identifier="2001-cn-hangzhou",
+    name="new",
+    common_name="*.example.com",
+    sans=("*.example.com",),
+    issuer="CA One",
+    not_before=NOW - timedelta(days=1),
+    not_after=NOW + timedelta(days=90),
+    fingerprint_sha256="AA" * 32,
+)
+
+
+def oss_origin(bucket: str = "media") -> Source:
+    return Source("oss", f"{bucket}.oss-cn-shanghai.aliyuncs.com", 80, 20)
+
+
+def estate() -> Inventory:
+    """One domain of each kind, as inventory classifies them from the listings."""
+    cdn = [
+        CdnDomainInfo(
+            "cdn.example.com", "online", True, (oss_origin(),), "cdn.example.com.w.kunlunsl.com"
+        ),
+        CdnDomainInfo(
+            ".wild.example.com", "online", True, (oss_origin(),), "all.wild.example.com.w.cdn."
+        ),
+        CdnDomainInfo("bare.example.com", "online", True, (oss_origin(),), None),
+        CdnDomainInfo("odd.example.com", "online", True, (oss_origin(),), ".not a host"),
+    ]
+    cnames = {"assets": [CnameInfo("static.example.com", "Enabled", None, None)]}
+    return classify([BucketInfo("assets", "cn-hangzhou")], cnames, cdn, {})
+
+
+@pytest.mark.parametrize(
+    ("override", "domain", "sni", "address"),
+    [
+        # the override wins for every kind of domain (tests and the demo rely on it)
+        (OVERRIDE, "cdn.example.com", "cdn.example.com", OVERRIDE),
+        (OVERRIDE, "*.wild.example.com", "certpilot-verify.wild.example.com", OVERRIDE),
+        (OVERRIDE, "static.example.com", "static.example.com", OVERRIDE),
+        # a CDN domain: its CNAME target, SNI the domain
+        (None, "cdn.example.com", "cdn.example.com", "cdn.example.com.w.kunlunsl.com:443"),
+        # a wildcard CDN domain: its CNAME target, SNI the probe name one label below
+        (
+            None,
+            "*.wild.example.com",
+            "certpilot-verify.wild.example.com",
+            "all.wild.example.com.w.cdn:443",
+        ),
+        # an OSS custom domain: its bucket's public endpoint, SNI the domain
+        (
+            None,
+            "static.example.com",
+            "static.example.com",
+            "assets.oss-cn-hangzhou.aliyuncs.com:443",
+        ),
+        # no edge host known (no Cname, an unusable one, not in inventory): the domain
+        (None, "bare.example.com", "bare.example.com", "bare.example.com:443"),
+        (None, "odd.example.com", "odd.example.com", "odd.example.com:443"),
+        (None, "gone.example.com", "gone.example.com", "gone.example.com:443"),
+    ],
+)
+def test_the_probe_address_of_each_kind_of_domain(
+    override: str | None, domain: str, sni: str, address: str
+) -> None:
+    # given the inventory of an estate and the override (or none)
+    settings = Settings(edge_https=override)
+    # when the engine chooses where to probe the domain
+    chosen = engine.probe_edge(domain, settings, estate())
+    # then it connects there (None: the probed name itself on 443), with that SNI
+    assert (probe_name(domain), chosen or f"{probe_name(domain)}:443") == (sni, address)
+
+
+class Recorder:
+    """A live handshake replaced: records (SNI, edge) and serves nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+
+    def __call__(self, domain: str, *, edge: str | None = None, **_: Any) -> ServedCert:
+        self.calls.append((domain, edge))
+        return ServedCert(domain, error="connection refused")
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    recorded = Recorder()
+    monkeypatch.setattr(probe, "probe_https", recorded)
+    return recorded
+
+
+def deps(override: str | None) -> Any:
+    return engine.Deps(settings=Settings(edge_https=override), clients=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [(None, "cdn.example.com.w.kunlunsl.com:443"), (OVERRIDE, OVERRIDE)],
+)
+def test_pre_plan_and_already_current_probes_use_the_chosen_address(
+    recorder: Recorder, override: str | None, expected: str
+) -> None:
+    # given a CDN domain with a CNAME target, current and left alone by the plan
+    skipped = (Skip("cdn.example.com", ALREADY_CURRENT, route=Route.CDN),)
+    plan = Plan(CERT, NOW, (), skipped)
+    # when the engine probes it before planning and as already current
+    engine.probe_served(["cdn.example.com"], deps(override), inventory=estate())
+    engine.served_mismatches(plan, deps(override), inventory=estate())
+    # then both handshakes went to the chosen address with SNI the domain
+    assert recorder.calls == [("cdn.example.com", expected)] * 2
+
+
+class FakeCdn:
+    """A CDN that takes every write and reports the last certificate set."""
+
+    def __init__(self) -> None:
+        self.bound: int | None = 1001
+
+    def set_certificate(self, domain: str, cas_id: int, region: str) -> None:
+        self.bound = cas_id
+
+    def disable_certificate(self, domain: str) -> None:
+        self.bound = None
+
+    def certificate_info(self, domain: str) -> DeployedCert | None:
+        return DeployedCert(Location.CDN, self.bound, "cas", None)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [(None, "all.wild.example.com.w.cdn:443"), (OVERRIDE, OVERRIDE)],
+)
+def test_verification_and_restore_check_probe_the_chosen_address(
+    recorder: Recorder, override: str | None, expected: str
+) -> None:
+    # given a wildcard CDN domain whose edge never serves the new certificate
+    previous = DeployedCert(Location.CDN, 1001, "cas", NOW + timedelta(days=5), fingerprint="BB")
+    action = Action(
+        domain="*.wild.example.com",
+        route=Route.CDN,
+        bucket="media",
+        region="cn-shanghai",
+        cas_id=CERT.cas_id,
+        identifier=CERT.identifier,
+        cert_region="cn-hangzhou",
+        reason="expires-later",
+        previous=previous,
+        previous_identifier=None,
+        rollback=ROLLBACK_RESTORE,
+        api_name=".wild.example.com",
+        edge_host="all.wild.example.com.w.cdn",
+    )
+    cdn, clock = FakeCdn(), FakeClock()
+    options = ApplyOptions(verify_deadline=1.0, edge_https=override)
+    # when it is deployed, verified, rolled back and the restore checked
+    [result] = apply_plan(
+        Plan(CERT, NOW, (action,), ()),
+        None,  # type: ignore[arg-type]
+        cdn,
+        options,
+        clock=clock.clock,
+        sleep=clock.sleep,
+    )
+    # then every probe, before and after the rollback, went to the chosen address
+    assert result.outcome is Outcome.ROLLED_BACK and cdn.bound == 1001
+    assert len(recorder.calls) > 2
+    assert set(recorder.calls) == {("certpilot-verify.wild.example.com", expected)}
