@@ -46,6 +46,7 @@ from certpilot.settings import Settings
 if TYPE_CHECKING:
     from certpilot.clients import CloudClients
     from certpilot.model import Inventory
+    from certpilot.probe import ServedCert
     from certpilot.trust import TrustStore
 
 _log = get_logger(__name__)
@@ -234,21 +235,20 @@ def probe_edge(domain: str, settings: Settings, inventory: Inventory | None) -> 
     return edge_address(record.edge_host if record else None, settings.edge_https)
 
 
-def probe_served(
+def probe_all(
     domains: Sequence[str], deps: Deps, *, inventory: Inventory | None = None
-) -> dict[str, EdgeObservation]:
-    """What browsers would reject in the certificates the edge serves for `domains`,
-    with the served fingerprints (domains served fine, not reachable or whose probe
-    failed are left out: one domain's trouble never stops the others). A wildcard
-    domain is probed one label below (`probe.probe_name`), each domain at its
-    `probe_edge` (`inventory` tells its edge host)."""
-    from certpilot.probe import probe_https, served_finding_code
+) -> dict[str, ServedCert | None]:
+    """One live TLS probe of each of `domains`, concurrently: what its edge serves, or
+    None where the probe itself failed (logged; one domain's trouble never stops the
+    others). A wildcard domain is probed one label below (`probe.probe_name`), each
+    domain at its `probe_edge` (`inventory` tells its edge host)."""
+    from certpilot.probe import probe_https
 
     s = deps.settings
 
-    def probe(domain: str) -> EdgeObservation | None:
+    def probe(domain: str) -> ServedCert | None:
         try:
-            served = probe_https(
+            return probe_https(
                 probe_name(domain),
                 edge=probe_edge(domain, s, inventory),
                 ca_bundle=s.ca_bundle,
@@ -256,22 +256,30 @@ def probe_served(
             )
         except Exception as err:  # one domain's probe must not stop the rest
             event(
-                _log,
-                "probe failed",
-                level=logging.WARNING,
-                domain=domain,
-                error=type(err).__name__,
+                _log, "probe failed", level=logging.WARNING, domain=domain, error=type(err).__name__
             )
             return None
-        code = served_finding_code(served)
-        if code is None:
-            return None
-        return EdgeObservation(code.value, served.fingerprint, served.fingerprint_sha1)
 
+    if not domains:
+        return {}
     workers = max(1, min(len(domains), s.concurrency))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        observed = dict(zip(domains, pool.map(with_context(probe), domains), strict=True))
-    found = {domain: seen for domain, seen in observed.items() if seen is not None}
+        return dict(zip(domains, pool.map(with_context(probe), domains), strict=True))
+
+
+def probe_served(
+    domains: Sequence[str], deps: Deps, *, inventory: Inventory | None = None
+) -> dict[str, EdgeObservation]:
+    """What browsers would reject in the certificates the edge serves for `domains`,
+    with the served fingerprints (domains served fine, not reachable or whose probe
+    failed are left out). Probes with `probe_all`."""
+    from certpilot.probe import served_finding_code
+
+    found: dict[str, EdgeObservation] = {}
+    for domain, served in probe_all(domains, deps, inventory=inventory).items():
+        code = served_finding_code(served) if served is not None else None
+        if served is not None and code is not None:
+            found[domain] = EdgeObservation(code.value, served.fingerprint, served.fingerprint_sha1)
     if found:
         event(
             _log,
@@ -358,32 +366,14 @@ def served_mismatches(
     each whose edge serves another certificate than `plan.cert` (e.g. a previous run
     was killed before it verified). An edge that cannot be reached says nothing. Each
     domain is probed at its `probe_edge` (`inventory` tells its edge host)."""
-    from certpilot.probe import probe_https
-
     domains = [s.domain for s in plan.skipped if s.reason == ALREADY_CURRENT]
     if not domains:
         return []
-    s = deps.settings
     expected = plan.cert.fingerprint_sha256.replace(":", "").upper()
-
-    def probe(domain: str) -> str | None:
-        try:
-            served = probe_https(
-                probe_name(domain),
-                edge=probe_edge(domain, s, inventory),
-                ca_bundle=s.ca_bundle,
-                timeout=s.connect_timeout,
-            )
-        except Exception as err:  # one domain's probe must not stop the rest
-            event(
-                _log, "probe failed", level=logging.WARNING, domain=domain, error=type(err).__name__
-            )
-            return None
-        return served.fingerprint
-
-    workers = max(1, min(len(domains), s.concurrency))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        served = dict(zip(domains, pool.map(with_context(probe), domains), strict=True))
+    served = {
+        domain: seen.fingerprint if seen is not None else None
+        for domain, seen in probe_all(domains, deps, inventory=inventory).items()
+    }
     stale = [d for d, fingerprint in served.items() if fingerprint not in (None, expected)]
     if stale:
         event(_log, "bound but not served", level=logging.WARNING, domains=stale)
