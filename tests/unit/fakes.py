@@ -1,6 +1,27 @@
-"""Fakes the unit tests share."""
+"""Fakes and fixtures the unit tests share."""
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from certpilot.model import CatalogCert
+
+NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def wildcard_cert(fingerprint: str = "AA" * 32, now: datetime = NOW) -> CatalogCert:
+    """A freshly issued `*.example.com` (CAS id 2001, 90 days left at `now`)."""
+    return CatalogCert(
+        cas_id=2001,
+        identifier="2001-cn-hangzhou",
+        name="new",
+        common_name="*.example.com",
+        sans=("*.example.com",),
+        issuer="CA One",
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=90),
+        fingerprint_sha256=fingerprint,
+    )
 
 
 class FakeClock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
@@ -32,25 +32,14 @@ from certpilot.errors import (
     TransientError,
 )
 from certpilot.log import bound_request_id, current_request_id
-from certpilot.model import CatalogCert, DeployedCert, Location, Route
+from certpilot.model import DeployedCert, Location, Route
 from certpilot.plan import ROLLBACK_NONE, ROLLBACK_REMOVE, ROLLBACK_RESTORE, Action, Plan, Skip
 from certpilot.probe import ServedCert
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import NOW, FakeClock, wildcard_cert
 
-NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 NEW = "AA" * 32
 OLD = "BB" * 32
-CERT = CatalogCert(
-    cas_id=2001,
-    identifier="2001-cn-hangzhou",
-    name="new",
-    common_name="*.example.com",
-    sans=("*.example.com",),
-    issuer="CA One",
-    not_before=NOW - timedelta(days=1),
-    not_after=NOW + timedelta(days=90),
-    fingerprint_sha256=NEW,
-)
+CERT = wildcard_cert(NEW)
 PREVIOUS = DeployedCert(Location.CDN, 1001, "cas", NOW + timedelta(days=5), fingerprint=OLD)
 
 

@@ -6,7 +6,7 @@ already-current check, apply's verification and its restore check."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,25 +16,14 @@ from certpilot.adapters.cdn import CdnDomainInfo, Source
 from certpilot.adapters.oss import BucketInfo, CnameInfo
 from certpilot.apply import ApplyOptions, Outcome, apply_plan
 from certpilot.inventory import classify
-from certpilot.model import CatalogCert, DeployedCert, Inventory, Location, Route
+from certpilot.model import DeployedCert, Inventory, Location, Route
 from certpilot.plan import ALREADY_CURRENT, ROLLBACK_RESTORE, Action, Plan, Skip
 from certpilot.probe import ServedCert, probe_name
 from certpilot.settings import Settings
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import NOW, FakeClock, wildcard_cert
 
 OVERRIDE = "127.0.0.1:8443"
-NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
-CERT = CatalogCert(
-    cas_id=2001,
-    identifier="2001-cn-hangzhou",
-    name="new",
-    common_name="*.example.com",
-    sans=("*.example.com",),
-    issuer="CA One",
-    not_before=NOW - timedelta(days=1),
-    not_after=NOW + timedelta(days=90),
-    fingerprint_sha256="AA" * 32,
-)
+CERT = wildcard_cert()
 
 
 def oss_origin(bucket: str = "media") -> Source:
