@@ -26,11 +26,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "shared" / "python"))
 
-from certpilot import inventory as inventory_module  # noqa: E402
-from certpilot.engine import build_deps  # noqa: E402
-from certpilot.model import Inventory, Route  # noqa: E402
-from certpilot.probe import probe_https  # noqa: E402
-from certpilot.report import table  # noqa: E402
+from certpilot.cli.render import table  # noqa: E402
+from certpilot.core.model import Inventory, Route  # noqa: E402
+from certpilot.discovery import inventory as inventory_module  # noqa: E402
+from certpilot.jobs.deploy_cert.engine import build_deps  # noqa: E402
+from certpilot.probe.tls import probe_https  # noqa: E402
 
 ESTATE = REPO / "emulator" / "estates" / "demo.json"
 READY_TIMEOUT = 30.0

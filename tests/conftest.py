@@ -351,7 +351,8 @@ def _isolated_certpilot_state() -> Iterator[None]:
     """certpilot's process-wide state as each test found it: a fresh shared QPS limiter
     (`ratelimit.shared_limiter()`), and the secrets a test registers for redaction
     (`log.register_secret`, e.g. by building `Credentials`) forgotten after it."""
-    from certpilot import log, ratelimit
+    from certpilot.cloud import ratelimit
+    from certpilot.core import log
 
     with log.isolated_secrets(), ratelimit.isolated_shared_limiter():
         yield

@@ -12,10 +12,11 @@ import json
 import logging
 from typing import Any
 
-from certpilot import engine, log
-from certpilot.errors import CertpilotError, EventError
+from certpilot.core import log
+from certpilot.core.errors import CertpilotError, EventError
+from certpilot.core.settings import Settings
 from certpilot.events import parse_deploy_event
-from certpilot.settings import Settings
+from certpilot.jobs.deploy_cert import engine
 
 FUNCTION = "deploy-cert"
 _log = log.get_logger("deploy_cert")

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from certpilot.commands.invoke import load_handler
-from certpilot.probe import probe_https
+from certpilot.cli.invoke import load_handler
+from certpilot.probe.tls import probe_https
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"

@@ -384,7 +384,7 @@ def test_an_unexpected_error_is_answered_and_logged_without_its_secrets(
     account: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given a bug deep in the engine whose message quotes a credential
-    from certpilot import engine
+    from certpilot.jobs.deploy_cert import engine
 
     def broken(*_: Any) -> dict[str, Any]:
         raise RuntimeError(f"boom with {account.access_key_secret}")
@@ -458,9 +458,9 @@ def test_deploy_cert_runs_in_function_compute(account: Any) -> None:
     )
     new = issue(account, ["*.example.com"], days=90)
     # when EventBridge would deliver the certificate-issued event (invoked through FC)
-    from certpilot.clients import CloudClients
-    from certpilot.credentials import from_env
-    from certpilot.settings import Settings
+    from certpilot.cloud.clients import CloudClients
+    from certpilot.cloud.credentials import from_env
+    from certpilot.core.settings import Settings
 
     settings = Settings.from_env()
     credentials = from_env()
@@ -567,9 +567,9 @@ def test_writes_all_go_out_before_verification_starts(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given 40 domains (20 OSS, 20 CDN) behind an edge that takes 1.0 s to serve a change
-    from certpilot import probe
-    from certpilot.adapters.cdn import CdnAdapter
-    from certpilot.adapters.oss import OssAdapter
+    from certpilot.cloud.cdn import CdnAdapter
+    from certpilot.cloud.oss import OssAdapter
+    from certpilot.probe import tls as probe
 
     use_estate(cloud, monkeypatch, _scale_estate(20, 20, propagation=1.0), verify_deadline=30)
     # and a record of every certificate write and every probe, in order
@@ -824,7 +824,7 @@ def test_a_binding_made_meanwhile_is_not_overwritten(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given an OSS custom domain without a certificate...
-    from certpilot.adapters.oss import OssAdapter
+    from certpilot.cloud.oss import OssAdapter
 
     ids = use_estate(
         cloud,

@@ -128,7 +128,7 @@ def test_two_runs_racing_on_one_cdn_domain_never_leave_the_oldest_certificate(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a CDN domain on an expiring certificate, and two renewals of it in CAS
-    from certpilot.adapters.cdn import CdnAdapter
+    from certpilot.cloud.cdn import CdnAdapter
 
     ids = use_estate(cloud, monkeypatch, expiring(cdn=True), verify_deadline=3.0)
     first = issue(cloud, ["*.example.com"], days=90)
@@ -218,7 +218,7 @@ def test_a_retry_after_a_run_killed_before_verifying_reports_the_edge_mismatch(
 ) -> None:
     # given a CDN domain on which a previous run bound the new certificate and ended
     # (killed at FC's timeout) before verifying it, behind an edge that has not caught up
-    from certpilot.engine import Deps
+    from certpilot.jobs.deploy_cert.engine import Deps
 
     use_estate(cloud, monkeypatch, expiring(cdn=True), verify_deadline=1.0)
     cloud.settings(propagation_delay=3600)

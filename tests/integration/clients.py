@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from certpilot import credentials
-from certpilot.clients import CloudClients
-from certpilot.ratelimit import RateLimiter
-from certpilot.retry import Retrier, RetryPolicy
-from certpilot.settings import Settings
+from certpilot.cloud import credentials
+from certpilot.cloud.clients import CloudClients
+from certpilot.cloud.ratelimit import RateLimiter
+from certpilot.cloud.retry import Retrier, RetryPolicy
+from certpilot.core.settings import Settings
 
 
 def make_clients(

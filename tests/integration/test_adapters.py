@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from certpilot.adapters.cdn import FUNC_HTTPS_FORCE, CdnFunction
-from certpilot.adapters.fc import FunctionError
-from certpilot.clients import CloudClients
-from certpilot.errors import (
+from certpilot.cloud.cdn import FUNC_HTTPS_FORCE, CdnFunction
+from certpilot.cloud.clients import CloudClients
+from certpilot.cloud.fc import FunctionError
+from certpilot.core.errors import (
     AuthError,
     ConflictError,
     NotFoundError,
     ThrottledError,
     TransientError,
 )
-from certpilot.model import Location
+from certpilot.core.model import Location
 from tests import pki
 from tests.integration.clients import calls, make_clients
 
@@ -85,7 +85,7 @@ def test_oss_lists_buckets_of_every_region_and_their_cnames(estate: Any) -> None
 
 def test_oss_bucket_listing_follows_every_page(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given five buckets and a page size of two
-    from certpilot.adapters import oss
+    from certpilot.cloud import oss
 
     cloud.load_estate({"buckets": [{"name": f"bucket-{n}"} for n in range(5)]})
     monkeypatch.setattr(oss, "LIST_BUCKETS_PAGE", 2)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from certpilot import catalog
-from certpilot.trust import TrustStore
+from certpilot.certs.trust import TrustStore
+from certpilot.discovery import catalog
 from tests.integration.clients import calls, make_clients
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from certpilot import catalog, inventory
-from certpilot.model import Location, Route
-from certpilot.ratelimit import RateLimiter
+from certpilot.cloud.ratelimit import RateLimiter
+from certpilot.core.model import Location, Route
+from certpilot.discovery import catalog, inventory
 from tests.integration import clients as integration_clients
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from certpilot.model import CatalogCert
+from certpilot.core.model import CatalogCert
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 

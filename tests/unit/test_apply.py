@@ -14,8 +14,17 @@ from datetime import timedelta
 
 import pytest
 
-from certpilot.adapters.oss import CnameInfo
-from certpilot.apply import (
+from certpilot.cloud.oss import CnameInfo
+from certpilot.core.errors import (
+    CertpilotError,
+    CloudError,
+    ConflictError,
+    ThrottledError,
+    TransientError,
+)
+from certpilot.core.log import bound_request_id, current_request_id
+from certpilot.core.model import DeployedCert, Location, Route
+from certpilot.jobs.deploy_cert.apply import (
     OUT_OF_TIME,
     ROLLBACK_ALLOWANCE,
     ApplyOptions,
@@ -24,17 +33,15 @@ from certpilot.apply import (
     Outcome,
     apply_plan,
 )
-from certpilot.errors import (
-    CertpilotError,
-    CloudError,
-    ConflictError,
-    ThrottledError,
-    TransientError,
+from certpilot.jobs.deploy_cert.plan import (
+    ROLLBACK_NONE,
+    ROLLBACK_REMOVE,
+    ROLLBACK_RESTORE,
+    Action,
+    Plan,
+    Skip,
 )
-from certpilot.log import bound_request_id, current_request_id
-from certpilot.model import DeployedCert, Location, Route
-from certpilot.plan import ROLLBACK_NONE, ROLLBACK_REMOVE, ROLLBACK_RESTORE, Action, Plan, Skip
-from certpilot.probe import ServedCert
+from certpilot.probe.tls import ServedCert
 from tests.unit.fakes import NOW, FakeClock, wildcard_cert
 
 NEW = "AA" * 32

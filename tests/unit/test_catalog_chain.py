@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from certpilot.adapters.cas import CasDetail, CasSummary, ChainEntry, parse_detail, split_sans
-from certpilot.catalog import from_detail, from_summary, judge_chain
+from certpilot.cloud.cas import CasDetail, CasSummary, ChainEntry, parse_detail, split_sans
+from certpilot.discovery.catalog import from_detail, from_summary, judge_chain
 
 ANCHORS = frozenset({"root ca"})
 LEAF = ChainEntry("www.example.com", "Issuing CA")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from certpilot import settings
+from certpilot.core import settings
 
 REPO = Path(__file__).resolve().parents[2]
 VARIABLE = re.compile(r"`((?:CERTPILOT|ALIBABA_CLOUD)_[A-Z_]+)`")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from certpilot.engine import RUN_MARGIN, run_deadline
+from certpilot.jobs.deploy_cert.engine import RUN_MARGIN, run_deadline
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from certpilot.certs import CertificateError, EmptyInput, load_bundle
-from certpilot.errors import CertpilotError
-from certpilot.names import InvalidHostname, normalize_hostname
+from certpilot.core.errors import CertpilotError
+from certpilot.core.names import InvalidHostname, normalize_hostname
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,10 +33,10 @@ def test_raised_input_errors_are_caught_as_certpilot_errors() -> None:
 
 
 def test_importing_names_stays_light() -> None:
-    # given a fresh interpreter, when `certpilot.names` is imported, then neither the
+    # given a fresh interpreter, when `certpilot.core.names` is imported, then neither the
     # logging module of certpilot nor any heavy library comes with it
     code = (
-        "import sys; import certpilot.names\n"
+        "import sys; import certpilot.core.names\n"
         "print(sorted(m for m in sys.modules if m.startswith("
         "('certpilot.', 'cryptography', 'idna', 'alibabacloud', 'Tea'))))"
     )
@@ -47,4 +47,4 @@ def test_importing_names_stays_light() -> None:
         text=True,
         check=True,
     )
-    assert run.stdout.strip() == "['certpilot.errors', 'certpilot.names']"
+    assert run.stdout.strip() == "['certpilot.core', 'certpilot.core.errors', 'certpilot.core.names']"

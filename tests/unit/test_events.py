@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from certpilot.errors import EventError, ForeignAccount, MalformedEvent, UnsupportedEvent
+from certpilot.core.errors import EventError, ForeignAccount, MalformedEvent, UnsupportedEvent
 from certpilot.events import (
     CERT_ISSUED_TYPE,
     MAX_EVENT_BYTES,
@@ -290,9 +290,9 @@ def test_every_accepted_shape_has_a_sample() -> None:
 def test_a_certificate_in_another_cas_region_is_refused_before_anything_is_read(
     event: dict[str, Any], cas_region: str, refused: bool
 ) -> None:
-    from certpilot.engine import check_region
-    from certpilot.errors import ForeignRegion
-    from certpilot.settings import Settings
+    from certpilot.core.errors import ForeignRegion
+    from certpilot.core.settings import Settings
+    from certpilot.jobs.deploy_cert.engine import check_region
 
     # given a deployment that reads CAS in `cas_region`, and an event naming a region
     settings = Settings.from_env({"CERTPILOT_CAS_REGION": cas_region})

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("alibabacloud", "darabonba", "Tea", "aiohttp", "requests", "cryptography")
 LOADED = """
 import importlib.util, sys
-import certpilot.engine, certpilot.events
+import certpilot.jobs.deploy_cert.engine, certpilot.events
 spec = importlib.util.spec_from_file_location("index", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)

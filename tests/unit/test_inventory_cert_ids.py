@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from certpilot.adapters.cas import CasSummary
-from certpilot.errors import CloudError, NotFoundError, ThrottledError, TransientError
-from certpilot.inventory import cas_by_name, match_cas_certificate, with_cert_ids
-from certpilot.model import DeployedCert, DomainRecord, Inventory, Location, Route
+from certpilot.cloud.cas import CasSummary
+from certpilot.core.errors import CloudError, NotFoundError, ThrottledError, TransientError
+from certpilot.core.model import DeployedCert, DomainRecord, Inventory, Location, Route
+from certpilot.discovery.inventory import cas_by_name, match_cas_certificate, with_cert_ids
 
 EXPIRES = datetime(2031, 3, 10, 15, 30, tzinfo=timezone.utc)
 

@@ -7,10 +7,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from certpilot.adapters.cdn import CdnDomainInfo, Source
-from certpilot.adapters.oss import BucketInfo, CnameInfo
-from certpilot.inventory import classify, normalize_domain, oss_origin, parse_bucket_domain
-from certpilot.model import DeployedCert, Location, Route
+from certpilot.cloud.cdn import CdnDomainInfo, Source
+from certpilot.cloud.oss import BucketInfo, CnameInfo
+from certpilot.core.model import DeployedCert, Location, Route
+from certpilot.discovery.inventory import (
+    classify,
+    normalize_domain,
+    oss_origin,
+    parse_bucket_domain,
+)
 
 EXPIRY = datetime(2030, 1, 1, tzinfo=timezone.utc)
 OSS_CERT = DeployedCert(Location.OSS, 101, "CAS", EXPIRY)

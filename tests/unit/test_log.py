@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from certpilot import log
-from certpilot.credentials import Credentials
-from certpilot.errors import cloud_error
+from certpilot.cloud.credentials import Credentials
+from certpilot.core import log
+from certpilot.core.errors import cloud_error
 from tests import pki
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certpilot.names import (
+from certpilot.core.names import (
     InvalidHostname,
     covers,
     is_wildcard,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certpilot.names import (
+from certpilot.core.names import (
     InvalidHostname,
     covers,
     name_matches,

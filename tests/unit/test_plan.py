@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from certpilot import plan as p
-from certpilot.findings import Code
-from certpilot.model import (
+from certpilot.cli.render import plan_text
+from certpilot.core.findings import Code
+from certpilot.core.model import (
     Catalog,
     CatalogCert,
     DeployedCert,
@@ -20,7 +20,7 @@ from certpilot.model import (
     Location,
     Route,
 )
-from certpilot.report import plan_text
+from certpilot.jobs.deploy_cert import plan as p
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -607,8 +607,8 @@ def test_expiry_boundary_is_rfc_5280_inclusive_everywhere(offset: timedelta, exp
 )
 def test_plan_validate_and_probe_agree_on_an_x509_expiry(offset: timedelta, expired: bool) -> None:
     from certpilot.certs import load_bundle
-    from certpilot.probe import ServedCert, served_problem
-    from certpilot.validate import check_dates
+    from certpilot.certs.validate import check_dates
+    from certpilot.probe.tls import ServedCert, served_problem
     from tests.pki import NOW as PKI_NOW
     from tests.pki import build_pki
 

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certpilot.findings import Code
-from certpilot.probe import (
+from certpilot.core.findings import Code
+from certpilot.probe.tls import (
     ServedCert,
     Verification,
     Watch,

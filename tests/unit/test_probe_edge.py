@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 
-from certpilot import engine, probe
-from certpilot.adapters.cdn import CdnDomainInfo, Source
-from certpilot.adapters.oss import BucketInfo, CnameInfo
-from certpilot.apply import ApplyOptions, Outcome, apply_plan
-from certpilot.inventory import classify
-from certpilot.model import DeployedCert, Inventory, Location, Route
-from certpilot.plan import ALREADY_CURRENT, ROLLBACK_RESTORE, Action, Plan, Skip
-from certpilot.probe import ServedCert, probe_name
-from certpilot.settings import Settings
+from certpilot.cloud.cdn import CdnDomainInfo, Source
+from certpilot.cloud.oss import BucketInfo, CnameInfo
+from certpilot.core.model import DeployedCert, Inventory, Location, Route
+from certpilot.core.settings import Settings
+from certpilot.discovery.inventory import classify
+from certpilot.jobs.deploy_cert import engine
+from certpilot.jobs.deploy_cert.apply import ApplyOptions, Outcome, apply_plan
+from certpilot.jobs.deploy_cert.plan import ALREADY_CURRENT, ROLLBACK_RESTORE, Action, Plan, Skip
+from certpilot.probe import tls as probe
+from certpilot.probe.tls import ServedCert, probe_name
 from tests.unit.fakes import NOW, FakeClock, wildcard_cert
 
 OVERRIDE = "127.0.0.1:8443"

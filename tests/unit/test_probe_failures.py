@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certpilot import engine, probe
-from certpilot.probe import OUT_OF_TIME, ServedCert, Watch, poll_rounds, probe_https
+from certpilot.jobs.deploy_cert import engine
+from certpilot.probe import tls as probe
+from certpilot.probe.tls import OUT_OF_TIME, ServedCert, Watch, poll_rounds, probe_https
 from tests.unit.fakes import FakeClock
 
 NOW = datetime.now(timezone.utc)

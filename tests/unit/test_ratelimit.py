@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from certpilot.ratelimit import (
+from certpilot.cloud.ratelimit import (
     DOCUMENTED_QPS,
     RateLimiter,
     TokenBucket,

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from certpilot.errors import (
+from certpilot.cloud.retry import Retrier, RetryPolicy
+from certpilot.core.errors import (
     AuthError,
     CloudError,
     ConflictError,
@@ -14,7 +15,6 @@ from certpilot.errors import (
     ThrottledError,
     TransientError,
 )
-from certpilot.retry import Retrier, RetryPolicy
 from tests.unit.fakes import FakeClock
 
 

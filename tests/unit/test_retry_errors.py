@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from certpilot.adapters._common import parse_time, translate_oss, translate_tea
-from certpilot.errors import (
+from certpilot.cloud._common import parse_time, translate_oss, translate_tea
+from certpilot.core.errors import (
     AuthError,
     CloudError,
     ConflictError,
@@ -185,8 +185,8 @@ def test_sdk_errors_carrying_credentials_leave_them_out_of_messages_and_summarie
     from darabonba.exceptions import RetryError
     from Tea.exceptions import UnretryableException
 
-    from certpilot.credentials import Credentials
-    from certpilot.engine import error_summary
+    from certpilot.cloud.credentials import Credentials
+    from certpilot.jobs.deploy_cert.engine import error_summary
 
     secret, token = "sdk-data-secret-0123456789", "CAIS" + "Tok3n" * 12
     Credentials("LTAI5tSdkData00001", secret, token, "fc-context")

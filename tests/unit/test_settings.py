@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from certpilot import credentials, settings
-from certpilot.errors import ConfigError
-from certpilot.settings import Endpoint, Settings
+from certpilot.cloud import credentials
+from certpilot.core import settings
+from certpilot.core.errors import ConfigError
+from certpilot.core.settings import Endpoint, Settings
 
 
 def test_defaults_without_any_variable() -> None:
@@ -164,8 +165,9 @@ def test_importing_the_cloud_modules_loads_no_sdk() -> None:
 
     code = (
         "import sys\n"
-        "import certpilot.adapters.oss, certpilot.adapters.cdn, certpilot.adapters.cas\n"
-        "import certpilot.adapters.fc, certpilot.clients, certpilot.inventory, certpilot.catalog\n"
+        "import certpilot.cloud.oss, certpilot.cloud.cdn, certpilot.cloud.cas\n"
+        "import certpilot.cloud.fc, certpilot.cloud.clients\n"
+        "import certpilot.discovery.inventory, certpilot.discovery.catalog\n"
         "heavy = ('alibabacloud', 'darabonba', 'Tea', 'requests', 'aiohttp', 'cryptography')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)}))\n"
     )

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import pytest
 
 from certpilot.certs import CertBundle, PrivateKey, load_bundle
-from certpilot.findings import Code, Severity, has_errors
-from certpilot.names import InvalidHostname
-from certpilot.trust import TrustStore
-from certpilot.validate import (
+from certpilot.certs.trust import TrustStore
+from certpilot.certs.validate import (
     ChainStatus,
     analyze_chain,
     check_dates,
     validate,
     validate_for_deploy,
 )
+from certpilot.core.findings import Code, Severity, has_errors
+from certpilot.core.names import InvalidHostname
 from tests.pki import (
     DAY,
     NOW,

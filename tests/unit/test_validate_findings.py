@@ -1,4 +1,4 @@
-"""The finding vocabulary (certpilot.findings) that every module reports in."""
+"""The finding vocabulary (certpilot.core.findings) that every module reports in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from certpilot.findings import (
+from certpilot.core.findings import (
     Code,
     Finding,
     Severity,

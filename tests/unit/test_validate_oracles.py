@@ -25,9 +25,9 @@ import pytest
 from cryptography import x509
 
 from certpilot.certs import load_bundle
-from certpilot.findings import Code, Severity
-from certpilot.trust import TrustStore
-from certpilot.validate import validate
+from certpilot.certs.trust import TrustStore
+from certpilot.certs.validate import validate
+from certpilot.core.findings import Code, Severity
 from tests.pki import DAY, Issued, build_pki, key_bytes, make_ca, make_leaf, pem, real_now
 
 # OpenSSL verify error numbers and the codes that describe them.

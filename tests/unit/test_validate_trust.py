@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from certpilot.certs import CertificateError
-from certpilot.trust import CA_BUNDLE_ENV, TrustStore, TrustStoreError
+from certpilot.certs.trust import CA_BUNDLE_ENV, TrustStore, TrustStoreError
 from tests.pki import build_pki, make_ca, pem
 
 

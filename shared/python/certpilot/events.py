@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from certpilot.errors import ForeignAccount, MalformedEvent, UnsupportedEvent
+from certpilot.core.errors import ForeignAccount, MalformedEvent, UnsupportedEvent
 
 MAX_EVENT_BYTES = 256 * 1024
 

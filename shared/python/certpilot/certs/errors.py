@@ -1,6 +1,6 @@
 """The `CertificateError` tree: every problem with certificate or key input.
 
-`CertificateError` is a `certpilot.errors.CertpilotError` (and a ValueError).
+`CertificateError` is a `certpilot.core.errors.CertpilotError` (and a ValueError).
 
 Each failure is a narrow subclass whose message is one bounded line and never
 carries input bytes, let alone key material.
@@ -8,7 +8,7 @@ carries input bytes, let alone key material.
 
 from __future__ import annotations
 
-from certpilot.errors import CertpilotError
+from certpilot.core.errors import CertpilotError
 
 
 class CertificateError(CertpilotError, ValueError):

@@ -1,7 +1,0 @@
-"""One adapter per cloud service (OSS, CDN, CAS, FC), each owning its SDK.
-
-Adapters are built by `certpilot.clients.CloudClients`. Importing any module here is
-cheap: SDKs are imported inside the functions that use them (cold starts cost money).
-Every method raises `certpilot.errors.CloudError` subclasses, retries throttling and
-5xx itself, and keeps under the action's documented QPS.
-"""

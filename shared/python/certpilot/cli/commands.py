@@ -1,0 +1,9 @@
+"""One module per CLI sub-command; each exposes `register(subparsers)`.
+
+A registered sub-command sets `func` on its parser: `func(args) -> int` (the exit code).
+"""
+
+from __future__ import annotations
+
+# Module names under certpilot.cli, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("diagnose_cert", "plan", "invoke")

@@ -1,0 +1,112 @@
+"""Render plans and rollout results for people (text tables) and machines (JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from certpilot.jobs.deploy_cert.apply import DomainResult
+from certpilot.jobs.deploy_cert.plan import Plan
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain left-aligned text table (no trailing spaces)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], len(value))
+    lines = [_line(headers, widths), _line(["-" * w for w in widths], widths)]
+    lines.extend(_line(row, widths) for row in cells)
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d")
+    return " ".join(str(value).split())
+
+
+def _line(values: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)).rstrip()
+
+
+def to_json(data: Any) -> str:
+    """Stable, indented JSON (sorted keys off: the dicts are ordered for reading)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def plan_text(plan: Plan) -> str:
+    """The dry run as text: the certificate, what would change, what is left alone."""
+    cert = plan.cert
+    head = [
+        f"certificate {cert.cas_id} ({cert.identifier}) {cert.name}",
+        f"  names:   {', '.join(cert.sans) or '-'}",
+        f"  issuer:  {cert.issuer}",
+        f"  valid:   {_cell(cert.not_before)} .. {_cell(cert.not_after)}",
+        f"  decided: {plan.now.isoformat()}",
+    ]
+    if plan.refused:
+        head.append("  REFUSED: nothing will be deployed")
+    parts = ["\n".join(head)]
+    if plan.findings:
+        parts.append(
+            "findings\n"
+            + table(
+                ["code", "severity", "domain", "message"],
+                [(f.code.value, f.severity.value, f.domain, f.message) for f in plan.findings],
+            )
+        )
+    rows: list[Sequence[object]] = []
+    for action in plan.actions:
+        previous = action.previous
+        rows.append(
+            (
+                action.domain,
+                action.route.value,
+                "deploy",
+                action.reason,
+                previous.cas_id if previous else None,
+                previous.not_after if previous else None,
+            )
+        )
+    for skip in plan.skipped:
+        rows.append(
+            (
+                skip.domain,
+                skip.route.value if skip.route else None,
+                "skip",
+                skip.reason,
+                None,
+                None,
+            )
+        )
+    rows.sort(key=lambda r: str(r[0]))
+    if rows:
+        parts.append(table(["domain", "route", "do", "reason", "current", "current expires"], rows))
+    else:
+        parts.append("no domain of the account is covered by this certificate")
+    parts.append(f"{len(plan.actions)} to deploy, {len(plan.skipped)} left alone (dry run)")
+    return "\n\n".join(parts)
+
+
+def results_text(results: Sequence[DomainResult]) -> str:
+    """The rollout as text: one row per domain."""
+    if not results:
+        return "no domain was touched"
+    return table(
+        ["domain", "route", "outcome", "reason / error"],
+        [
+            (
+                r.domain,
+                r.route.value if r.route else None,
+                r.outcome.value,
+                r.reason + (f" [{r.error_code}]" if r.error_code else ""),
+            )
+            for r in results
+        ],
+    )

@@ -1,0 +1,214 @@
+"""CAS (SSL Certificates Service, 2020-04-07) adapter.
+
+certpilot never fetches a private key: GetUserCertificateDetail is always called with
+`CertFilter=true` (which omits Cert and Key) and certificates are deployed by
+reference (`CertId` for CDN, `CertIdentifier` for OSS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from certpilot.cloud._common import (
+    Caller,
+    TeaAdapter,
+    int_or_none,
+    normalize_fingerprint,
+    parse_time,
+)
+
+SERVICE = "cas"
+# ShowSize: documented default 50, maximum not documented; 50 is safe (chosen).
+LIST_PAGE = 50
+MAX_PAGES = 10_000
+
+
+@dataclass(frozen=True)
+class CasSummary:
+    """A certificate as ListUserCertificateOrder (OrderType=CERT) lists it."""
+
+    cas_id: int
+    name: str
+    common_name: str
+    sans: tuple[str, ...]  # as listed (not normalised)
+    issuer: str
+    start: datetime | None  # day precision in the listing
+    end: datetime | None
+    expired: bool
+    upload: bool
+    status: str  # ISSUED | WILLEXPIRED | EXPIRED | REVOKED ...
+    fingerprint: str | None = None  # upper hex, no colons
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """One `CertChain[]` element of GetUserCertificateDetail."""
+
+    common_name: str
+    issuer_common_name: str
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CasDetail:
+    """GetUserCertificateDetail with CertFilter=true (no Cert, no Key)."""
+
+    cas_id: int
+    identifier: str  # CertIdentifier `<id>-<region>`
+    name: str
+    common_name: str
+    sans: tuple[str, ...]
+    issuer: str
+    not_before: datetime | None
+    not_after: datetime | None
+    expired: bool
+    fingerprint: str | None
+    sha256: str | None
+    algorithm: str | None
+    chain: tuple[ChainEntry, ...] | None  # None when the service sent no CertChain
+
+
+def split_sans(value: Any) -> tuple[str, ...]:
+    """`Sans` is a comma-separated string (sometimes a list): split, trim, drop empties."""
+    if value is None:
+        return ()
+    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    return tuple(p.strip() for p in (str(x) for x in parts) if p.strip())
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() == "true"
+
+
+def parse_summary(item: Mapping[str, Any]) -> CasSummary | None:
+    """A `CertificateOrderList[]` item; None for order rows without a certificate id."""
+    cas_id = int_or_none(item.get("CertificateId"))
+    if cas_id is None:
+        return None
+    return CasSummary(
+        cas_id=cas_id,
+        name=str(item.get("Name") or ""),
+        common_name=str(item.get("CommonName") or ""),
+        sans=split_sans(item.get("Sans")),
+        issuer=str(item.get("Issuer") or ""),
+        start=parse_time(item.get("StartDate")) or parse_time(item.get("CertStartTime")),
+        end=parse_time(item.get("EndDate")) or parse_time(item.get("CertEndTime")),
+        expired=_bool(item.get("Expired")),
+        upload=_bool(item.get("Upload")),
+        status=str(item.get("Status") or ""),
+        fingerprint=normalize_fingerprint(item.get("Fingerprint")),
+        sha256=normalize_fingerprint(item.get("Sha2")),
+    )
+
+
+def parse_detail(body: Mapping[str, Any], cas_id: int, region: str) -> CasDetail:
+    """The body of GetUserCertificateDetail (CertFilter=true)."""
+    raw_chain = body.get("CertChain")
+    chain = (
+        None
+        if not raw_chain
+        else tuple(
+            ChainEntry(
+                common_name=str(c.get("CommonName") or ""),
+                issuer_common_name=str(c.get("IssuerCommonName") or ""),
+                not_before=parse_time(c.get("NotBefore")),
+                not_after=parse_time(c.get("NotAfter")),
+            )
+            for c in raw_chain
+        )
+    )
+    identifier = str(body.get("CertIdentifier") or "") or f"{cas_id}-{region}"
+    return CasDetail(
+        cas_id=int_or_none(body.get("Id")) or cas_id,
+        identifier=identifier,
+        name=str(body.get("Name") or ""),
+        common_name=str(body.get("Common") or ""),
+        sans=split_sans(body.get("Sans")),
+        issuer=str(body.get("Issuer") or ""),
+        not_before=parse_time(body.get("NotBefore")) or parse_time(body.get("StartDate")),
+        not_after=parse_time(body.get("NotAfter")) or parse_time(body.get("EndDate")),
+        expired=_bool(body.get("Expired")),
+        fingerprint=normalize_fingerprint(body.get("Fingerprint")),
+        sha256=normalize_fingerprint(body.get("CertSha2") or body.get("Sha2")),
+        algorithm=body.get("Algorithm") or None,
+        chain=chain,
+    )
+
+
+class CasAdapter(TeaAdapter):
+    """CAS operations certpilot needs. All raise CloudError subclasses."""
+
+    def __init__(
+        self, client: Callable[[], Any], caller: Caller, runtime: Callable[[], Any], region: str
+    ) -> None:
+        super().__init__(client, caller, runtime)
+        self._region = region
+
+    def list_certificates(self, status: str | None = None) -> list[CasSummary]:
+        """Certificates held by CAS (ListUserCertificateOrder OrderType=CERT, all pages).
+
+        Without `status` CAS lists the usable ones (ISSUED and WILLEXPIRED); pass
+        `status="EXPIRED"` for the expired ones.
+        """
+        from alibabacloud_cas20200407 import models
+
+        summaries: list[CasSummary] = []
+        seen = 0
+        for page in range(1, MAX_PAGES + 1):
+            body = self._call(
+                "ListUserCertificateOrder",
+                "list_user_certificate_order_with_options",
+                models.ListUserCertificateOrderRequest(
+                    order_type="CERT", status=status, current_page=page, show_size=LIST_PAGE
+                ),
+            )
+            rows = body.get("CertificateOrderList") or []
+            seen += len(rows)
+            for row in rows:
+                summary = parse_summary(row)
+                if summary is not None:
+                    summaries.append(summary)
+            total = int_or_none(body.get("TotalCount"))
+            if not rows or total is None or seen >= total:
+                break
+        return summaries
+
+    def get_certificate(self, cas_id: int) -> CasDetail:
+        """One certificate's details, WITHOUT its PEM or key (CertFilter=true).
+
+        Raises NotFoundError for an unknown id (by the service's code).
+        """
+        from alibabacloud_cas20200407 import models
+
+        body = self._call(
+            "GetUserCertificateDetail",
+            "get_user_certificate_detail_with_options",
+            models.GetUserCertificateDetailRequest(cert_id=int(cas_id), cert_filter=True),
+        )
+        return parse_detail(body, int(cas_id), self._region)
+
+    def upload_certificate(self, name: str, cert_pem: str, key_pem: str) -> int:
+        """Upload a certificate and its key (UploadUserCertificate); returns the CAS id.
+
+        For tests and tools only: certpilot's handlers deploy what CAS already holds.
+        """
+        from alibabacloud_cas20200407 import models
+
+        body = self._call(
+            "UploadUserCertificate",
+            "upload_user_certificate_with_options",
+            models.UploadUserCertificateRequest(name=name, cert=cert_pem, key=key_pem),
+        )
+        cas_id = int_or_none(body.get("CertId"))
+        if cas_id is None:
+            from certpilot.core.errors import CloudError
+
+            raise CloudError(SERVICE, "UploadUserCertificate", "MalformedResponse", 200, None, "")
+        return cas_id

@@ -1,0 +1,84 @@
+"""Function Compute 3.0 (API 2023-03-30) adapter: invoke a function, sync or async.
+
+FC 3.0 has no services; `aliyun-fc2` speaks the 2016-08-15 API that Alibaba marks
+"not recommended", so certpilot uses `alibabacloud_fc20230330`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from certpilot.cloud._common import TeaAdapter
+from certpilot.core.errors import CloudError
+
+SERVICE = "fc"
+ACTION = "InvokeFunction"
+
+
+class FunctionError(CloudError):
+    """The function ran and raised (`x-fc-error-type`); the call itself succeeded."""
+
+
+def _read(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    data = body.read()
+    return data if isinstance(data, bytes) else str(data).encode("utf-8")
+
+
+class FcAdapter(TeaAdapter):
+    """Function Compute operations certpilot needs. All raise CloudError subclasses."""
+
+    def invoke(
+        self, function_name: str, payload: bytes, *, asynchronous: bool, qualifier: str = "LATEST"
+    ) -> bytes | None:
+        """Invoke `function_name` with `payload`; its reply bytes, or None when asynchronous.
+
+        An asynchronous call may be retried on a 5xx or a dropped connection, so the
+        function can run twice: certpilot's handlers are idempotent by design.
+
+        Raises:
+            FunctionError: the function raised (synchronous calls).
+            CloudError: the call failed (NotFoundError for an unknown function).
+        """
+        import io
+
+        from alibabacloud_fc20230330 import models
+
+        client = self._client()
+        runtime = self._runtime()
+        headers = models.InvokeFunctionHeaders(
+            x_fc_invocation_type="Async" if asynchronous else "Sync"
+        )
+
+        def call() -> Any:
+            request = models.InvokeFunctionRequest(body=io.BytesIO(payload), qualifier=qualifier)
+            return client.invoke_function_with_options(function_name, request, headers, runtime)
+
+        response = self._caller.call(ACTION, call)
+        response_headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+        body = _read(response.body)
+        error_type = response_headers.get("x-fc-error-type")
+        if error_type:
+            message = ""
+            try:
+                detail = json.loads(body.decode("utf-8") or "{}")
+                message = f"{detail.get('errorType', '')}: {detail.get('errorMessage', '')}"
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                message = "the function failed"
+            raise FunctionError(
+                SERVICE,
+                ACTION,
+                error_type,
+                response.status_code,
+                response_headers.get("x-fc-request-id"),
+                message,
+            )
+        if asynchronous:
+            return None
+        return body

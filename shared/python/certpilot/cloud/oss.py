@@ -1,0 +1,205 @@
+"""OSS adapter: buckets, custom domains (CNAME) and their hosted certificates, policies.
+
+Each bucket is addressed at its own region (one SDK client per region, cached by
+`CloudClients`); ListBuckets goes to the default region and lists every region.
+Certificates are bound by CAS reference (`CertId` = CAS `CertIdentifier`), never
+by shipping PEM keys.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from certpilot.cloud._common import Caller, normalize_fingerprint, parse_time
+from certpilot.core.errors import NotFoundError
+from certpilot.core.model import DeployedCert, Location
+
+SERVICE = "oss"
+LIST_BUCKETS_PAGE = 1000  # ListBuckets max-keys: the documented maximum
+_CERT_ID = re.compile(r"^(\d+)-([a-z0-9-]+)$")
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    """A bucket and the region it lives in."""
+
+    name: str
+    region: str
+
+
+@dataclass(frozen=True)
+class CnameInfo:
+    """A custom domain bound to a bucket, with the certificate OSS hosts for it."""
+
+    domain: str
+    status: str  # Enabled | Disabled
+    certificate: DeployedCert | None
+    cert_identifier: str | None  # the bound CertId (`<cas id>-<region>`), for PreviousCertId
+
+
+def split_cert_identifier(identifier: str | None) -> tuple[int | None, str | None]:
+    """(`CAS id`, region) from an OSS CertId such as `4930001-cn-hangzhou`; Nones if other."""
+    if not identifier:
+        return None, None
+    match = _CERT_ID.match(identifier.strip())
+    if match is None:
+        return None, None
+    return int(match.group(1)), match.group(2)
+
+
+def _deployed(cert: Any) -> tuple[DeployedCert | None, str | None]:
+    if cert is None:
+        return None, None
+    identifier = (cert.cert_id or "").strip() or None
+    cas_id, region = split_cert_identifier(identifier)
+    cert_type = cert.type or ""
+    deployed = DeployedCert(
+        location=Location.OSS,
+        # Only a CAS-type binding refers to a CAS certificate; an upload's id is OSS's own.
+        cas_id=cas_id if cert_type.upper() == "CAS" else None,
+        cert_type=cert_type,
+        not_after=parse_time(cert.valid_end_date),
+        not_before=parse_time(cert.valid_start_date),
+        fingerprint=normalize_fingerprint(cert.fingerprint),
+        region=region or "cn-hangzhou",
+    )
+    return deployed, identifier
+
+
+class OssAdapter:
+    """OSS operations certpilot needs. All raise CloudError subclasses."""
+
+    def __init__(
+        self, client_for_region: Callable[[str], Any], caller: Caller, default_region: str
+    ) -> None:
+        self._client = client_for_region
+        self._caller = caller
+        self._default_region = default_region
+
+    def list_buckets(self) -> list[BucketInfo]:
+        """Every bucket of the account, in every region (ListBuckets, all pages)."""
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(self._default_region)
+        buckets: list[BucketInfo] = []
+        marker: str | None = None
+        for _ in range(10_000):
+            request = models.ListBucketsRequest(marker=marker, max_keys=LIST_BUCKETS_PAGE)
+
+            def list_page(request: Any = request) -> Any:
+                return client.list_buckets(request)
+
+            result = self._caller.call("ListBuckets", list_page)
+            for bucket in result.buckets or []:
+                region = bucket.region or (bucket.location or "").removeprefix("oss-")
+                buckets.append(BucketInfo(bucket.name, region or self._default_region))
+            if not result.is_truncated or not result.next_marker:
+                break
+            marker = result.next_marker
+        return buckets
+
+    def list_cnames(self, bucket: str, region: str) -> list[CnameInfo]:
+        """The custom domains of `bucket` with their hosted certificates (ListCname)."""
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        result = self._caller.call(
+            "ListCname", lambda: client.list_cname(models.ListCnameRequest(bucket=bucket))
+        )
+        infos = []
+        for cname in result.cnames or []:
+            deployed, identifier = _deployed(cname.certificate)
+            infos.append(
+                CnameInfo(
+                    domain=(cname.domain or "").strip().lower(),
+                    status=cname.status or "Enabled",
+                    certificate=deployed,
+                    cert_identifier=identifier,
+                )
+            )
+        return infos
+
+    def bind_certificate(
+        self,
+        bucket: str,
+        region: str,
+        domain: str,
+        cert_identifier: str,
+        previous_identifier: str | None,
+        force: bool = False,
+    ) -> None:
+        """Host the CAS certificate `cert_identifier` for `domain` (PutCname).
+
+        Without `force`, OSS checks that `previous_identifier` is the certificate bound
+        now (optimistic concurrency): a mismatch raises ConflictError or CloudError.
+        """
+        self._put_cname(
+            bucket,
+            region,
+            domain,
+            cert_id=cert_identifier,
+            previous_cert_id=previous_identifier,
+            force=force or None,
+        )
+
+    def unbind_certificate(
+        self, bucket: str, region: str, domain: str, previous_identifier: str | None
+    ) -> None:
+        """Stop hosting a certificate for `domain` (PutCname with DeleteCertificate).
+
+        The binding of the domain itself stays. With no `previous_identifier` the
+        removal is forced.
+        """
+        self._put_cname(
+            bucket,
+            region,
+            domain,
+            delete_certificate=True,
+            previous_cert_id=previous_identifier,
+            force=True if previous_identifier is None else None,
+        )
+
+    def _put_cname(self, bucket: str, region: str, domain: str, **config: Any) -> None:
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        request = models.PutCnameRequest(
+            bucket=bucket,
+            bucket_cname_configuration=models.BucketCnameConfiguration(
+                cname=models.Cname(
+                    domain=domain,
+                    certificate_configuration=models.CertificateConfiguration(**config),
+                )
+            ),
+        )
+        self._caller.call("PutCname", lambda: client.put_cname(request))
+
+    def get_bucket_policy(self, bucket: str, region: str) -> str | None:
+        """The bucket policy document (JSON text), or None when the bucket has none."""
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        try:
+            result = self._caller.call(
+                "GetBucketPolicy",
+                lambda: client.get_bucket_policy(models.GetBucketPolicyRequest(bucket=bucket)),
+            )
+        except NotFoundError as error:
+            if error.code == "NoSuchBucketPolicy":
+                return None
+            raise
+        body = result.body
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        return body or None
+
+    def put_bucket_policy(self, bucket: str, region: str, policy_json: str) -> None:
+        """Replace the whole bucket policy with `policy_json` (PutBucketPolicy)."""
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        request = models.PutBucketPolicyRequest(bucket=bucket, body=policy_json)
+        self._caller.call("PutBucketPolicy", lambda: client.put_bucket_policy(request))

@@ -1,0 +1,224 @@
+"""Every environment variable certpilot reads, and the frozen settings built from them.
+
+Credentials are read by `certpilot.cloud.credentials`, never kept here: a `Settings` can be
+logged or echoed without leaking anything.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from certpilot.core.errors import ConfigError
+
+# DESIGN §7 names (shared with the emulator, the demo and the FC configuration).
+ENDPOINT = "CERTPILOT_ENDPOINT"
+ACCESS_KEY_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
+ACCESS_KEY_SECRET = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 (a variable name)
+SECURITY_TOKEN = "ALIBABA_CLOUD_SECURITY_TOKEN"  # noqa: S105 (a variable name)
+EDGE_HTTPS = "CERTPILOT_EDGE_HTTPS"
+EDGE_HTTP = "CERTPILOT_EDGE_HTTP"
+CA_BUNDLE = "CERTPILOT_CA_BUNDLE"
+ACCOUNT_ID = "CERTPILOT_ACCOUNT_ID"
+# The project's own.
+REGION = "CERTPILOT_REGION"
+CAS_REGION = "CERTPILOT_CAS_REGION"
+RENEW_DAYS = "CERTPILOT_RENEW_DAYS"
+VERIFY_DEADLINE = "CERTPILOT_VERIFY_DEADLINE"
+CONCURRENCY = "CERTPILOT_CONCURRENCY"
+LOG_LEVEL = "CERTPILOT_LOG_LEVEL"
+DRY_RUN = "CERTPILOT_DRY_RUN"
+CONNECT_TIMEOUT = "CERTPILOT_CONNECT_TIMEOUT"
+READ_TIMEOUT = "CERTPILOT_READ_TIMEOUT"
+MAX_ATTEMPTS = "CERTPILOT_MAX_ATTEMPTS"
+RETRY_DEADLINE = "CERTPILOT_RETRY_DEADLINE"
+
+# Every variable above, for documentation and `--help` listings.
+ALL_VARIABLES: tuple[str, ...] = (
+    ENDPOINT,
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    SECURITY_TOKEN,
+    EDGE_HTTPS,
+    EDGE_HTTP,
+    CA_BUNDLE,
+    ACCOUNT_ID,
+    REGION,
+    CAS_REGION,
+    RENEW_DAYS,
+    VERIFY_DEADLINE,
+    CONCURRENCY,
+    LOG_LEVEL,
+    DRY_RUN,
+    CONNECT_TIMEOUT,
+    READ_TIMEOUT,
+    MAX_ATTEMPTS,
+    RETRY_DEADLINE,
+)
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed `CERTPILOT_ENDPOINT` (`http://127.0.0.1:PORT`)."""
+
+    scheme: str  # http | https
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Scheme, host and port, as the OSS SDK takes it."""
+        return f"{self.scheme}://{self.netloc}"
+
+    @property
+    def netloc(self) -> str:
+        """Bare `host:port`, as the Tea SDKs take it (a scheme there becomes the Host)."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What certpilot is configured to do. Never holds credentials."""
+
+    endpoint: str | None = None
+    edge_https: str | None = None
+    edge_http: str | None = None
+    ca_bundle: str | None = None
+    account_id: str | None = None
+    region: str = "cn-hangzhou"
+    cas_region: str = "cn-hangzhou"
+    renew_days: int = 30
+    verify_deadline: float = 120.0
+    concurrency: int = 8
+    log_level: str = "INFO"
+    dry_run: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    max_attempts: int = 5
+    retry_deadline: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from `environ` (default `os.environ`).
+
+        Raises:
+            ConfigError: a variable is set to a value that cannot be used; the message
+                names the variable (values of secret variables are never read here).
+        """
+        if environ is None:
+            import os
+
+            environ = os.environ
+        env = environ
+        settings = cls(
+            endpoint=_text(env, ENDPOINT),
+            edge_https=_host_port(env, EDGE_HTTPS),
+            edge_http=_host_port(env, EDGE_HTTP),
+            ca_bundle=_text(env, CA_BUNDLE),
+            account_id=_text(env, ACCOUNT_ID),
+            region=_text(env, REGION) or cls.region,
+            cas_region=_text(env, CAS_REGION) or cls.cas_region,
+            renew_days=_int(env, RENEW_DAYS, cls.renew_days, lo=0, hi=365),
+            verify_deadline=_float(env, VERIFY_DEADLINE, cls.verify_deadline, lo=0.0),
+            concurrency=_int(env, CONCURRENCY, cls.concurrency, lo=1, hi=64),
+            log_level=_log_level(env),
+            dry_run=_bool(env, DRY_RUN),
+            connect_timeout=_float(env, CONNECT_TIMEOUT, cls.connect_timeout, lo=0.1),
+            read_timeout=_float(env, READ_TIMEOUT, cls.read_timeout, lo=0.1),
+            max_attempts=_int(env, MAX_ATTEMPTS, cls.max_attempts, lo=1, hi=20),
+            retry_deadline=_float(env, RETRY_DEADLINE, cls.retry_deadline, lo=0.0),
+        )
+        if settings.endpoint is not None:
+            settings.parsed_endpoint()  # validate early
+        return settings
+
+    def parsed_endpoint(self) -> Endpoint | None:
+        """The endpoint override, parsed; None when every client goes to the cloud.
+
+        Raises:
+            ConfigError: `CERTPILOT_ENDPOINT` is not `http(s)://host:port`.
+        """
+        if self.endpoint is None:
+            return None
+        parts = urlsplit(self.endpoint if "://" in self.endpoint else "http://" + self.endpoint)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{ENDPOINT} must look like http://127.0.0.1:PORT")
+        if parts.path not in ("", "/") or parts.query:
+            raise ConfigError(f"{ENDPOINT} must not carry a path or query")
+        if port is None:
+            port = 443 if parts.scheme == "https" else 80
+        return Endpoint(parts.scheme, parts.hostname, port)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON-able values (safe to log)."""
+        return asdict(self)
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw[:20]!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, lo: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw[:20]!r}") from None
+    if not math.isfinite(value) or value < lo:
+        raise ConfigError(f"{name} must be a finite number >= {lo}, got {raw[:20]!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw[:20]!r}")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = (_text(env, LOG_LEVEL) or "INFO").upper()
+    if raw == "WARN":
+        raw = "WARNING"
+    if raw not in _LOG_LEVELS:
+        raise ConfigError(f"{LOG_LEVEL} must be one of {', '.join(_LOG_LEVELS)}")
+    return raw
+
+
+def _host_port(env: Mapping[str, str], name: str) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be host:port, got {raw[:40]!r}")
+    return raw

@@ -1,0 +1,1 @@
+"""What the account holds: the domain inventory and the CAS certificate catalog."""

@@ -1,0 +1,293 @@
+"""The certificates CAS holds, parsed into `model.CatalogCert` (never their keys).
+
+`load()` lists the usable certificates (ListUserCertificateOrder OrderType=CERT: CAS
+returns ISSUED and WILLEXPIRED by default), plus the revoked ones so that a deployed
+certificate that was revoked is known as such, then reads each usable certificate's
+details (GetUserCertificateDetail with CertFilter=true: no PEM, no key) for exact
+validity dates, `CertIdentifier` and the chain.
+
+Chain completeness is judged from `CertChain[]` (CommonName / IssuerCommonName of
+each certificate, leaf first) against the trust store, by subject common names.
+Limitations: names only. No signature is checked and two CAs with the same common
+name are not told apart, so a chain that "looks" complete can still fail in a
+browser; the live probe after deployment is the final word (and rolls back). A
+missing issuer of the leaf is CHAIN_INCOMPLETE, a missing issuer of a supplied
+intermediate is UNTRUSTED_ROOT (a second missing intermediate looks the same).
+When CAS sends no `CertChain` at all the chain is not judged (counted complete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from certpilot.cloud.cas import CasAdapter, CasDetail, CasSummary, ChainEntry
+from certpilot.core.errors import AuthError, CloudError, NotFoundError
+from certpilot.core.findings import Code
+from certpilot.core.log import event, get_logger, with_context
+from certpilot.core.model import Catalog, CatalogCert
+from certpilot.core.names import covers
+
+if TYPE_CHECKING:
+    from certpilot.certs.trust import TrustStore
+    from certpilot.cloud.clients import CloudClients
+
+_log = get_logger(__name__)
+MAX_WORKERS = 8
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def trusted_names(trust: TrustStore) -> frozenset[str]:
+    """The subject common names (lower-cased) of the trust store's anchors."""
+    from cryptography.x509.oid import NameOID
+
+    names = set()
+    for anchor in trust.certificates:
+        for attribute in anchor.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            value = attribute.value
+            names.add((value.decode() if isinstance(value, bytes) else value).strip().lower())
+    return frozenset(names)
+
+
+def judge_chain(
+    leaf_common_name: str, chain: Sequence[ChainEntry] | None, anchors: frozenset[str]
+) -> tuple[bool, tuple[str, ...]]:
+    """(complete, finding codes) for a `CertChain[]` judged by names against `anchors`.
+
+    Walks issuer names from the leaf: complete when it reaches a name in `anchors`
+    (or a supplied self-issued root that is one). CHAIN_INCOMPLETE when the leaf's
+    issuer is neither supplied nor an anchor; UNTRUSTED_ROOT when the walk ends at a
+    self-issued certificate that is not an anchor, or at a supplied intermediate
+    whose issuer is unknown; CHAIN_ORDER when the supplied certificates are not
+    leaf-first, each followed by its issuer.
+    """
+    if not chain:
+        return True, ()
+    remaining = list(chain)
+    leaf = leaf_common_name.strip().lower()
+    index = next(
+        (i for i, e in enumerate(remaining) if e.common_name.strip().lower() == leaf), None
+    )
+    problems: list[str] = []
+    if index is None:
+        # No entry for the leaf: the first one is taken as the leaf's issuer.
+        return _walk(remaining.pop(0), remaining, anchors, problems, at_leaf=False)
+    if index != 0:
+        problems.append(Code.CHAIN_ORDER.value)
+    current = remaining.pop(index)
+    return _walk(current, remaining, anchors, problems, at_leaf=True)
+
+
+def _walk(
+    current: ChainEntry,
+    remaining: list[ChainEntry],
+    anchors: frozenset[str],
+    problems: list[str],
+    *,
+    at_leaf: bool,
+) -> tuple[bool, tuple[str, ...]]:
+    for _ in range(len(remaining) + 1):
+        subject = current.common_name.strip().lower()
+        issuer = current.issuer_common_name.strip().lower()
+        if subject == issuer:
+            if subject in anchors:
+                return True, tuple(problems)
+            return False, (*problems, Code.UNTRUSTED_ROOT.value)
+        if issuer in anchors:
+            return True, tuple(problems)
+        index = next(
+            (i for i, e in enumerate(remaining) if e.common_name.strip().lower() == issuer),
+            None,
+        )
+        if index is None:
+            # The leaf's own issuer missing: an intermediate was left out. A supplied
+            # intermediate whose issuer is unknown: the chain ends at a CA we do not
+            # trust. (By names alone a second missing intermediate looks the same.)
+            code = Code.CHAIN_INCOMPLETE if at_leaf else Code.UNTRUSTED_ROOT
+            return False, (*problems, code.value)
+        if index != 0 and Code.CHAIN_ORDER.value not in problems:
+            problems.append(Code.CHAIN_ORDER.value)
+        current = remaining.pop(index)
+        at_leaf = False
+    return False, (*problems, Code.CHAIN_INCOMPLETE.value)
+
+
+def _sans(names: Iterable[str]) -> tuple[str, ...]:
+    from certpilot.discovery.inventory import normalize_domain
+
+    seen: dict[str, None] = {}
+    for name in names:
+        normalized = normalize_domain(name)
+        if normalized is not None:
+            seen.setdefault(normalized, None)
+    return tuple(seen)
+
+
+def from_detail(
+    detail: CasDetail, anchors: frozenset[str], *, revoked: bool = False
+) -> CatalogCert:
+    """A CatalogCert from GetUserCertificateDetail (pure)."""
+    complete, problems = judge_chain(detail.common_name, detail.chain, anchors)
+    sans = _sans(detail.sans or (detail.common_name,))
+    return CatalogCert(
+        cas_id=detail.cas_id,
+        identifier=detail.identifier,
+        name=detail.name,
+        common_name=detail.common_name,
+        sans=sans,
+        issuer=detail.issuer,
+        not_before=detail.not_before or _EPOCH,
+        not_after=detail.not_after or _EPOCH,
+        fingerprint_sha256=detail.sha256 or "",
+        region=detail.identifier.split("-", 1)[1] if "-" in detail.identifier else "cn-hangzhou",
+        revoked=revoked,
+        chain_complete=complete,
+        problems=problems,
+    )
+
+
+def from_summary(summary: CasSummary, region: str) -> CatalogCert:
+    """A CatalogCert from the listing alone (used for revoked certificates: no detail call).
+
+    The listing's dates are calendar days, so validity is approximate; the chain is
+    not judged.
+    """
+    return CatalogCert(
+        cas_id=summary.cas_id,
+        identifier=f"{summary.cas_id}-{region}",
+        name=summary.name,
+        common_name=summary.common_name,
+        sans=_sans(summary.sans or (summary.common_name,)),
+        issuer=summary.issuer,
+        not_before=summary.start or _EPOCH,
+        not_after=summary.end or _EPOCH,
+        fingerprint_sha256=summary.sha256 or "",
+        region=region,
+        revoked=summary.status.upper() == "REVOKED",
+    )
+
+
+def _revoked(cas: CasAdapter) -> list[CasSummary]:
+    # UNCONFIRMED: CAS documents Status=REVOKED for orders (CPACK/BUY); whether it
+    # filters OrderType=CERT too is not settled. A refusal of the filter itself costs
+    # only the revoked flag, so it does not fail the catalog.
+    try:
+        return cas.list_certificates("REVOKED")
+    except CloudError as error:
+        if error.retryable or isinstance(error, AuthError):
+            raise
+        event(_log, "revoked certificates not listed", code=error.code)
+        return []
+
+
+def load_one(clients: CloudClients, trust: TrustStore, cas_id: int) -> CatalogCert | None:
+    """One certificate by CAS id, from its detail alone (one call), or None when CAS
+    does not hold it. Revocation is not in the detail: `load` carries it.
+
+    Raises:
+        CloudError: the CAS call failed after retries (other than not-found).
+    """
+    try:
+        detail = clients.cas.get_certificate(cas_id)
+    except NotFoundError:
+        return None
+    return from_detail(detail, trusted_names(trust))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ListUserCertificateOrder (OrderType=CERT) lists, by status group."""
+
+    usable: tuple[CasSummary, ...]  # ISSUED and WILLEXPIRED (CAS's default)
+    expired: tuple[CasSummary, ...] = ()
+    revoked: tuple[CasSummary, ...] = ()
+
+    @property
+    def summaries(self) -> tuple[CasSummary, ...]:
+        """Every listed certificate once (by CAS id), usable ones first."""
+        seen: dict[int, CasSummary] = {}
+        for summary in (*self.usable, *self.expired, *self.revoked):
+            seen.setdefault(summary.cas_id, summary)
+        return tuple(seen.values())
+
+
+def list_all(
+    clients: CloudClients, *, include_expired: bool = False, include_revoked: bool = True
+) -> Listing:
+    """List the CAS certificates (no detail call): one listing per status group, all pages.
+
+    A refused REVOKED filter costs only the revoked group (see `_revoked`).
+
+    Raises:
+        CloudError: a listing failed after retries.
+    """
+    cas = clients.cas
+    return Listing(
+        usable=tuple(cas.list_certificates()),
+        expired=tuple(cas.list_certificates("EXPIRED")) if include_expired else (),
+        revoked=tuple(_revoked(cas)) if include_revoked else (),
+    )
+
+
+def load(
+    clients: CloudClients,
+    trust: TrustStore,
+    now: datetime | None = None,
+    *,
+    covering: Iterable[str] | None = None,
+    include_revoked: bool = True,
+    include_expired: bool = False,
+    listing: Listing | None = None,
+) -> Catalog:
+    """Read the CAS catalog (see the module docstring).
+
+    `covering`: only certificates whose listed SANs cover one of these hostnames are
+    read in detail and returned (saves a detail call per unrelated certificate).
+    `listing`: what `list_all` already listed (with the same include flags), so that a
+    caller that also needs the listing lists only once.
+    `now` is accepted for symmetry with planning; validity is judged by `plan`.
+
+    Raises:
+        CloudError: a CAS call failed after retries.
+    """
+    del now  # dates are re-judged by plan with its own `now`
+    cas = clients.cas
+    region = clients.settings.cas_region
+    wanted = list(covering) if covering is not None else None
+
+    def relevant(summary: CasSummary) -> bool:
+        if wanted is None:
+            return True
+        names = summary.sans or (summary.common_name,)
+        return any(covers(names, host) or host in names for host in wanted)
+
+    if listing is None:
+        listing = list_all(
+            clients, include_expired=include_expired, include_revoked=include_revoked
+        )
+    usable = [s for s in listing.usable if relevant(s)]
+    if include_expired:
+        usable += [s for s in listing.expired if relevant(s)]
+    revoked = [s for s in listing.revoked if relevant(s)] if include_revoked else []
+    anchors = trusted_names(trust) if usable else frozenset()
+    certificates: list[CatalogCert] = []
+    if usable:
+        workers = max(1, min(len(usable), MAX_WORKERS, clients.settings.concurrency))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog") as pool:
+            fetch = with_context(lambda s: cas.get_certificate(s.cas_id))
+            details = list(pool.map(fetch, usable))
+        certificates = [from_detail(d, anchors) for d in details]
+    known = {c.cas_id for c in certificates}
+    certificates += [from_summary(s, region) for s in revoked if s.cas_id not in known]
+    certificates.sort(key=lambda c: c.cas_id)
+    event(
+        _log,
+        "catalog",
+        certificates=len(certificates),
+        revoked=sum(c.revoked for c in certificates),
+        incomplete=sum(not c.chain_complete for c in certificates),
+    )
+    return Catalog(certificates=tuple(certificates))

@@ -1,0 +1,1 @@
+"""One room per job: deploy_cert (then enforce_https, check_expiry)."""

@@ -1,0 +1,1 @@
+"""Live checks from outside: TLS handshakes (and HTTP requests) against the edge."""
