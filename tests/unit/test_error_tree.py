@@ -47,4 +47,5 @@ def test_importing_names_stays_light() -> None:
         text=True,
         check=True,
     )
-    assert run.stdout.strip() == "['certpilot.core', 'certpilot.core.errors', 'certpilot.core.names']"
+    expected = "['certpilot.core', 'certpilot.core.errors', 'certpilot.core.names']"
+    assert run.stdout.strip() == expected
