@@ -95,12 +95,13 @@ class Platform:
 
     def register_function(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Register an FC function from `{"name", "path", "handler", "env", "layers",
-        "memory", "timeout"}`.
+        "memory", "timeout", "asyncRetries", "asyncRetryDelay"}`.
 
         Raises:
-            ValueError: when the spec is incomplete or the code file is missing.
+            ValueError: when the spec is incomplete, the code file is missing or a
+                value is out of range.
         """
-        unknown = set(spec) - {"name", "path", "handler", "env", "layers", "memory", "timeout"}
+        unknown = set(spec) - _FUNCTION_FIELDS
         if unknown:
             raise ValueError(f"unknown function fields: {sorted(unknown)}")
         if not spec.get("name") or not spec.get("path"):
@@ -114,6 +115,8 @@ class Platform:
             layers=list(spec.get("layers") or []),
             memory_mb=int(spec.get("memory", 512)),
             timeout_s=float(spec.get("timeout", 60.0)),
+            async_retries=spec.get("asyncRetries", 3),
+            async_retry_delay_s=float(spec.get("asyncRetryDelay", 0.2)),
             runner=self.runner,
         )
         return fc.describe_function(fn)
@@ -180,6 +183,20 @@ class Platform:
     def close(self) -> None:
         self.runner.close()
 
+
+_FUNCTION_FIELDS = frozenset(
+    {
+        "name",
+        "path",
+        "handler",
+        "env",
+        "layers",
+        "memory",
+        "timeout",
+        "asyncRetries",
+        "asyncRetryDelay",
+    }
+)
 
 _PLATFORMS: weakref.WeakKeyDictionary[State, Platform] = weakref.WeakKeyDictionary()
 

@@ -148,6 +148,10 @@ class FcFunction:
     layers: list[str] = field(default_factory=list)
     memory_mb: int = 512
     timeout_s: float = 60.0
+    # Async invocation config (FC `maxAsyncRetryAttempts`): retries after a failed
+    # asynchronous run, 3 by default as documented; the pause before each is chosen.
+    async_retries: int = 3
+    async_retry_delay_s: float = 0.2
 
 
 class State:

@@ -157,9 +157,12 @@ class Emulator:
         env: dict[str, str] | None = None,
         layers: Sequence[str | Path] = (),
         timeout: float = 60.0,
+        async_retries: int | None = None,
+        async_retry_delay: float | None = None,
     ) -> dict[str, Any]:
-        """Register an FC function backed by the Python file at `path`."""
-        spec = {
+        """Register an FC function backed by the Python file at `path` (async retries
+        and their pause: the emulator's defaults unless given)."""
+        spec: dict[str, Any] = {
             "name": name,
             "path": str(path),
             "handler": handler,
@@ -167,6 +170,10 @@ class Emulator:
             "layers": [str(p) for p in layers],
             "timeout": timeout,
         }
+        if async_retries is not None:
+            spec["asyncRetries"] = async_retries
+        if async_retry_delay is not None:
+            spec["asyncRetryDelay"] = async_retry_delay
         result: dict[str, Any] = self.admin("POST", "functions", spec)
         return result
 
@@ -176,16 +183,18 @@ class Emulator:
         return records
 
     def wait_invocation(self, request_id: str, timeout: float = 30.0) -> dict[str, Any]:
-        """Poll until the invocation `request_id` has finished; returns its record.
+        """Poll until the invocation `request_id` has finished, retries included;
+        returns the record of its last attempt.
 
         Raises:
-            TimeoutError: if it is still running after `timeout` seconds.
+            TimeoutError: if it is still running (or to be retried) after `timeout` seconds.
         """
         deadline = time.monotonic() + timeout
         while True:
             records = self.admin("GET", f"invocations?request_id={request_id}")["invocations"]
-            if records and records[0]["status"] != "running":
-                record: dict[str, Any] = records[0]
+            last = max(records, key=lambda r: r.get("attempt", 1), default=None)
+            if last is not None and last["status"] != "running" and not last.get("willRetry"):
+                record: dict[str, Any] = last
                 return record
             if time.monotonic() > deadline:
                 raise TimeoutError(f"invocation {request_id} still running")

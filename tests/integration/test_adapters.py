@@ -16,7 +16,7 @@ import pytest
 
 from certpilot.cloud.cdn import FUNC_HTTPS_FORCE, CdnFunction
 from certpilot.cloud.clients import CloudClients
-from certpilot.cloud.fc import FunctionError
+from certpilot.cloud.fc import FunctionError, PayloadTooLarge
 from certpilot.core.errors import (
     AuthError,
     ConflictError,
@@ -350,6 +350,25 @@ def test_fc_invoke_sync_async_and_failures(cloud: Any, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError) as missing:
         clients.fc.invoke("nope", b"{}", asynchronous=False)
     assert missing.value.code == "FunctionNotFound"
+
+
+def test_fc_refuses_an_async_payload_over_128_kb_before_sending(cloud: Any, tmp_path: Path) -> None:
+    # given a registered function
+    code = tmp_path / "echo.py"
+    code.write_text(HANDLER)
+    cloud.register_function("echo", code)
+    clients = make_clients(cloud)
+
+    # when certpilot would invoke it asynchronously with 200 KB
+    with pytest.raises(PayloadTooLarge) as refused:
+        clients.fc.invoke("echo", b"x" * (200 * 1024), asynchronous=True)
+
+    # then it is refused by code, and no call reached FC
+    assert (refused.value.code, refused.value.status) == ("EntityTooLarge", None)
+    assert cloud.action_stats("fc:InvokeFunction")["calls"] == 0
+    # while exactly 128 KB is sent (and FC accepts it)
+    assert clients.fc.invoke("echo", b"1" * (128 * 1024), asynchronous=True) is None
+    assert cloud.action_stats("fc:InvokeFunction") == {"calls": 1, "throttled": 0, "errors": 0}
 
 
 # --------------------------------------------------------------------------- proxies

@@ -131,3 +131,110 @@ def test_invalid_registrations_are_rejected(cloud, tmp_path):
         cloud.register_function("ghost", tmp_path / "absent.py")
     with pytest.raises(EmulatorError, match="400"):
         cloud.register_function("bad name!", tmp_path / "absent.py")
+    code = tmp_path / "index.py"
+    code.write_text("def handler(event, context):\n    return event\n")
+    for retries in (-1, 9, "many"):
+        with pytest.raises(EmulatorError, match="400"):
+            cloud.register_function("retries", code, async_retries=retries)
+
+
+FLAKY = textwrap.dedent(
+    """
+    import os
+
+    def handler(event, context):
+        # One line per attempt, so the test sees every run and the id each one got.
+        with open(os.environ["ATTEMPTS_FILE"], "a") as log:
+            log.write(context.request_id + "\\n")
+        with open(os.environ["ATTEMPTS_FILE"]) as log:
+            attempts = len(log.read().splitlines())
+        if attempts <= int(os.environ["FAILURES"]):
+            raise RuntimeError(f"attempt {attempts} fails")
+        return f"done on attempt {attempts}"
+    """
+)
+
+
+def flaky(cloud: Any, tmp_path: Path, *, failures: int, **registration: Any) -> Path:
+    """Register `flaky`, whose first `failures` runs raise; returns its attempts file."""
+    code = tmp_path / "flaky.py"
+    code.write_text(FLAKY)
+    attempts = tmp_path / "attempts.txt"
+    cloud.register_function(
+        "flaky",
+        code,
+        env={"ATTEMPTS_FILE": str(attempts), "FAILURES": str(failures)},
+        async_retry_delay=0,
+        **registration,
+    )
+    return attempts
+
+
+def test_an_async_payload_over_128_kb_is_refused_and_nothing_runs(cloud, echo):
+    # given an asynchronous payload of 200 KB (FC's async limit is 128 KB)
+    client = cloud.fc_client()
+
+    # when it is invoked asynchronously
+    with pytest.raises(ClientException) as caught:
+        invoke(client, echo, b"x" * (200 * 1024), invocation_type="Async")
+
+    # then FC refuses it as documented, and the function never ran
+    assert (caught.value.status_code, caught.value.code) == (400, "EntityTooLarge")
+    assert caught.value.data["RequestId"].startswith("1-")
+    assert cloud.invocations("echo") == []
+    # while exactly 128 KB is accepted, and 200 KB still runs synchronously
+    exactly = b'{"p": "' + b"a" * (128 * 1024 - 9) + b'"}'
+    at_limit = invoke(client, echo, exactly, invocation_type="Async")
+    assert cloud.wait_invocation(at_limit.headers["x-fc-request-id"])["status"] == "succeeded"
+    assert invoke(client, "echo", b'{"big": "' + b"y" * (200 * 1024) + b'"}').status_code == 200
+
+
+def test_a_failed_async_invocation_is_retried_three_times_with_the_same_request_id(cloud, tmp_path):
+    # given a function that always fails, with FC's default retry setting
+    attempts_file = flaky(cloud, tmp_path, failures=99)
+
+    # when it is invoked asynchronously
+    response = invoke(cloud.fc_client(), "flaky", b"{}", invocation_type="Async")
+    request_id = response.headers["x-fc-request-id"]
+    last = cloud.wait_invocation(request_id)
+
+    # then it ran once and was retried 3 times, every run with the same request id
+    assert attempts_file.read_text().splitlines() == [request_id] * 4
+    records = cloud.invocations("flaky")
+    assert [(r["requestId"], r["attempt"], r["status"]) for r in records] == [
+        (request_id, n, "failed") for n in (1, 2, 3, 4)
+    ]
+    assert [r["willRetry"] for r in records] == [True, True, True, False]
+    assert {r["maxAttempts"] for r in records} == {4}
+    assert (last["attempt"], last["error"]["errorType"]) == (4, "RuntimeError")
+
+
+def test_retries_stop_at_the_first_success_and_follow_the_function_setting(cloud, tmp_path):
+    # given a function that fails once, then succeeds
+    attempts_file = flaky(cloud, tmp_path, failures=1, async_retries=1)
+
+    # when it is invoked asynchronously
+    response = invoke(cloud.fc_client(), "flaky", b"{}", invocation_type="Async")
+    last = cloud.wait_invocation(response.headers["x-fc-request-id"])
+
+    # then the retry succeeded and nothing ran after it
+    assert (last["attempt"], last["status"]) == (2, "succeeded")
+    assert last["result"] == "done on attempt 2"
+    assert len(attempts_file.read_text().splitlines()) == 2
+    assert [r["status"] for r in cloud.invocations("flaky")] == ["failed", "succeeded"]
+
+
+def test_no_retries_when_configured_off_and_never_for_sync_calls(cloud, tmp_path):
+    # given a function that always fails and may not be retried
+    flaky(cloud, tmp_path, failures=99, async_retries=0)
+    client = cloud.fc_client()
+
+    # when it is invoked asynchronously, then synchronously
+    queued = invoke(client, "flaky", b"{}", invocation_type="Async")
+    last = cloud.wait_invocation(queued.headers["x-fc-request-id"])
+    sync = invoke(client, "flaky", b"{}")
+
+    # then each ran exactly once
+    assert (last["attempt"], last["maxAttempts"], last["willRetry"]) == (1, 1, False)
+    assert sync.headers["x-fc-error-type"] == "UnhandledInvocationError"
+    assert [r["attempt"] for r in cloud.invocations("flaky")] == [1, 1]

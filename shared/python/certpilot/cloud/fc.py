@@ -14,10 +14,16 @@ from certpilot.core.errors import CloudError
 
 SERVICE = "fc"
 ACTION = "InvokeFunction"
+# Documented: FC refuses an asynchronous payload over 128 KB (400 `EntityTooLarge`).
+ASYNC_PAYLOAD_LIMIT = 128 * 1024
 
 
 class FunctionError(CloudError):
     """The function ran and raised (`x-fc-error-type`); the call itself succeeded."""
+
+
+class PayloadTooLarge(CloudError):
+    """The payload exceeds what FC accepts for this kind of invocation; never sent."""
 
 
 def _read(body: Any) -> bytes:
@@ -39,14 +45,25 @@ class FcAdapter(TeaAdapter):
     ) -> bytes | None:
         """Invoke `function_name` with `payload`; its reply bytes, or None when asynchronous.
 
-        An asynchronous call may be retried on a 5xx or a dropped connection, so the
-        function can run twice: certpilot's handlers are idempotent by design.
+        An asynchronous call may be retried on a 5xx or a dropped connection, and FC
+        itself runs a failed asynchronous invocation again (3 retries by default), so
+        the function can run several times: certpilot's handlers are idempotent.
 
         Raises:
+            PayloadTooLarge: an asynchronous payload over 128 KB (checked before sending).
             FunctionError: the function raised (synchronous calls).
             CloudError: the call failed (NotFoundError for an unknown function).
         """
         import io
+
+        if asynchronous and len(payload) > ASYNC_PAYLOAD_LIMIT:
+            raise PayloadTooLarge(
+                SERVICE,
+                ACTION,
+                "EntityTooLarge",
+                message=f"an asynchronous payload is at most {ASYNC_PAYLOAD_LIMIT} bytes,"
+                f" this one is {len(payload)}: not sent",
+            )
 
         from alibabacloud_fc20230330 import models
 
