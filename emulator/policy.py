@@ -8,8 +8,11 @@ Conditions: `Bool`, `StringEquals`, `StringNotEquals`, `StringEqualsIgnoreCase`,
 `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike`, `IpAddress`,
 `NotIpAddress`, `DateLessThan`, `DateLessThanEquals`, `DateGreaterThan`,
 `DateGreaterThanEquals`, `DateEquals`. Within one operator every key must match, and
-a key matches when any of its listed values does. A key absent from the request never
-matches. Chosen (no source settles it): an operator the emulator does not know never
+a key matches when any of its listed values does. Chosen (no source settles them): a
+key absent from the request (`acs:SourceVpc` of a request from the internet) fails
+every positive operator and satisfies every negated one (`StringNot...`,
+`NotIpAddress`), as in AWS's policy language, so `Deny` + `StringNotEquals
+acs:SourceVpc` denies internet requests; an operator the emulator does not know never
 matches, so a statement using one never applies (neither denies nor allows).
 """
 
@@ -178,7 +181,12 @@ def _applies(statement: Statement, request: PolicyRequest) -> bool:
     for operator, key, values in statement.conditions:
         actual = context.get(key.lower())
         test = _OPERATORS.get(operator)
-        if actual is None or test is None or not test(actual, values):
+        if test is None:
+            return False
+        if actual is None:
+            if operator not in _NEGATED:
+                return False
+        elif not test(actual, values):
             return False
     return True
 
@@ -233,6 +241,10 @@ def _not_ip(actual: str, values: tuple[str, ...]) -> bool:
     inside = _ip_in(actual, values)
     return inside is False
 
+
+_NEGATED = frozenset(
+    {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "NotIpAddress"}
+)
 
 _OPERATORS: dict[str, _Test] = {
     "Bool": lambda a, vs: any(a.lower() == v.lower() for v in vs),

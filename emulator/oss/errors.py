@@ -28,8 +28,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "cert_key_mismatch": (400, "InvalidArgument", "0018-00000215"),  # chosen
     "cert_revoked": (400, "InvalidArgument", "0018-00000216"),  # chosen
     "cert_both": (400, "InvalidArgument", "0018-00000217"),  # chosen
-    "policy_invalid": (400, "InvalidPolicyDocument", "0031-00000101"),  # code doc, EC chosen
-    "policy_too_large": (400, "PolicyTooLarge", "0031-00000102"),  # chosen
+    # Bucket policies: EC documented, Code strings UNCONFIRMED (chosen).
+    "policy_too_large": (400, "PolicyTooLarge", "0030-00000001"),
+    "policy_field_too_long": (400, "InvalidPolicyDocument", "0030-00000003"),
+    "policy_syntax": (400, "InvalidPolicyDocument", "0030-00000005"),
+    "policy_source_ip": (400, "InvalidPolicyDocument", "0030-00000008"),
     "no_policy": (404, "NoSuchBucketPolicy", "0031-00000001"),  # code doc, EC chosen
     "not_implemented": (400, "NotImplemented", "0000-00000000"),
 }

@@ -105,6 +105,29 @@ def deny_when(operator: str, key: str, *values: str) -> str:
             request(),
             NO_MATCH,
         ),
+        # the ...Equals forms include the limit itself
+        (deny_when("DateLessThan", "acs:CurrentTime", "2025-06-01T12:00:00Z"), request(), NO_MATCH),
+        (
+            deny_when("DateLessThanEquals", "acs:CurrentTime", "2025-06-01T12:00:00Z"),
+            request(),
+            DENY,
+        ),
+        (
+            deny_when("DateGreaterThanEquals", "acs:CurrentTime", "2025-06-01T20:00:00+08:00"),
+            request(),
+            DENY,
+        ),
+        (
+            deny_when("DateGreaterThan", "acs:CurrentTime", "2025-06-01T12:00:00Z"),
+            request(),
+            NO_MATCH,
+        ),
+        (deny_when("DateEquals", "acs:CurrentTime", "2025-06-01T12:00:00Z"), request(), DENY),
+        # chosen: a key the request lacks (no VPC on the internet) satisfies only the
+        # negated operators
+        (deny_when("StringNotLike", "acs:SourceVpc", "vpc-*"), request(), DENY),
+        (deny_when("StringNotEquals", "acs:SourceVpc", "vpc-1"), request(), DENY),
+        (deny_when("StringLike", "acs:SourceVpc", "vpc-*"), request(), NO_MATCH),
         # condition keys are case-insensitive; a key the request lacks never matches
         (deny_when("Bool", "ACS:securetransport", "false"), request(secure=False), DENY),
         (deny_when("StringEquals", "acs:UserAgent", "curl"), request(), NO_MATCH),

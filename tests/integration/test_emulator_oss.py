@@ -477,19 +477,36 @@ def _policy_with(**statement_changes: Any) -> str:
     return json.dumps(document)
 
 
+def _without_principal() -> str:
+    document = https_only("assets")
+    del document["Statement"][0]["Principal"]
+    return json.dumps(document)
+
+
+SYNTAX = ("InvalidPolicyDocument", "0030-00000005")
+
+
 @pytest.mark.parametrize(
-    ("body", "code"),
+    ("body", "code_and_ec"),
     [
-        ("{not json", "InvalidPolicyDocument"),
-        (json.dumps({**https_only("assets"), "Version": 1}), "InvalidPolicyDocument"),
-        (json.dumps({**https_only("assets"), "Version": "2"}), "InvalidPolicyDocument"),
-        (json.dumps({"Version": "1", "Statement": []}), "InvalidPolicyDocument"),
-        (_policy_with(Effect="Maybe"), "InvalidPolicyDocument"),
-        (_policy_with(Action=[]), "InvalidPolicyDocument"),
-        (_policy_with(Resource=["acs:oss:*:*:someone-else/*"]), "InvalidPolicyDocument"),
+        ("{not json", SYNTAX),
+        (json.dumps({**https_only("assets"), "Version": 1}), SYNTAX),
+        (json.dumps({**https_only("assets"), "Version": "2"}), SYNTAX),
+        (json.dumps({"Version": "1", "Statement": []}), SYNTAX),
+        (_policy_with(Effect="Maybe"), SYNTAX),
+        (_policy_with(Action=[]), SYNTAX),
+        (_policy_with(Action=["oss:LaunchRocket"]), SYNTAX),
+        (_policy_with(Action=["ecs:*"]), SYNTAX),
+        (_without_principal(), SYNTAX),
+        (_policy_with(Effekt="Deny"), SYNTAX),
+        (_policy_with(Resource=["acs:oss:*:*:someone-else/*"]), SYNTAX),
+        (
+            _policy_with(Condition={"StringEquals": {"acs:UserAgent": ["a" * 5000]}}),
+            ("InvalidPolicyDocument", "0030-00000003"),
+        ),
         (
             _policy_with(Condition={"IpAddress": {"acs:SourceIp": ["10.0.0.0/8"]}}),
-            "InvalidPolicyDocument",
+            ("InvalidPolicyDocument", "0030-00000008"),
         ),
         (
             json.dumps(
@@ -498,7 +515,7 @@ def _policy_with(**statement_changes: Any) -> str:
                     "Statement": https_only("assets")["Statement"] * 120,
                 }
             ),
-            "PolicyTooLarge",
+            ("PolicyTooLarge", "0030-00000001"),
         ),
     ],
     ids=[
@@ -508,20 +525,44 @@ def _policy_with(**statement_changes: Any) -> str:
         "no-statement",
         "bad-effect",
         "no-action",
+        "unknown-action",
+        "foreign-service-action",
+        "no-principal",
+        "unknown-element",
         "foreign-resource",
+        "5kb-field",
         "sourceip-without-sourcevpc",
         "over-16kb",
     ],
 )
 def test_invalid_bucket_policies_are_refused(
-    client: oss.Client, bucket: str, body: str, code: str
+    client: oss.Client, bucket: str, body: str, code_and_ec: tuple[str, str]
 ) -> None:
+    # when an invalid policy is submitted
     err = service_error(
         lambda: client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket, body=body))
     )
-    assert (err.status_code, err.code) == (400, code)
+    # then OSS refuses it with the documented EC (in the XML and the x-oss-ec header)
+    assert (err.status_code, err.code, err.ec) == (400, *code_and_ec)
+    assert err.headers.get("x-oss-ec") == code_and_ec[1]
+    # and nothing was stored
     err = service_error(lambda: client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket)))
     assert err.code == "NoSuchBucketPolicy"
+
+
+def test_the_limits_themselves_are_accepted(client: oss.Client, bucket: str) -> None:
+    # a field of exactly 4,095 bytes, an action pattern, an empty Principal list, and a
+    # document of exactly 16 KB are all valid
+    body = _policy_with(
+        Action=["oss:Get*"],
+        Principal=[],
+        Condition={"StringEquals": {"acs:UserAgent": ["a" * 4095]}},
+    )
+    client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket, body=body))
+    padded = body[:-1] + " " * (16 * 1024 - len(body)) + "}"
+    assert len(padded) == 16 * 1024
+    client.put_bucket_policy(oss.PutBucketPolicyRequest(bucket=bucket, body=padded))
+    assert client.get_bucket_policy(oss.GetBucketPolicyRequest(bucket=bucket)).body == padded
 
 
 def test_a_source_ip_condition_with_source_vpc_is_accepted(client: oss.Client, bucket: str) -> None:
