@@ -22,32 +22,103 @@ _STATEMENT_KEYS = frozenset({"Effect", "Action", "Principal", "Resource", "Condi
 # the service-, bucket- and object-level APIs). An Action must be `oss:` plus a name or
 # a `*` / `?` pattern that matches at least one of them; anything else is a syntax error.
 OSS_ACTIONS = frozenset(
-    """
-    ListBuckets ListUserDataRedundancyTransition PutPublicAccessBlock GetPublicAccessBlock
-    DeletePublicAccessBlock DescribeRegions
-    PutBucket DeleteBucket GetBucketInfo GetBucketLocation GetBucketStat ListObjects
-    ListObjectVersions PutBucketAcl GetBucketAcl PutBucketPolicy GetBucketPolicy
-    DeleteBucketPolicy GetBucketPolicyStatus PutCname ListCname DeleteCname
-    CreateCnameToken GetCnameToken PutBucketWebsite GetBucketWebsite DeleteBucketWebsite
-    PutBucketLogging GetBucketLogging DeleteBucketLogging PutBucketReferer GetBucketReferer
-    PutBucketLifecycle GetBucketLifecycle DeleteBucketLifecycle PutBucketCors GetBucketCors
-    DeleteBucketCors PutBucketVersioning GetBucketVersioning PutBucketEncryption
-    GetBucketEncryption DeleteBucketEncryption PutBucketTagging GetBucketTagging
-    DeleteBucketTagging PutBucketReplication GetBucketReplication DeleteBucketReplication
-    GetBucketReplicationLocation GetBucketReplicationProgress PutBucketRequestPayment
-    GetBucketRequestPayment PutBucketTransferAcceleration GetBucketTransferAcceleration
-    InitiateBucketWorm AbortBucketWorm CompleteBucketWorm ExtendBucketWorm GetBucketWorm
-    PutBucketInventory GetBucketInventory ListBucketInventory DeleteBucketInventory
-    ListMultipartUploads PutBucketAccessMonitor GetBucketAccessMonitor
-    PutBucketResourceGroup GetBucketResourceGroup PutBucketHttpsConfig
-    GetBucketHttpsConfig PutBucketPublicAccessBlock GetBucketPublicAccessBlock
-    DeleteBucketPublicAccessBlock
-    GetObject PutObject DeleteObject AppendObject PutObjectAcl GetObjectAcl PutSymlink
-    GetSymlink RestoreObject AbortMultipartUpload ListParts PutObjectTagging
-    GetObjectTagging DeleteObjectTagging GetObjectVersion DeleteObjectVersion
-    GetObjectVersionAcl PutObjectVersionAcl GetObjectVersionTagging
-    PutObjectVersionTagging DeleteObjectVersionTagging
-    """.split()
+    [
+        "ListBuckets",
+        "ListUserDataRedundancyTransition",
+        "PutPublicAccessBlock",
+        "GetPublicAccessBlock",
+        "DeletePublicAccessBlock",
+        "DescribeRegions",
+        "PutBucket",
+        "DeleteBucket",
+        "GetBucketInfo",
+        "GetBucketLocation",
+        "GetBucketStat",
+        "ListObjects",
+        "ListObjectVersions",
+        "PutBucketAcl",
+        "GetBucketAcl",
+        "PutBucketPolicy",
+        "GetBucketPolicy",
+        "DeleteBucketPolicy",
+        "GetBucketPolicyStatus",
+        "PutCname",
+        "ListCname",
+        "DeleteCname",
+        "CreateCnameToken",
+        "GetCnameToken",
+        "PutBucketWebsite",
+        "GetBucketWebsite",
+        "DeleteBucketWebsite",
+        "PutBucketLogging",
+        "GetBucketLogging",
+        "DeleteBucketLogging",
+        "PutBucketReferer",
+        "GetBucketReferer",
+        "PutBucketLifecycle",
+        "GetBucketLifecycle",
+        "DeleteBucketLifecycle",
+        "PutBucketCors",
+        "GetBucketCors",
+        "DeleteBucketCors",
+        "PutBucketVersioning",
+        "GetBucketVersioning",
+        "PutBucketEncryption",
+        "GetBucketEncryption",
+        "DeleteBucketEncryption",
+        "PutBucketTagging",
+        "GetBucketTagging",
+        "DeleteBucketTagging",
+        "PutBucketReplication",
+        "GetBucketReplication",
+        "DeleteBucketReplication",
+        "GetBucketReplicationLocation",
+        "GetBucketReplicationProgress",
+        "PutBucketRequestPayment",
+        "GetBucketRequestPayment",
+        "PutBucketTransferAcceleration",
+        "GetBucketTransferAcceleration",
+        "InitiateBucketWorm",
+        "AbortBucketWorm",
+        "CompleteBucketWorm",
+        "ExtendBucketWorm",
+        "GetBucketWorm",
+        "PutBucketInventory",
+        "GetBucketInventory",
+        "ListBucketInventory",
+        "DeleteBucketInventory",
+        "ListMultipartUploads",
+        "PutBucketAccessMonitor",
+        "GetBucketAccessMonitor",
+        "PutBucketResourceGroup",
+        "GetBucketResourceGroup",
+        "PutBucketHttpsConfig",
+        "GetBucketHttpsConfig",
+        "PutBucketPublicAccessBlock",
+        "GetBucketPublicAccessBlock",
+        "DeleteBucketPublicAccessBlock",
+        "GetObject",
+        "PutObject",
+        "DeleteObject",
+        "AppendObject",
+        "PutObjectAcl",
+        "GetObjectAcl",
+        "PutSymlink",
+        "GetSymlink",
+        "RestoreObject",
+        "AbortMultipartUpload",
+        "ListParts",
+        "PutObjectTagging",
+        "GetObjectTagging",
+        "DeleteObjectTagging",
+        "GetObjectVersion",
+        "DeleteObjectVersion",
+        "GetObjectVersionAcl",
+        "PutObjectVersionAcl",
+        "GetObjectVersionTagging",
+        "PutObjectVersionTagging",
+        "DeleteObjectVersionTagging",
+    ]
 )
 
 

@@ -63,7 +63,9 @@ def put_policy(client: oss.Client, *statements: dict[str, Any]) -> None:
 
 def get(cloud: Emulator, host: str, *, https: bool) -> tuple[int, str | None, str | None]:
     """GET /index.html from the edge for `host`: (status, error Code, x-oss-ec)."""
-    address, port = (cloud.https if https else cloud.http).rsplit(":", 1)
+    edge = cloud.https if https else cloud.http
+    assert edge is not None
+    address, port = edge.rsplit(":", 1)
     raw = socket.create_connection((address, int(port)), timeout=5)
     if https:
         raw = ssl.create_default_context(cafile=cloud.ca_bundle).wrap_socket(
