@@ -185,8 +185,9 @@ class State:
             self.certificates: dict[int, CasCertificate] = {}
             self.cname_tokens: dict[tuple[str, str], tuple[str, float]] = {}
             self.functions: dict[str, FcFunction] = {}
-            # Domains for which PutCname skips the ownership check (estate/admin choice).
-            self.verify_domain_ownership = False
+            # PutCname of a new domain needs its `_dnsauth` TXT token (OSS: mandatory);
+            # the estate / admin settings can turn it off.
+            self.verify_domain_ownership = True
             self.dns_txt: dict[str, str] = {}
             self._ids = itertools.count(10_000_001)
             self._config_ids = itertools.count(5_000_001)

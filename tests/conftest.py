@@ -177,6 +177,25 @@ class Emulator:
         result: dict[str, Any] = self.admin("POST", "functions", spec)
         return result
 
+    def verify_domain(self, bucket: str, domain: str) -> str:
+        """Prove `domain` is ours for `bucket` as OSS requires before PutCname binds it:
+        CreateCnameToken through the OSS SDK, then publish the token as the
+        `_dnsauth.<domain>` TXT record (the emulator plays DNS). Returns the token."""
+        import alibabacloud_oss_v2 as oss
+
+        created = self.oss_client().create_cname_token(
+            oss.CreateCnameTokenRequest(
+                bucket=bucket,
+                bucket_cname_configuration=oss.BucketCnameConfiguration(
+                    cname=oss.Cname(domain=domain)
+                ),
+            )
+        )
+        token: str = created.cname_token.token
+        name = "_dnsauth." + created.cname_token.cname.removeprefix("*.")  # its A-label
+        self.admin("POST", "oss/dns-txt", {"name": name, "value": token})
+        return token
+
     def invocations(self, function: str | None = None) -> list[dict[str, Any]]:
         path = "invocations" + (f"?function={function}" if function else "")
         records: list[dict[str, Any]] = self.admin("GET", path)["invocations"]

@@ -1,8 +1,9 @@
 """Certificates hosted on OSS custom domains: the `CertificateConfiguration` of PutCname.
 
-A certificate is bound by CAS id (`CertId`) or uploaded (`Certificate` + `PrivateKey`,
-which gets a fresh id and is not added to CAS: chosen). Without `Force`,
-`PreviousCertId` must name the bound certificate.
+A certificate is bound by CAS id (`CertId`) or uploaded (`Certificate` + `PrivateKey`).
+An upload lands in CAS as an uploaded certificate (PutCname with PEM needs
+`yundun-cert:CreateSSLCertificate`), and ListCname shows it as `Type Upload` with that
+CAS id. Without `Force`, `PreviousCertId` must name the bound certificate.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from emulator import certinfo
+from emulator import cas, certinfo
 from emulator.core import ServiceError
 from emulator.oss.errors import oss_error
-from emulator.state import CAS_REGION, BoundCertificate, Cname, State
+from emulator.state import BoundCertificate, Cname, State
 from emulator.xmlutil import child_bool, child_text
 
 MAX_CERT_ID_LENGTH = 64  # documented (EC 0018-00000206): a CertId must be shorter
@@ -93,16 +94,13 @@ def _bound_by_upload(
             "cert_not_covering",
             f"The certificate does not match the domain {domain} (it covers {', '.join(names)}).",
         )
-    cert_id = state.next_cert_id()
-    return BoundCertificate(
-        cert_type="Upload",
-        cert_id=cert_id,
-        cert_region=CAS_REGION,
-        cert_name=f"oss-upload-{cert_id}",
-        cert_pem=cert_pem,
-        key_pem=key_pem,
-        bound_at=now,
+    # The CAS copy: the name is chosen (UNCONFIRMED), unique by its id.
+    stored = certinfo.make_cas_certificate(
+        state, name="", cert_pem=cert_pem, key_pem=key_pem, source="upload"
     )
+    stored.name = f"oss-upload-{stored.id}"
+    cas.add_certificate(state, stored)
+    return certinfo.bound_from_cas(stored, "Upload", bound_at=now)
 
 
 def apply_certificate(state: State, cname: Cname, config: Any, now: float) -> None:

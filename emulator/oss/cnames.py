@@ -1,7 +1,8 @@
 """OSS custom domains (CNAME): PutCname (with certificate hosting), ListCname, DeleteCname.
 
-The ownership check (`State.verify_domain_ownership`) applies to new bindings only;
-deleting a domain that is not bound succeeds (chosen).
+The ownership check (`State.verify_domain_ownership`, on by default as OSS makes it
+mandatory) applies to new bindings only; deleting a domain that is not bound to the
+bucket answers `404 NoSuchCname`.
 """
 
 from __future__ import annotations
@@ -88,6 +89,6 @@ def delete_cname(ctx: OssContext) -> Response:
     domain = body_domain(ctx)
     with ctx.state.lock:
         bucket = require_bucket(ctx)
-        # Chosen: deleting a domain that is not bound succeeds (idempotent).
-        bucket.cnames.pop(domain, None)
+        if bucket.cnames.pop(domain, None) is None:
+            raise oss_error("no_cname", f"The domain {domain} is not bound to this bucket.")
     return ok()

@@ -18,6 +18,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "cname_exists": (409, "CnameAlreadyExists", "0018-00000002"),  # code doc, EC chosen
     "need_verify": (400, "NeedVerifyDomainOwnership", "0018-00000301"),  # code doc, rest chosen
     "no_token": (404, "NoSuchCnameToken", "0018-00000302"),  # chosen
+    "no_cname": (404, "NoSuchCname", "0018-00000102"),  # code and status doc, EC chosen
     "cert_id_too_long": (400, "InvalidArgument", "0018-00000206"),  # EC doc, code chosen
     "previous_cert": (400, "InvalidArgument", "0018-00000209"),  # EC doc, code chosen
     "key_without_cert": (400, "InvalidArgument", "0018-00000210"),  # EC doc, code chosen

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+import alibabacloud_oss_v2 as oss
 import pytest
 
 from tests.e2e.deploy_helpers import (
@@ -252,3 +253,42 @@ def test_an_already_current_domain_the_edge_serves_is_a_quiet_success(
     # then nothing is to do, and no finding is raised
     assert (summary["ok"], summary["status"]) == (True, "nothing-to-do")
     assert summary["findings"] == []
+
+
+def test_a_domain_unbound_while_its_write_is_on_the_way_is_failed_never_rebound(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given two OSS custom domains on an expiring certificate, and the PutCname of one
+    # held up on its way to OSS
+    other = "files.example.com"
+    estate = expiring(oss=True)
+    estate["buckets"][0]["cnames"].append({"domain": other, "certificate": "old"})
+    use_estate(cloud, monkeypatch, estate)
+    cloud.faults(action="oss:PutCname", where={"domain": OSS_DOMAIN}, latency=2.0, times=1)
+    new = issue(cloud, ["*.example.com"], days=90)
+
+    # when the renewal runs, and the owner removes that domain from its bucket meanwhile
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(invoke, cloud, cloudevent(cloud, new["certId"]))
+        for _ in itertools.count():  # the held-up write has arrived once its fault is taken
+            if not cloud.admin("GET", "faults")["faults"] or running.done():
+                break
+            threading.Event().wait(0.02)
+        cloud.oss_client().delete_cname(
+            oss.DeleteCnameRequest(
+                bucket="assets",
+                bucket_cname_configuration=oss.BucketCnameConfiguration(
+                    cname=oss.Cname(domain=OSS_DOMAIN)
+                ),
+            )
+        )
+        summary = running.result(timeout=120)
+
+    # then OSS refuses to bind a domain that is no longer bound (ownership unproven):
+    # certpilot reports it failed with that code and does not bring the binding back
+    result = result_of(summary, OSS_DOMAIN)
+    assert (result["outcome"], result["errorCode"]) == ("failed", "NeedVerifyDomainOwnership")
+    assert OSS_DOMAIN not in bound(cloud)
+    # while the other domain is deployed
+    assert result_of(summary, other)["outcome"] == "deployed"
+    assert bound(cloud)[other] == new["certId"]

@@ -20,6 +20,7 @@ from certpilot.cloud.fc import FunctionError, PayloadTooLarge
 from certpilot.core.errors import (
     AuthError,
     ConflictError,
+    DomainNotVerified,
     NotFoundError,
     ThrottledError,
     TransientError,
@@ -120,6 +121,40 @@ def test_oss_bind_checks_the_previous_certificate(estate: Any) -> None:
     clients.oss.unbind_certificate("site-hz", "cn-hangzhou", "www.example.com", two)
     [gone] = clients.oss.list_cnames("site-hz", "cn-hangzhou")
     assert gone.certificate is None and gone.cert_identifier is None
+
+
+def test_oss_never_recreates_a_binding_removed_meanwhile(estate: Any) -> None:
+    # Given www.example.com found bound, then removed from its bucket by someone else
+    import alibabacloud_oss_v2 as oss
+
+    clients = make_clients(estate)
+    [www] = clients.oss.list_cnames("site-hz", "cn-hangzhou")
+    estate.oss_client().delete_cname(
+        oss.DeleteCnameRequest(
+            bucket="site-hz",
+            bucket_cname_configuration=oss.BucketCnameConfiguration(
+                cname=oss.Cname(domain="www.example.com")
+            ),
+        )
+    )
+    two = f"{cas_ids(clients)['wild-two']}-cn-hangzhou"
+
+    # When certpilot binds a certificate to it, or unbinds the one it saw
+    with pytest.raises(DomainNotVerified) as bind:
+        clients.oss.bind_certificate(
+            "site-hz", "cn-hangzhou", "www.example.com", two, www.cert_identifier
+        )
+    with pytest.raises(DomainNotVerified):
+        clients.oss.unbind_certificate(
+            "site-hz", "cn-hangzhou", "www.example.com", www.cert_identifier
+        )
+
+    # Then OSS refuses (not bound, not proven ours): a not-found, never retried, and the
+    # binding stays gone
+    assert (bind.value.code, bind.value.status) == ("NeedVerifyDomainOwnership", 400)
+    assert isinstance(bind.value, NotFoundError)
+    assert calls(estate, "oss:PutCname") == 2
+    assert clients.oss.list_cnames("site-hz", "cn-hangzhou") == []
 
 
 def test_oss_bucket_policy_round_trip(estate: Any) -> None:

@@ -121,7 +121,9 @@ def test_an_estate_built_through_the_sdks_alone_is_served_by_the_edge(
     assert detail.cert is None and detail.key is None
     assert [c.common_name for c in detail.cert_chain] == ["*.example.com", "Emulator CA One"]
 
-    # When the custom domain is bound by CertId and the bucket is made HTTPS-only
+    # When the custom domain, proven ours (token in its _dnsauth TXT record), is bound by
+    # CertId and the bucket is made HTTPS-only
+    cloud.verify_domain(BUCKET, OSS_DOMAIN)
     written = time.monotonic()
     store.put_cname(
         oss.PutCnameRequest(

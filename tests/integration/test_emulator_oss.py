@@ -92,6 +92,18 @@ def put_cname(
     )
 
 
+def cas_uploads(cloud: Emulator, order_type: str = "UPLOAD") -> dict[int, Any]:
+    """CAS's uploaded certificates by id, as ListUserCertificateOrder lists them."""
+    body = (
+        cloud.cas_client()
+        .list_user_certificate_order(
+            cas_models.ListUserCertificateOrderRequest(order_type=order_type)
+        )
+        .body
+    )
+    return {c.certificate_id: c for c in body.certificate_order_list or [] if c.upload}
+
+
 def cnames(client: oss.Client, bucket: str) -> dict[str, Any]:
     result = client.list_cname(oss.ListCnameRequest(bucket=bucket))
     return {c.domain: c for c in result.cnames or []}
@@ -190,7 +202,8 @@ def test_a_cas_certificate_bound_to_a_domain_shows_in_list_cname(
     # Given a CAS certificate for the domain
     cert = issue(cloud, ["static.example.com"])
 
-    # When the domain is bound with it by CAS identifier
+    # When the domain, proven ours, is bound with it by CAS identifier
+    cloud.verify_domain(bucket, "static.example.com")
     put_cname(client, bucket, "static.example.com", cert_id=cert["identifier"], force=True)
 
     # Then ListCname reports the binding as OSS documents it
@@ -217,6 +230,8 @@ def test_a_bare_cas_id_binds_too_and_a_domain_without_certificate_lists_plainly(
     client: oss.Client, bucket: str, cloud: Emulator
 ) -> None:
     cert = issue(cloud, ["*.example.com"])
+    cloud.verify_domain(bucket, "plain.example.com")
+    cloud.verify_domain(bucket, "img.example.com")
     put_cname(client, bucket, "plain.example.com")
     put_cname(client, bucket, "img.example.com", cert_id=str(cert["certId"]))
     listed = cnames(client, bucket)
@@ -230,6 +245,7 @@ def test_replacing_a_certificate_needs_the_previous_id_or_force(
     # Given a domain bound to certificate A
     first = issue(cloud, ["www.example.com"])
     second = issue(cloud, ["www.example.com"], ca="two")
+    cloud.verify_domain(bucket, "www.example.com")
     put_cname(client, bucket, "www.example.com", cert_id=first["identifier"])
 
     # When replacing it without, or with a wrong, PreviousCertId: refused
@@ -272,6 +288,7 @@ def test_a_certificate_must_cover_the_domain(
     client: oss.Client, bucket: str, cloud: Emulator, sans: list[str], domain: str, covered: bool
 ) -> None:
     cert = issue(cloud, sans)
+    cloud.verify_domain(bucket, domain)
     bind = lambda: put_cname(client, bucket, domain, cert_id=cert["identifier"])  # noqa: E731
     if covered:
         bind()
@@ -287,6 +304,7 @@ def test_unknown_revoked_or_overlong_certificate_ids_are_refused(
 ) -> None:
     revoked = issue(cloud, ["www.example.com"])
     cloud.admin("POST", "cas/revoke", {"certId": revoked["certId"]})
+    cloud.verify_domain(bucket, "www.example.com")
     cases = {
         "99999999-cn-hangzhou": "0018-00000212",
         f"{revoked['certId']}-ap-southeast-1": "0018-00000212",
@@ -298,11 +316,12 @@ def test_unknown_revoked_or_overlong_certificate_ids_are_refused(
         assert (err.code, err.ec) == ("InvalidArgument", ec), cert_id
 
 
-def test_an_uploaded_certificate_binds_when_its_key_matches(
-    client: oss.Client, bucket: str, pki: TestPki
+def test_an_uploaded_certificate_binds_when_its_key_matches_and_lands_in_cas(
+    client: oss.Client, bucket: str, pki: TestPki, cloud: Emulator
 ) -> None:
     chain, key = pki.issue(["upload.example.com"])
     _, other_key = pki.issue(["upload.example.com"])
+    cloud.verify_domain(bucket, "upload.example.com")
 
     # A key that is not the certificate's, or a key alone, is refused
     err = service_error(
@@ -314,10 +333,19 @@ def test_an_uploaded_certificate_binds_when_its_key_matches(
     err = service_error(lambda: put_cname(client, bucket, "upload.example.com", private_key=key))
     assert err.ec == "0018-00000210"
 
+    assert cas_uploads(cloud) == {}  # nothing refused reached CAS
+
     # The matching pair binds as an "Upload" certificate
     put_cname(client, bucket, "upload.example.com", certificate=chain, private_key=key)
     bound = cnames(client, bucket)["upload.example.com"].certificate
     assert bound.type == "Upload" and bound.cert_id.endswith("-cn-hangzhou")
+    # and lands in CAS as an uploaded certificate, under the CertId ListCname shows
+    cas_id = int(bound.cert_id.split("-", 1)[0])
+    for order_type in ("UPLOAD", "CERT"):
+        listed = cas_uploads(cloud, order_type)
+        assert list(listed) == [cas_id], order_type
+        assert listed[cas_id].upload is True
+        assert listed[cas_id].fingerprint == bound.fingerprint.replace(":", "")
 
 
 def test_delete_certificate_unbinds_the_domain_but_keeps_it_bound(
@@ -325,6 +353,7 @@ def test_delete_certificate_unbinds_the_domain_but_keeps_it_bound(
 ) -> None:
     # Given a domain with a certificate
     cert = issue(cloud, ["www.example.com"])
+    cloud.verify_domain(bucket, "www.example.com")
     put_cname(client, bucket, "www.example.com", cert_id=cert["identifier"])
 
     # When the certificate is deleted with a wrong, then the right, PreviousCertId
@@ -344,26 +373,62 @@ def test_delete_certificate_unbinds_the_domain_but_keeps_it_bound(
     assert cnames(client, bucket)["www.example.com"].certificate is None
 
 
-def test_a_domain_bound_elsewhere_conflicts_and_delete_cname_frees_it(
-    client: oss.Client, bucket: str
-) -> None:
-    client.put_bucket(oss.PutBucketRequest(bucket="other"))
-    put_cname(client, bucket, "www.example.com")
-
-    err = service_error(lambda: put_cname(client, "other", "www.example.com"))
-    assert (err.status_code, err.code) == (409, "CnameAlreadyExists")
-
-    client.delete_cname(
+def delete_cname(client: oss.Client, bucket: str, domain: str) -> Any:
+    return client.delete_cname(
         oss.DeleteCnameRequest(
             bucket=bucket,
-            bucket_cname_configuration=oss.BucketCnameConfiguration(
-                cname=oss.Cname(domain="www.example.com")
-            ),
+            bucket_cname_configuration=oss.BucketCnameConfiguration(cname=oss.Cname(domain=domain)),
         )
     )
+
+
+def test_a_domain_bound_elsewhere_conflicts_and_delete_cname_frees_it(
+    client: oss.Client, bucket: str, cloud: Emulator
+) -> None:
+    client.put_bucket(oss.PutBucketRequest(bucket="other"))
+    cloud.verify_domain(bucket, "www.example.com")
+    put_cname(client, bucket, "www.example.com")
+
+    # the other bucket may not take it, even with its own proof of ownership
+    cloud.verify_domain("other", "www.example.com")
+    err = service_error(lambda: put_cname(client, "other", "www.example.com"))
+    assert (err.status_code, err.code) == (409, "CnameAlreadyExists")
+    # nor delete it: it is not bound to that bucket
+    err = service_error(delete_cname, client, "other", "www.example.com")
+    assert (err.status_code, err.code, err.ec) == (404, "NoSuchCname", "0018-00000102")
+
+    delete_cname(client, bucket, "www.example.com")
     assert cnames(client, bucket) == {}
     put_cname(client, "other", "www.example.com")
     assert list(cnames(client, "other")) == ["www.example.com"]
+
+
+def test_deleting_a_domain_that_is_not_bound_is_no_such_cname(
+    client: oss.Client, bucket: str, cloud: Emulator
+) -> None:
+    # given a domain bound once, then deleted
+    cloud.verify_domain(bucket, "www.example.com")
+    put_cname(client, bucket, "www.example.com")
+    delete_cname(client, bucket, "www.example.com")
+
+    # when it is deleted again, or a never-bound one is
+    for domain in ("www.example.com", "never.example.com"):
+        err = service_error(delete_cname, client, bucket, domain)
+        # then OSS answers NoSuchCname
+        assert (err.status_code, err.code) == (404, "NoSuchCname"), domain
+
+
+def test_a_deleted_domain_needs_its_ownership_proven_again(
+    client: oss.Client, bucket: str, cloud: Emulator
+) -> None:
+    # given a domain bound from the estate (verified already), then deleted
+    cloud.load_estate({"buckets": [{"name": "site", "cnames": [{"domain": "site.example.com"}]}]})
+    delete_cname(client, "site", "site.example.com")
+
+    # when it is bound again without a token in DNS, then OSS refuses
+    err = service_error(put_cname, client, "site", "site.example.com")
+    assert (err.status_code, err.code) == (400, "NeedVerifyDomainOwnership")
+    assert cnames(client, "site") == {}
 
 
 @pytest.mark.parametrize("domain", ["cdn.aliyuncs.com", "bad_label.example.com", "localhost"])
@@ -386,7 +451,8 @@ def test_idn_custom_domains_are_stored_as_idna_2008_a_labels(
 ) -> None:
     # Given a certificate issued for the Unicode name (its SAN is the IDNA 2008 A-label)
     cert = issue(cloud, [given])
-    # When the domain is bound under its Unicode name with that certificate
+    # When the domain is proven ours and bound under its Unicode name with that certificate
+    cloud.verify_domain(bucket, given)
     put_cname(client, bucket, given, cert_id=cert["identifier"])
     # Then it is listed under its A-label, and the certificate covers it
     listed = cnames(client, bucket)
@@ -397,8 +463,8 @@ def test_idn_custom_domains_are_stored_as_idna_2008_a_labels(
 def test_domain_ownership_is_checked_with_a_cname_token_in_dns(
     client: oss.Client, bucket: str, cloud: Emulator
 ) -> None:
-    # Given ownership verification is on
-    cloud.settings(verify_domain_ownership=True)
+    # Given ownership verification is on, as it is by default
+    assert cloud.settings()["verify_domain_ownership"] is True
     err = service_error(lambda: put_cname(client, bucket, "www.example.com"))
     assert err.code == "NeedVerifyDomainOwnership"
     err = service_error(
@@ -429,6 +495,16 @@ def test_domain_ownership_is_checked_with_a_cname_token_in_dns(
     cloud.admin("POST", "oss/dns-txt", {**txt, "value": created.token})
 
     # Then the domain binds
+    put_cname(client, bucket, "www.example.com")
+    assert "www.example.com" in cnames(client, bucket)
+
+
+def test_ownership_verification_can_be_turned_off(
+    client: oss.Client, bucket: str, cloud: Emulator
+) -> None:
+    # given the setting off (as an estate may say)
+    cloud.settings(verify_domain_ownership=False)
+    # when a new domain is bound without any token, then it binds
     put_cname(client, bucket, "www.example.com")
     assert "www.example.com" in cnames(client, bucket)
 
@@ -639,7 +715,10 @@ def test_certificate_and_policy_changes_reach_the_edge_after_the_delay(pki: Test
         cert = certinfo.make_cas_certificate(state, name="www", cert_pem=chain, key_pem=key)
         cas.add_certificate(state, cert)
 
-    # When the domain is bound with it and a policy is put
+    # When the domain is proven ours (its token in DNS), bound with it, and a policy is put
+    with state.lock:
+        state.cname_tokens[("assets", "www.example.com")] = ("t0ken", clock[0] + 3600)
+        state.dns_txt["_dnsauth.www.example.com"] = "t0ken"
     cname_xml = (
         "<BucketCnameConfiguration><Cname><Domain>www.example.com</Domain>"
         f"<CertificateConfiguration><CertId>{cert.identifier}</CertId>"

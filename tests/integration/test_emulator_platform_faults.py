@@ -123,7 +123,9 @@ def test_an_after_fault_spares_a_call_whose_handler_fails(account: Emulator) -> 
     # and the fault has not been used
     [fault] = account.admin("GET", "faults")["faults"]
     assert fault["applied"] == 0
-    # while the next call that succeeds gets the fault, with its change applied
+    # while the next call that succeeds (a new domain, proven ours) gets the fault, with
+    # its change applied
+    account.verify_domain("assets", "docs.example.com")
     assert oss_error(lambda: put_cname(account, "docs.example.com")).code == "ServiceUnavailable"
     assert oss_bound(account, "docs.example.com") is None  # bound, without certificate
     assert account.admin("GET", "faults")["faults"][0]["applied"] == 1
@@ -138,7 +140,9 @@ def test_oss_cname_faults_can_target_one_domain(account: Emulator) -> None:
         after=True,
     )
     new = issue(account, "*.example.com")
-    # when two domains are bound: the other one is answered normally
+    # when two domains are bound: the other one (new, so proven ours first) is answered
+    # normally
+    account.verify_domain("assets", "img.example.com")
     put_cname(account, "img.example.com", new["identifier"])
     # and the targeted one (however it is spelt) fails after being applied
     err = oss_error(lambda: put_cname(account, "Static.Example.com.", new["identifier"]))

@@ -11,6 +11,7 @@ from certpilot.core.errors import (
     AuthError,
     CloudError,
     ConflictError,
+    DomainNotVerified,
     NotFoundError,
     ThrottledError,
     TransientError,
@@ -35,6 +36,10 @@ from certpilot.core.errors import (
         ("InvalidDomain.NotFound", 404, NotFoundError),
         ("NoSuchBucket", 404, NotFoundError),
         ("NoSuchBucketPolicy", 404, NotFoundError),
+        ("NoSuchCname", 404, NotFoundError),
+        ("NeedVerifyDomainOwnership", 400, DomainNotVerified),
+        ("EntityTooLarge", 400, CloudError),
+        ("InvalidPolicyDocument", 400, CloudError),
         ("NotFound", 400, NotFoundError),
         ("FunctionNotFound", 404, NotFoundError),
         ("InvalidConfigId.NotFound", 404, NotFoundError),
@@ -68,6 +73,12 @@ def test_oss_reuses_invalid_argument_and_the_ec_decides() -> None:
 
     assert type(stale) is ConflictError and stale.ec == "0018-00000209"
     assert type(other) is CloudError
+
+
+def test_an_unverified_domain_is_a_binding_that_is_not_there_and_never_retried() -> None:
+    error = cloud_error("oss", "PutCname", "NeedVerifyDomainOwnership", 400, "R", "m")
+
+    assert isinstance(error, NotFoundError) and not error.retryable
 
 
 def test_message_text_never_decides_the_class() -> None:

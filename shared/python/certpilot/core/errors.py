@@ -9,6 +9,7 @@ error raised here carries a secret.
         ThrottledError   Throttling*, *QpsLimitExceeded, FlowControlError, ServiceBusy, 429
         TransientError   5xx, timeouts, dropped connections                   (retryable)
         NotFoundError    *.NotFound, NoSuch*, FunctionNotFound, HTTP 404
+          DomainNotVerified  NeedVerifyDomainOwnership (OSS: the binding is not there)
         AuthError        bad AccessKey / signature / token, access denied, HTTP 401
         ConflictError    *AlreadyExist*, PreviousCertId mismatch, HTTP 409
       EventError -> MalformedEvent, UnsupportedEvent, ForeignAccount, ForeignRegion
@@ -143,6 +144,13 @@ class NotFoundError(CloudError):
     """The resource (bucket, domain, certificate, function...) does not exist."""
 
 
+class DomainNotVerified(NotFoundError):
+    """OSS refused a PutCname because the domain is not bound to the bucket and its
+    ownership is not proven (`NeedVerifyDomainOwnership`). certpilot only writes to
+    domains it found bound, so this means the binding was removed meanwhile: certpilot
+    never creates one (that takes the owner's DNS token)."""
+
+
 class AuthError(CloudError):
     """The credentials were rejected or lack a permission. Never retried."""
 
@@ -244,6 +252,8 @@ def error_class(code: str | None, status: int | None, ec: str | None = None) -> 
     code = code or ""
     if ec and ec in _OSS_CONFLICT_ECS:
         return ConflictError
+    if code == "NeedVerifyDomainOwnership":
+        return DomainNotVerified
     if code.lower() in _AUTH_CODES_LOWER or code.startswith(_AUTH_PREFIXES):
         return AuthError
     if (
