@@ -283,7 +283,14 @@ INVOKE = FcRoute(
     "InvokeFunction",
     INVOKE_QPS,
 )
-FC_ROUTES = (INVOKE,)
+ASYNC_CONFIG_PATH = re.compile(rf"^/{FC_VERSION}/functions/(?P<name>[^/]+)/async-invoke-config/?$")
+# QPS of the async-config calls: chosen (FC documents none).
+PUT_ASYNC_CONFIG = FcRoute("PUT", ASYNC_CONFIG_PATH, "PutAsyncInvokeConfig", 100.0)
+GET_ASYNC_CONFIG = FcRoute("GET", ASYNC_CONFIG_PATH, "GetAsyncInvokeConfig", 100.0)
+DELETE_ASYNC_CONFIG = FcRoute("DELETE", ASYNC_CONFIG_PATH, "DeleteAsyncInvokeConfig", 100.0)
+FC_ROUTES = (INVOKE, PUT_ASYNC_CONFIG, GET_ASYNC_CONFIG, DELETE_ASYNC_CONFIG)
+DEFAULT_ASYNC_RETRIES = 3  # documented default of maxAsyncRetryAttempts
+MAX_EVENT_AGE = 604800  # documented range of maxAsyncEventAgeInSeconds: 1 to 604800
 
 
 def match_route(request: Request) -> tuple[FcRoute, dict[str, str]]:
@@ -425,6 +432,72 @@ def invoke_function(
     headers["Content-Type"] = "application/json"
     headers["x-fc-error-type"] = "UnhandledInvocationError"
     return Response(200, json.dumps(outcome.error).encode("utf-8"), headers)
+
+
+def async_invoke_config(state: State, request: Request, route: FcRoute, name: str) -> Response:
+    """Answer Put/Get/DeleteAsyncInvokeConfig for function `name` (qualifier LATEST).
+
+    Put stores `maxAsyncRetryAttempts` (0-8; absent: 3), `maxAsyncEventAgeInSeconds`
+    (1-604800), `asyncTask` and `destinationConfig` (kept, not acted on) and answers the
+    config; Get answers it; Delete forgets it (back to 3 retries) and answers 204.
+
+    Raises:
+        ServiceError: 404 `FunctionNotFound`; 400 `InvalidArgument` for a value out of
+            range or a body that is not a JSON object; 404 `AsyncConfigNotFound`
+            (chosen code) from Get when none is set.
+    """
+    with state.lock:
+        fn = state.functions.get(name)
+    if fn is None:
+        raise ServiceError(404, "FunctionNotFound", f"function '{name}' does not exist.")
+    headers = {"Content-Type": "application/json", "x-fc-request-id": request.request_id}
+    if route is DELETE_ASYNC_CONFIG:
+        with state.lock:
+            fn.async_config = None
+            fn.async_retries = DEFAULT_ASYNC_RETRIES
+        return Response(204, b"", {"x-fc-request-id": request.request_id})
+    if route is GET_ASYNC_CONFIG:
+        with state.lock:
+            config = fn.async_config
+        if config is None:
+            raise ServiceError(
+                404, "AsyncConfigNotFound", f"async invoke config of function '{name}' not found"
+            )
+        return Response(200, json.dumps(config).encode("utf-8"), headers)
+    try:
+        body = json.loads(request.body.decode("utf-8") or "{}")
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    if not isinstance(body, dict):
+        raise ServiceError(400, "InvalidArgument", "the body must be a JSON object")
+    retries = _bounded(body, "maxAsyncRetryAttempts", 0, MAX_ASYNC_RETRIES)
+    age = _bounded(body, "maxAsyncEventAgeInSeconds", 1, MAX_EVENT_AGE)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with state.lock:
+        created = (fn.async_config or {}).get("createdTime", now)
+        config = {
+            "functionArn": f"acs:fc:{DEFAULT_REGION}:{state.account_id}:functions/{name}",
+            "maxAsyncRetryAttempts": DEFAULT_ASYNC_RETRIES if retries is None else retries,
+            "maxAsyncEventAgeInSeconds": 86400 if age is None else age,
+            "asyncTask": bool(body.get("asyncTask", False)),
+            "destinationConfig": body.get("destinationConfig"),
+            "createdTime": created,
+            "lastModifiedTime": now,
+        }
+        fn.async_config = config
+        fn.async_retries = config["maxAsyncRetryAttempts"]
+    return Response(200, json.dumps(config).encode("utf-8"), headers)
+
+
+def _bounded(body: Mapping[str, Any], field: str, low: int, high: int) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ServiceError(
+            400, "InvalidArgument", f"{field} must be an integer from {low} to {high}"
+        )
+    return value
 
 
 def _encode_result(result: Any) -> bytes:

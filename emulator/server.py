@@ -143,16 +143,19 @@ class App:
             self.platform.auth.verify_acs3(request, "fc")
             params = {**request.query, "function": path_params.get("name", "")}
             self.before_operation(key, route.qps, request, params, "fc")
-            response = fc.invoke_function(
-                self.state,
-                request,
-                path_params["name"],
-                credentials={
-                    "access_key_id": self.state.access_key_id,
-                    "access_key_secret": self.state.access_key_secret,
-                    "security_token": self.state.security_token,
-                },
-            )
+            if route is not fc.INVOKE:
+                response = fc.async_invoke_config(self.state, request, route, path_params["name"])
+            else:
+                response = fc.invoke_function(
+                    self.state,
+                    request,
+                    path_params["name"],
+                    credentials={
+                        "access_key_id": self.state.access_key_id,
+                        "access_key_secret": self.state.access_key_secret,
+                        "security_token": self.state.security_token,
+                    },
+                )
             if response.status < 400:
                 self.after_operation(key, params)
         except ServiceError as err:

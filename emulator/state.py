@@ -152,6 +152,8 @@ class FcFunction:
     # asynchronous run, 3 by default as documented; the pause before each is chosen.
     async_retries: int = 3
     async_retry_delay_s: float = 0.2
+    # What PutAsyncInvokeConfig stored (GetAsyncInvokeConfig answers it), None if unset.
+    async_config: dict[str, Any] | None = None
 
 
 class State:

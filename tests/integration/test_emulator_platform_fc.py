@@ -238,3 +238,50 @@ def test_no_retries_when_configured_off_and_never_for_sync_calls(cloud, tmp_path
     assert (last["attempt"], last["maxAttempts"], last["willRetry"]) == (1, 1, False)
     assert sync.headers["x-fc-error-type"] == "UnhandledInvocationError"
     assert [r["attempt"] for r in cloud.invocations("flaky")] == [1, 1]
+
+
+def test_the_retry_count_is_set_through_fc_s_own_async_invoke_config_api(cloud, tmp_path):
+    # given a function that always fails, and FC's async config put through the SDK
+    flaky(cloud, tmp_path, failures=99)
+    client = cloud.fc_client()
+    put = client.put_async_invoke_config_with_options(
+        "flaky",
+        fc_models.PutAsyncInvokeConfigRequest(
+            body=fc_models.PutAsyncInvokeConfigInput(max_async_retry_attempts=1)
+        ),
+        {},
+        RuntimeOptions(),
+    )
+    assert put.body.max_async_retry_attempts == 1
+    got = client.get_async_invoke_config_with_options(
+        "flaky", fc_models.GetAsyncInvokeConfigRequest(), {}, RuntimeOptions()
+    )
+    assert got.body.max_async_retry_attempts == 1
+    assert got.body.function_arn.endswith(":functions/flaky")
+
+    # when it is invoked asynchronously
+    queued = invoke(client, "flaky", b"{}", invocation_type="Async")
+    last = cloud.wait_invocation(queued.headers["x-fc-request-id"])
+
+    # then it ran twice: once, and the one retry configured
+    assert (last["attempt"], last["maxAttempts"], last["willRetry"]) == (2, 2, False)
+    # and an out-of-range setting is refused, a deleted config is gone (3 retries again)
+    with pytest.raises(ClientException) as refused:
+        client.put_async_invoke_config_with_options(
+            "flaky",
+            fc_models.PutAsyncInvokeConfigRequest(
+                body=fc_models.PutAsyncInvokeConfigInput(max_async_retry_attempts=9)
+            ),
+            {},
+            RuntimeOptions(),
+        )
+    assert (refused.value.status_code, refused.value.code) == (400, "InvalidArgument")
+    client.delete_async_invoke_config_with_options(
+        "flaky", fc_models.DeleteAsyncInvokeConfigRequest(), {}, RuntimeOptions()
+    )
+    with pytest.raises(ClientException) as missing:
+        client.get_async_invoke_config_with_options(
+            "flaky", fc_models.GetAsyncInvokeConfigRequest(), {}, RuntimeOptions()
+        )
+    assert (missing.value.status_code, missing.value.code) == (404, "AsyncConfigNotFound")
+    assert cloud.admin("GET", "functions")["functions"][0]["asyncRetries"] == 3
