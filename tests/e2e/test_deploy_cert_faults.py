@@ -264,7 +264,7 @@ def test_a_domain_unbound_while_its_write_is_on_the_way_is_failed_never_rebound(
     estate = expiring(oss=True)
     estate["buckets"][0]["cnames"].append({"domain": other, "certificate": "old"})
     use_estate(cloud, monkeypatch, estate)
-    cloud.faults(action="oss:PutCname", where={"domain": OSS_DOMAIN}, latency=2.0, times=1)
+    cloud.faults(action="oss:PutCname", where={"domain": OSS_DOMAIN}, latency=1.5, times=1)
     new = issue(cloud, ["*.example.com"], days=90)
 
     # when the renewal runs, and the owner removes that domain from its bucket meanwhile
