@@ -14,9 +14,11 @@ Fixtures
     Admin helpers: `reset()`, `stats()`, `action_stats("cdn:Action")`,
     `faults(spec, ...)` (returns the added faults), `clear_faults()`,
     `load_estate(dict)`, `state()`, `settings(**changes)` (GET when called without
-    arguments), `register_function(name, path, handler=..., env=..., layers=...)`,
-    `invocations(function=None)`, `wait_invocation(request_id)` (polls until it
-    finished), `admin(method, path, body)` for anything else.
+    arguments), `register_function(name, path, handler=..., env=..., layers=...,
+    async_retries=..., async_retry_delay=...)`, `invocations(function=None)`,
+    `wait_invocation(request_id)` (polls until it finished, FC's async retries
+    included), `verify_domain(bucket, domain)` (the CNAME token in the `_dnsauth` TXT
+    record, as a new PutCname needs), `admin(method, path, body)` for anything else.
     SDK factories (real SDKs, lazily imported): `oss_client()`, `cdn_client()`,
     `cas_client()`, `fc_client()`; each takes `access_key_id=`, `access_key_secret=`,
     `security_token=` overrides (for authentication scenarios), and `oss_client`
