@@ -489,7 +489,7 @@ def test_a_domain_another_run_changed_after_our_write_is_superseded_not_rolled_b
 ) -> None:
     # given another run binds a third certificate right after our write (on OSS, our
     # conditional rollback naming our certificate as PreviousCertId is then refused)
-    refused = {"d.example.com": conflict()} if route is Route.OSS else {}
+    refused: dict[str, CloudError] = {"d.example.com": conflict()} if route is Route.OSS else {}
     cloud = FakeCloud(
         FakeClock(), interloper={"d.example.com": interloper}, rollback_refused=refused
     )
