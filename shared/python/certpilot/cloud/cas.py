@@ -215,22 +215,3 @@ class CasAdapter(TeaAdapter):
         if not with_pem:
             body.pop("Cert", None)
         return parse_detail(body, int(cas_id), self._region)
-
-    def upload_certificate(self, name: str, cert_pem: str, key_pem: str) -> int:
-        """Upload a certificate and its key (UploadUserCertificate); returns the CAS id.
-
-        For tests and tools only: certpilot's handlers deploy what CAS already holds.
-        """
-        from alibabacloud_cas20200407 import models
-
-        body = self._call(
-            "UploadUserCertificate",
-            "upload_user_certificate_with_options",
-            models.UploadUserCertificateRequest(name=name, cert=cert_pem, key=key_pem),
-        )
-        cas_id = int_or_none(body.get("CertId"))
-        if cas_id is None:
-            from certpilot.core.errors import CloudError
-
-            raise CloudError(SERVICE, "UploadUserCertificate", "MalformedResponse", 200, None, "")
-        return cas_id
