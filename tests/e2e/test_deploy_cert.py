@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -735,29 +734,6 @@ def test_paused_cdn_domain_is_left_alone_and_says_so(
     assert cloud.action_stats("cdn:SetCdnDomainSSLCertificate")["calls"] == 1
 
 
-def upload_to_oss(cloud: Any, bucket: str, domain: str, *, not_after: datetime) -> None:
-    """Bind a certificate to `domain` by PEM (OSS `Type=Upload`: CAS does not hold it),
-    made at test time for the domain, valid until `not_after`."""
-    from alibabacloud_oss_v2 import models
-
-    from tests.pki import build_pki, key_bytes
-
-    issued = build_pki(
-        (domain,), leaf_not_before=not_after - timedelta(days=90), leaf_not_after=not_after
-    )
-    configuration = models.CertificateConfiguration(
-        certificate=issued.chain_pem().decode(),
-        private_key=key_bytes(issued.leaf.key).decode(),
-        force=True,
-    )
-    cname = models.Cname(domain=domain, certificate_configuration=configuration)
-    cloud.oss_client().put_cname(
-        models.PutCnameRequest(
-            bucket=bucket, bucket_cname_configuration=models.BucketCnameConfiguration(cname=cname)
-        )
-    )
-
-
 def test_certificates_outside_cas_are_replaced_only_once_invalid(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -776,8 +752,9 @@ def test_certificates_outside_cas_are_replaced_only_once_invalid(
                 {
                     "name": "assets",
                     "cnames": [
-                        {"domain": "oss-valid.example.com"},
-                        {"domain": "oss-expired.example.com"},
+                        # bound by PEM (OSS `Type=Upload`), chaining to the emulator's root
+                        {"domain": "oss-valid.example.com", "certificate": "up-valid"},
+                        {"domain": "oss-expired.example.com", "certificate": "up-expired"},
                     ],
                 }
             ],
@@ -791,9 +768,6 @@ def test_certificates_outside_cas_are_replaced_only_once_invalid(
             ],
         },
     )
-    now = datetime.now(timezone.utc)
-    upload_to_oss(cloud, "assets", "oss-valid.example.com", not_after=now + timedelta(days=20))
-    upload_to_oss(cloud, "assets", "oss-expired.example.com", not_after=now - timedelta(days=1))
     before = bound(cloud)
     new = issue(cloud, ["*.example.com"], days=90)
     # when a renewal is rolled out
