@@ -3,7 +3,8 @@
 Pointing certpilot at the emulator, issuing a certificate in its CAS as a CA would,
 handing deploy-cert its event exactly as FC does (event bytes, a context with
 credentials and a request id), and reading back what the control plane binds and
-what the live edge serves.
+what the live edge serves. The edge is judged by `tests.tls_oracle` (Python's `ssl`
+module), never by certpilot's own probe.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from certpilot.cli.invoke import load_handler
-from certpilot.probe.tls import probe_https
+from tests.tls_oracle import EdgeView, handshake
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
@@ -131,6 +132,13 @@ def writes(cloud: Any) -> int:
     return sum(cloud.action_stats(action)["calls"] for action in WRITES)
 
 
-def served(cloud: Any, domain: str) -> str | None:
-    """The SHA-256 fingerprint of the certificate the edge serves for `domain`."""
-    return probe_https(domain, edge=cloud.https, ca_bundle=cloud.ca_bundle, timeout=3).fingerprint
+def edge_view(cloud: Any, domain: str) -> EdgeView:
+    """One handshake with the emulator's edge for `domain` (SNI), judged by Python's
+    `ssl` module against the emulator's CA bundle."""
+    assert cloud.https and cloud.ca_bundle
+    return handshake(cloud.https, domain, cloud.ca_bundle)
+
+
+def served(cloud: Any, domain: str) -> str:
+    """The SHA-256 fingerprint (upper hex) of the leaf the edge serves for `domain`."""
+    return edge_view(cloud, domain).sha256

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.e2e.deploy_helpers import (
     REPO,
     bound,
     cloudevent,
+    edge_view,
     handler,
     invoke,
     issue,
@@ -89,7 +89,9 @@ def test_wildcard_lands_on_every_covered_domain_and_nowhere_else(account: Any) -
     for domain in (*TARGETS, *CDN_TARGETS):
         assert result[domain][0] == "deployed", result[domain]
         assert bound(account)[domain] == new["certId"]
-        assert served(account, domain) == new["sha256"]
+        # and a verifying TLS client (Python's ssl, not certpilot's probe) accepts it
+        view = edge_view(account, domain)
+        assert (view.sha256, view.verified) == (new["sha256"], True), view
     # a first binding (docs.example.com had none) sends no Force either
     assert all("Force" not in reason for _, reason in result.values())
     # by CAS reference: OSS CertId, CDN CertType=cas with the certificate's region
@@ -478,25 +480,6 @@ def test_deploy_cert_runs_in_function_compute(account: Any) -> None:
         assert bound(account)[domain] == new["certId"]
 
 
-def test_weak_candidate_that_metadata_does_not_reveal_is_rolled_back(
-    account: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given a renewal with an RSA-1024 key: CAS's metadata does not show key sizes
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "0.5")
-    before = bound(account)
-    weak = issue(account, ["*.example.com"], days=90, keyType="rsa1024")
-    # when its event is handled
-    summary = invoke(account, cloudevent(account, weak["certId"]))
-    # then the live handshake rejects it everywhere and every domain is restored
-    assert {r["outcome"] for r in summary["results"] if r["domain"] in TARGETS} == {"rolled-back"}
-    assert bound(account) == before
-    # and the re-probe after the rollback saw the weak certificate gone from the edge
-    for result in summary["results"]:
-        if result["outcome"] == "rolled-back":
-            assert result["restoredVerified"] is True, result
-            assert served(account, result["domain"]) != weak["sha256"].replace(":", "").upper()
-
-
 def test_deploy_reads_only_the_certificates_that_matter(account: Any) -> None:
     # given an account whose CAS also holds 40 certificates for unrelated names
     for n in range(40):
@@ -512,31 +495,39 @@ def test_deploy_reads_only_the_certificates_that_matter(account: Any) -> None:
     assert details <= 4, details
 
 
-def test_certpilot_never_receives_a_private_key_from_cas(
-    account: Any, monkeypatch: pytest.MonkeyPatch
+def test_only_the_candidate_is_read_with_its_pem_and_its_key_goes_nowhere(
+    account: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # given a spy on the real CAS SDK that records what certpilot asks and what CAS answers
     from alibabacloud_cas20200407.client import Client
 
-    asked: list[object] = []
+    asked: list[tuple[int, object]] = []
     answered: list[dict[str, Any]] = []
     original = Client.get_user_certificate_detail_with_options
 
     def spy(self: Any, request: Any, runtime: Any) -> Any:
-        asked.append(request.cert_filter)
+        asked.append((request.cert_id, request.cert_filter))
         response = original(self, request, runtime)
         answered.append(response.body.to_map())
         return response
 
     monkeypatch.setattr(Client, "get_user_certificate_detail_with_options", spy)
     new = issue(account, ["*.example.com"], days=90)
-    # when a renewal is rolled out (the catalog reads certificate details)
+    # when a renewal is rolled out (the pre-write check reads the candidate's PEM chain)
     summary = invoke(account, cloudevent(account, new["certId"]))
-    # then every detail call asked for CertFilter=true, and no answer held a key or PEM
     assert summary["status"] == "deployed"
-    assert asked and all(flag is True for flag in asked)
-    assert answered and all("Key" not in body and "Cert" not in body for body in answered)
-    assert not any("PRIVATE KEY" in json.dumps(body) for body in answered)
+    # then only the candidate was asked for with CertFilter=false (CAS has no call that
+    # returns the PEM without the key), every other certificate with CertFilter=true
+    unfiltered = [cert_id for cert_id, flag in asked if flag is not True]
+    assert unfiltered == [new["certId"]]
+    filtered = [body for body in answered if "Key" not in body]
+    assert all("Cert" not in body for body in filtered)
+    # and the key CAS sent with it appears in no summary and no log line
+    [key] = [body["Key"] for body in answered if "Key" in body]
+    key_body = key.split("-----")[2].strip().splitlines()[0]
+    output = capsys.readouterr()
+    for text in (json.dumps(summary), output.out, output.err):
+        assert key_body not in text and "PRIVATE KEY" not in text
 
 
 def _scale_estate(n_oss: int, n_cdn: int, *, propagation: float) -> dict[str, Any]:
@@ -743,29 +734,6 @@ def test_paused_cdn_domain_is_left_alone_and_says_so(
     assert cloud.action_stats("cdn:SetCdnDomainSSLCertificate")["calls"] == 1
 
 
-def upload_to_oss(cloud: Any, bucket: str, domain: str, *, not_after: datetime) -> None:
-    """Bind a certificate to `domain` by PEM (OSS `Type=Upload`: CAS does not hold it),
-    made at test time for the domain, valid until `not_after`."""
-    from alibabacloud_oss_v2 import models
-
-    from tests.pki import build_pki, key_bytes
-
-    issued = build_pki(
-        (domain,), leaf_not_before=not_after - timedelta(days=90), leaf_not_after=not_after
-    )
-    configuration = models.CertificateConfiguration(
-        certificate=issued.chain_pem().decode(),
-        private_key=key_bytes(issued.leaf.key).decode(),
-        force=True,
-    )
-    cname = models.Cname(domain=domain, certificate_configuration=configuration)
-    cloud.oss_client().put_cname(
-        models.PutCnameRequest(
-            bucket=bucket, bucket_cname_configuration=models.BucketCnameConfiguration(cname=cname)
-        )
-    )
-
-
 def test_certificates_outside_cas_are_replaced_only_once_invalid(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -784,8 +752,9 @@ def test_certificates_outside_cas_are_replaced_only_once_invalid(
                 {
                     "name": "assets",
                     "cnames": [
-                        {"domain": "oss-valid.example.com"},
-                        {"domain": "oss-expired.example.com"},
+                        # bound by PEM (OSS `Type=Upload`), chaining to the emulator's root
+                        {"domain": "oss-valid.example.com", "certificate": "up-valid"},
+                        {"domain": "oss-expired.example.com", "certificate": "up-expired"},
                     ],
                 }
             ],
@@ -799,9 +768,6 @@ def test_certificates_outside_cas_are_replaced_only_once_invalid(
             ],
         },
     )
-    now = datetime.now(timezone.utc)
-    upload_to_oss(cloud, "assets", "oss-valid.example.com", not_after=now + timedelta(days=20))
-    upload_to_oss(cloud, "assets", "oss-expired.example.com", not_after=now - timedelta(days=1))
     before = bound(cloud)
     new = issue(cloud, ["*.example.com"], days=90)
     # when a renewal is rolled out

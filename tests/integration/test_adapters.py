@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,27 @@ def test_cdn_feature_configs(estate: Any) -> None:
     assert clients.cdn.domain_configs("cdn.example.com", ["https_force"]) == []
 
 
+def test_probe_http_sees_the_edge_redirect_once_https_is_forced(estate: Any) -> None:
+    # Given a CDN domain served over plain HTTP by the emulator's edge
+    from certpilot.probe.tls import probe_http
+    from tests.integration.polling import poll
+
+    clients = make_clients(estate)
+    before = probe_http("img.example.com", edge=estate.http, timeout=3)
+    assert before.status not in (301, 308) and before.location is None
+
+    # When HTTPS is forced with a 301
+    force = CdnFunction("https_force", {"enable": "on", "https_rewrite": "301"})
+    clients.cdn.set_configs(["img.example.com"], [force])
+
+    # Then the probe reports the redirect without following it (once it has propagated)
+    after = poll(
+        lambda: probe_http("img.example.com", edge=estate.http, path="/a?b=1", timeout=3),
+        lambda r: r.status == 301,
+    )
+    assert after.location == "https://img.example.com/a?b=1"
+
+
 def test_cdn_throttling_with_retry_after_is_absorbed(estate: Any) -> None:
     # Given a throttled answer carrying x-acs-retry-after (a ThrottlingException in the SDK)
     clients = make_clients(estate)
@@ -326,7 +348,7 @@ def test_cas_upload_list_and_detail_without_keys(cloud: Any) -> None:
     issued = pki.build_pki(("up.example.com", "*.up.example.com"), base=pki.real_now())
     cert_pem = issued.chain_pem().decode()
     key_pem = pki.key_bytes(issued.leaf.key).decode()
-    cas_id = clients.cas.upload_certificate("uploaded-one", cert_pem, key_pem)
+    cas_id = upload(cloud, "uploaded-one", cert_pem, key_pem)
 
     # When it is listed and read in detail
     [summary] = clients.cas.list_certificates()
@@ -343,7 +365,36 @@ def test_cas_upload_list_and_detail_without_keys(cloud: Any) -> None:
         "up.example.com",
         "certpilot Test Intermediate 1",
     ]
-    assert not any(hasattr(detail, field) for field in ("cert", "key", "cert_pem", "key_pem"))
+    assert detail.cert_pem is None  # CertFilter=true: no PEM
+    assert not any(hasattr(detail, field) for field in ("cert", "key", "key_pem"))
+
+
+def upload(cloud: Any, name: str, cert_pem: str, key_pem: str) -> int:
+    """UploadUserCertificate through the real CAS SDK (certpilot itself never uploads)."""
+    from alibabacloud_cas20200407 import models
+    from alibabacloud_tea_util.models import RuntimeOptions
+
+    request = models.UploadUserCertificateRequest(name=name, cert=cert_pem, key=key_pem)
+    response = cloud.cas_client().upload_user_certificate_with_options(request, RuntimeOptions())
+    cert_id: int = response.body.cert_id
+    return cert_id
+
+
+def test_cas_detail_with_pem_keeps_the_chain_and_drops_the_key(cloud: Any) -> None:
+    # Given a certificate uploaded to CAS with its key
+    clients = make_clients(cloud)
+    issued = pki.build_pki(("pem.example.com",), base=pki.real_now())
+    key_pem = pki.key_bytes(issued.leaf.key).decode()
+    cas_id = upload(cloud, "with-pem", issued.chain_pem().decode(), key_pem)
+
+    # When the adapter reads it with its PEM (CertFilter=false: CAS sends the key too)
+    detail = clients.cas.get_certificate(cas_id, with_pem=True)
+
+    # Then the PEM chain is the one CAS holds, and the key is in no field of the result
+    assert detail.cert_pem == issued.chain_pem().decode()
+    assert "PRIVATE KEY" not in repr(asdict(detail))
+    assert key_pem.splitlines()[1] not in repr(asdict(detail))
+    assert calls(cloud, "cas:GetUserCertificateDetail") == 1
 
 
 def test_cas_unknown_certificate_is_not_found(cloud: Any) -> None:

@@ -148,3 +148,38 @@ def test_a_refused_revoked_filter_does_not_fail_the_catalog(loaded: Any) -> None
     # Then the usable certificates are all there, only the revoked one is unknown
     assert len(result.certificates) == USABLE
     assert not any(c.revoked for c in result.certificates)
+
+
+def test_a_candidate_is_judged_from_its_pem_chain_like_the_names_judge_it(loaded: Any) -> None:
+    # Given CAS holding certificates of every chain shape
+    clients = make_clients(loaded)
+    trust = TrustStore.from_file(loaded.ca_bundle)
+    listed = {c.name: c for c in catalog.load(clients, trust).certificates}
+    now = datetime.now(timezone.utc)
+
+    # When each usable one is loaded as a candidate (its PEM, signatures checked)
+    judged = {
+        name: catalog.load_candidate(clients, trust, cert.cas_id, now)
+        for name, cert in listed.items()
+        if name != "revoked"
+    }
+
+    # Then every one was checked from its PEM, and
+    # the verdicts agree with the names-only ones except where only signatures can tell
+    # (an untrusted CA whose root is not sent is a chain that stops short of any anchor)
+    assert all(c is not None and c.signatures_checked for c in judged.values())
+    verdicts = {n: (c.chain_complete, c.problems) for n, c in judged.items() if c is not None}
+    assert verdicts == {
+        "good": (True, ()),
+        "idn": (True, ()),
+        "backup": (True, ()),
+        "partial": (False, ("CHAIN_INCOMPLETE",)),
+        "order": (True, ("CHAIN_ORDER",)),
+        "internal": (False, ("CHAIN_INCOMPLETE",)),
+    }
+    for name, cert in judged.items():
+        assert cert is not None
+        assert cert.sans == listed[name].sans
+        assert cert.fingerprint_sha256 == listed[name].fingerprint_sha256
+    # And an id CAS does not hold is None
+    assert catalog.load_candidate(clients, trust, 987654, now) is None

@@ -71,16 +71,20 @@ def conflict() -> ConflictError:
 
 @dataclass
 class FakeCloud:
-    """OSS and CDN adapters plus an edge that lags `propagation` seconds behind them.
+    """A scripted fake of our adapter interface (`OssBinder`, `CdnSetter`) and of the
+    probe, with an edge that lags `propagation` seconds behind each write.
 
-    Like OSS, PutCname must name the bound certificate as PreviousCertId
-    (else a conflict, EC 0018-00000209); DeleteCertificate too. Every call is recorded
-    with its arguments (`calls`), the bound state is kept per domain (`oss_bound`,
-    `cdn_bound`, seeded from the plan by `run`). Faults: `refuse` (domain -> code: the
-    write is refused before it applies), `applied_then` (domain -> error: the write
-    applies, then the call fails, as after a lost answer; `rollback_applied_then` the
-    same for a rollback), `interloper` (domain -> certificate another run binds right
-    after our write), `refuse_rollback`, `fail_reads` (the re-reading calls fail).
+    It models no cloud rule: a write is accepted and becomes what the re-reading calls
+    report, unless the test scripts otherwise. (OSS's PreviousCertId rule lives in the
+    emulator and is tested through the real SDK in tests/integration/test_adapters.py.)
+    Every call is recorded with its arguments (`calls`), the bound state is kept per
+    domain (`oss_bound`, `cdn_bound`, seeded from the plan by `run`). Scripted answers:
+    `refuse` (domain -> code / error: the write is refused before it applies),
+    `applied_then` (domain -> error: the write applies, then the call fails, as after
+    a lost answer; `rollback_applied_then` the same for a rollback), `interloper`
+    (domain -> certificate another run binds right after our write), `refuse_rollback`
+    (ServiceBusy) and `rollback_refused` (domain -> error) for rollbacks refused before
+    they apply, `fail_reads` (the re-reading calls fail).
     """
 
     clock: FakeClock
@@ -88,6 +92,7 @@ class FakeCloud:
     never_serves: set[str] = field(default_factory=set)
     refuse: dict[str, str | CloudError] = field(default_factory=dict)  # domain -> code / error
     refuse_rollback: set[str] = field(default_factory=set)
+    rollback_refused: dict[str, CloudError] = field(default_factory=dict)
     applied_then: dict[str, CloudError] = field(default_factory=dict)
     rollback_applied_then: dict[str, CloudError] = field(default_factory=dict)
     interloper: dict[str, str | int] = field(default_factory=dict)
@@ -122,6 +127,8 @@ class FakeCloud:
             raise error
         if kind == "rollback" and domain in self.refuse_rollback:
             raise CloudError("cdn", "SetCdnDomainSSLCertificate", "ServiceBusy", 403)
+        if kind == "rollback" and domain in self.rollback_refused:
+            raise self.rollback_refused[domain]
 
     def _applied(self, kind: str, domain: str, bound: str | int | None) -> None:
         """The binding changed to `bound`: the edge follows; faults after applying."""
@@ -155,8 +162,6 @@ class FakeCloud:
         kind = "write" if cert_identifier == CERT.identifier else "rollback"
         self._call(kind, domain, "PutCname", domain, cert_identifier, previous_identifier)
         with self.lock:
-            if previous_identifier != self.oss_bound.get(domain):
-                raise conflict()
             self.oss_bound[domain] = cert_identifier
         self._applied(kind, domain, cert_identifier)
 
@@ -165,10 +170,6 @@ class FakeCloud:
     ) -> None:
         self._call("rollback", domain, "DeleteCertificate", domain, previous_identifier)
         with self.lock:
-            if previous_identifier is not None and previous_identifier != self.oss_bound.get(
-                domain
-            ):
-                raise conflict()
             self.oss_bound[domain] = None
         self._applied("rollback", domain, None)
 
@@ -471,20 +472,6 @@ def test_a_rollback_restores_exactly_the_previous_state(
     assert bound["d.example.com"] == left_bound
 
 
-def test_the_fake_refuses_a_previous_cert_id_that_is_not_bound_like_oss() -> None:
-    # given a domain bound to the previous certificate
-    cloud = FakeCloud(FakeClock(), oss_bound={"d.example.com": PREVIOUS_OSS})
-    # when PutCname names another PreviousCertId, or none, and then the bound one
-    with pytest.raises(ConflictError) as refused:
-        cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, THIRD_OSS)
-    with pytest.raises(ConflictError):
-        cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, None)
-    cloud.bind_certificate("b", "r", "d.example.com", OURS_OSS, PREVIOUS_OSS)
-    # then the first two are conflicts (EC 0018-00000209), the last one binds
-    assert refused.value.ec == MISMATCH_EC
-    assert cloud.oss_bound["d.example.com"] == OURS_OSS
-
-
 # -- #3: another run set a certificate meanwhile: superseded, not rolled back -----------
 
 
@@ -500,8 +487,12 @@ def test_the_fake_refuses_a_previous_cert_id_that_is_not_bound_like_oss() -> Non
 def test_a_domain_another_run_changed_after_our_write_is_superseded_not_rolled_back(
     route: Route, rollback: str, interloper: str | int
 ) -> None:
-    # given another run binds a third certificate right after our write
-    cloud = FakeCloud(FakeClock(), interloper={"d.example.com": interloper})
+    # given another run binds a third certificate right after our write (on OSS, our
+    # conditional rollback naming our certificate as PreviousCertId is then refused)
+    refused: dict[str, CloudError] = {"d.example.com": conflict()} if route is Route.OSS else {}
+    cloud = FakeCloud(
+        FakeClock(), interloper={"d.example.com": interloper}, rollback_refused=refused
+    )
     # when our verification sees that certificate instead of ours
     [result] = run(single(action("d.example.com", route, rollback)), cloud, deadline=1.0).values()
     # then the domain is reported superseded and keeps the other run's certificate
@@ -637,8 +628,14 @@ def test_a_cdn_write_not_applied_whose_re_read_fails_is_verified_then_rolled_bac
 
 
 def test_an_oss_write_not_applied_whose_re_read_fails_is_not_rolled_back_blindly() -> None:
-    # given an OSS write refused before it applies, and a bucket that cannot be read
-    cloud = FakeCloud(FakeClock(), refuse={"d.example.com": LOST[Route.OSS]}, fail_reads={"assets"})
+    # given an OSS write refused before it applies, a bucket that cannot be read, and
+    # OSS refusing the rollback that names our certificate as PreviousCertId
+    cloud = FakeCloud(
+        FakeClock(),
+        refuse={"d.example.com": LOST[Route.OSS]},
+        fail_reads={"assets"},
+        rollback_refused={"d.example.com": conflict()},
+    )
     [result] = run(single(action("d.example.com", Route.OSS)), cloud, deadline=1.0).values()
     # then the rollback, conditional on PreviousCertId = ours, is refused: the domain
     # keeps the certificate it had, and the result says the rollback failed

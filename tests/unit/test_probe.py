@@ -7,6 +7,7 @@ import http.server
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,7 +33,6 @@ from certpilot.probe.tls import (
     rollback_problem,
     served_finding_code,
     served_problem,
-    wait_until,
 )
 from tests.unit.fakes import FakeClock
 
@@ -252,15 +252,11 @@ def wait_on(
     *,
     deadline: float,
 ) -> Verification:
-    """`wait_until` for d.example.com, answered by `probe`, on the fake `clock`."""
-    return wait_until(
-        "d.example.com",
-        problem,
-        deadline=deadline,
-        probe=probe,
-        clock=clock.clock,
-        sleep=clock.sleep,
-    )
+    """`poll_rounds` watching d.example.com alone, answered by `probe`, on the fake `clock`."""
+    watch = Watch("d.example.com", problem, clock.clock(), deadline)
+    return poll_rounds({"d": watch}, workers=1, probe=probe, clock=clock.clock, sleep=clock.sleep)[
+        "d"
+    ]
 
 
 def test_wait_backs_off_exponentially_until_the_new_certificate_is_served() -> None:
@@ -292,13 +288,8 @@ def test_wait_with_zero_deadline_probes_once() -> None:
 def test_wait_against_a_live_server(pki: Pki, server: TlsServer) -> None:
     pem, fingerprint = pki.leaf(("*.example.com",))
     server.serve("www.example.com", pem)
-    result = wait_until(
-        "www.example.com",
-        certificate_problem(fingerprint.lower()),
-        deadline=2,
-        edge=server.edge,
-        ca_bundle=str(pki.root_pem),
-    )
+    watch = Watch("www.example.com", certificate_problem(fingerprint.lower()), time.monotonic(), 2)
+    result = poll_rounds({"w": watch}, edge=server.edge, ca_bundle=str(pki.root_pem))["w"]
     assert result.ok and result.attempts == 1
 
 

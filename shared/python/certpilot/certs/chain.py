@@ -46,6 +46,8 @@ def _verify_legacy(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
                 return False
             public.verify(cert.signature, cert.tbs_certificate_bytes, params, digest)
         elif isinstance(public, ec.EllipticCurvePublicKey):
+            # cryptography reports no parameters for ecdsa-with-SHA1; it is ECDSA(SHA-1).
+            params = ec.ECDSA(digest) if params is None and digest is not None else params
             if not isinstance(params, ec.ECDSA):
                 return False
             public.verify(cert.signature, cert.tbs_certificate_bytes, params)

@@ -139,6 +139,11 @@ class TrustStore:
         self.load()
         return any(same_key_and_subject(cert, a) for a in self._by_subject.get(cert.subject, ()))
 
+    def named(self, name: x509.Name) -> tuple[x509.Certificate, ...]:
+        """The anchors whose subject is `name` (loads the store)."""
+        self.load()
+        return tuple(self._by_subject.get(name, ()))
+
     def find_issuer(self, cert: x509.Certificate) -> x509.Certificate | None:
         """The anchor that issued `cert` (subject match plus verified signature), or None."""
         self.load()

@@ -221,6 +221,16 @@ def check_chain(
         )
         return [make_finding(Code.CHAIN_INCOMPLETE, domain, message)]
     issuer = result.top.issuer.rfc4514_string()
+    namesakes = [c for c in bundle.unrelated if c.subject == result.top.issuer]
+    if namesakes or trust.named(result.top.issuer):
+        # The issuer is there by name, but its key does not verify the signature: a
+        # forged or corrupted certificate, or one re-issued under another key.
+        message = (
+            f"the signature of {_label(result.top)} does not verify with the key of its"
+            f" issuer {issuer!r}: the chain has no valid issuer (a corrupted or forged"
+            " certificate, or an intermediate of another key with the same name)"
+        )
+        return [make_finding(Code.CHAIN_INCOMPLETE, domain, message)]
     message = (
         f"the issuer {issuer!r} of {_label(result.top)} is neither in the bundle nor a"
         f" trusted root: append the missing intermediate certificate(s) after the leaf,"

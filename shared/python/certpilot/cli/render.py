@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from certpilot.jobs.deploy_cert.apply import DomainResult
 from certpilot.jobs.deploy_cert.plan import Plan
 
 
@@ -92,21 +91,3 @@ def plan_text(plan: Plan) -> str:
         parts.append("no domain of the account is covered by this certificate")
     parts.append(f"{len(plan.actions)} to deploy, {len(plan.skipped)} left alone (dry run)")
     return "\n\n".join(parts)
-
-
-def results_text(results: Sequence[DomainResult]) -> str:
-    """The rollout as text: one row per domain."""
-    if not results:
-        return "no domain was touched"
-    return table(
-        ["domain", "route", "outcome", "reason / error"],
-        [
-            (
-                r.domain,
-                r.route.value if r.route else None,
-                r.outcome.value,
-                r.reason + (f" [{r.error_code}]" if r.error_code else ""),
-            )
-            for r in results
-        ],
-    )

@@ -1,8 +1,13 @@
 """CAS (SSL Certificates Service, 2020-04-07) adapter.
 
-certpilot never fetches a private key: GetUserCertificateDetail is always called with
-`CertFilter=true` (which omits Cert and Key) and certificates are deployed by
-reference (`CertId` for CDN, `CertIdentifier` for OSS).
+Certificates are deployed by reference (`CertId` for CDN, `CertIdentifier` for OSS);
+certpilot never keeps a private key. Catalog reads call GetUserCertificateDetail with
+`CertFilter=true`, which omits Cert and Key. The pre-write check of a candidate needs
+its public PEM chain (`Cert`) to verify signatures, and CAS has no call that returns
+`Cert` without `Key` (CertFilter is all or nothing; GetCertificateDetail and the
+listings carry no PEM). So `get_certificate(..., with_pem=True)` asks with
+`CertFilter=false` for that one certificate and drops `Key` (and the SM2 keys) from the
+answer here, before anything else sees it: no dataclass holds it, nothing logs it.
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ class CasDetail:
     sha256: str | None
     algorithm: str | None
     chain: tuple[ChainEntry, ...] | None  # None when the service sent no CertChain
+    # `Cert`: the public PEM chain, only from `get_certificate(with_pem=True)`; None when
+    # not asked for or not sent. (Whether CAS's `Cert` carries the intermediates that
+    # `CertChain` lists is UNCONFIRMED: `discovery.catalog.load_candidate` handles both.)
+    cert_pem: str | None = None
 
 
 def split_sans(value: Any) -> tuple[str, ...]:
@@ -108,8 +117,13 @@ def parse_summary(item: Mapping[str, Any]) -> CasSummary | None:
     )
 
 
+# Fields of GetUserCertificateDetail with CertFilter=false that hold private keys.
+SECRET_FIELDS = ("Key", "EncryptPrivateKey", "SignPrivateKey")
+
+
 def parse_detail(body: Mapping[str, Any], cas_id: int, region: str) -> CasDetail:
-    """The body of GetUserCertificateDetail (CertFilter=true)."""
+    """The body of GetUserCertificateDetail; `Cert` becomes `cert_pem`, key fields are
+    never read."""
     raw_chain = body.get("CertChain")
     chain = (
         None
@@ -139,6 +153,7 @@ def parse_detail(body: Mapping[str, Any], cas_id: int, region: str) -> CasDetail
         sha256=normalize_fingerprint(body.get("CertSha2") or body.get("Sha2")),
         algorithm=body.get("Algorithm") or None,
         chain=chain,
+        cert_pem=str(body.get("Cert") or "") or None,
     )
 
 
@@ -180,9 +195,12 @@ class CasAdapter(TeaAdapter):
                 break
         return summaries
 
-    def get_certificate(self, cas_id: int) -> CasDetail:
-        """One certificate's details, WITHOUT its PEM or key (CertFilter=true).
+    def get_certificate(self, cas_id: int, *, with_pem: bool = False) -> CasDetail:
+        """One certificate's details, without its key.
 
+        By default WITHOUT its PEM either (CertFilter=true). `with_pem=True` also returns
+        the public PEM chain (`cert_pem`): CAS then sends the key too (CertFilter=false,
+        see the module docstring), which is dropped here at once.
         Raises NotFoundError for an unknown id (by the service's code).
         """
         from alibabacloud_cas20200407 import models
@@ -190,25 +208,10 @@ class CasAdapter(TeaAdapter):
         body = self._call(
             "GetUserCertificateDetail",
             "get_user_certificate_detail_with_options",
-            models.GetUserCertificateDetailRequest(cert_id=int(cas_id), cert_filter=True),
+            models.GetUserCertificateDetailRequest(cert_id=int(cas_id), cert_filter=not with_pem),
         )
+        for secret in SECRET_FIELDS:
+            body.pop(secret, None)
+        if not with_pem:
+            body.pop("Cert", None)
         return parse_detail(body, int(cas_id), self._region)
-
-    def upload_certificate(self, name: str, cert_pem: str, key_pem: str) -> int:
-        """Upload a certificate and its key (UploadUserCertificate); returns the CAS id.
-
-        For tests and tools only: certpilot's handlers deploy what CAS already holds.
-        """
-        from alibabacloud_cas20200407 import models
-
-        body = self._call(
-            "UploadUserCertificate",
-            "upload_user_certificate_with_options",
-            models.UploadUserCertificateRequest(name=name, cert=cert_pem, key=key_pem),
-        )
-        cas_id = int_or_none(body.get("CertId"))
-        if cas_id is None:
-            from certpilot.core.errors import CloudError
-
-            raise CloudError(SERVICE, "UploadUserCertificate", "MalformedResponse", 200, None, "")
-        return cas_id

@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from certpilot.core.findings import Finding
+
 
 class Route(str, enum.Enum):
     """Where a domain's certificate lives (DESIGN §4)."""
@@ -106,6 +108,10 @@ class CatalogCert:
     # Validation of the certificate itself (dates are re-judged by plan with its `now`):
     chain_complete: bool = True
     problems: tuple[str, ...] = field(default=())  # finding codes such as CHAIN_INCOMPLETE
+    # The findings behind `problems` with their messages, when the certificate was judged
+    # from its PEM chain with signatures (a candidate's pre-write check); else empty.
+    findings: tuple[Finding, ...] = field(default=())
+    signatures_checked: bool = False
 
     def valid_at(self, now: datetime) -> bool:
         """True when not revoked and `now` is inside its validity (RFC 5280: both

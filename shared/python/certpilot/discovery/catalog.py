@@ -6,13 +6,16 @@ certificate that was revoked is known as such, then reads each usable certificat
 details (GetUserCertificateDetail with CertFilter=true: no PEM, no key) for exact
 validity dates, `CertIdentifier` and the chain.
 
-Chain completeness is judged from `CertChain[]` (CommonName / IssuerCommonName of
-each certificate, leaf first) against the trust store, by subject common names.
-Limitations: names only. No signature is checked and two CAs with the same common
-name are not told apart, so a chain that "looks" complete can still fail in a
-browser; the live probe after deployment is the final word (and rolls back). A
-missing issuer of the leaf is CHAIN_INCOMPLETE, a missing issuer of a supplied
-intermediate is UNTRUSTED_ROOT (a second missing intermediate looks the same).
+A candidate about to be written (`load_candidate`) is judged from its PEM chain with
+signatures (`certs.candidate`): see there. Every other certificate (what is deployed
+now, read to plan around it) is judged without its PEM, since reading the PEM makes
+CAS send the private key too: its chain completeness is judged from `CertChain[]`
+(CommonName / IssuerCommonName of each certificate, leaf first) against the trust
+store, by subject common names, and the live probe of what the edge serves judges
+the rest. Limitations of that names-only judgement: no signature is checked and two
+CAs with the same common name are not told apart. A missing issuer of the leaf is
+CHAIN_INCOMPLETE, a missing issuer of a supplied intermediate is UNTRUSTED_ROOT (a
+second missing intermediate looks the same).
 When CAS sends no `CertChain` at all the chain is not judged (counted complete).
 """
 
@@ -20,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from certpilot.cloud.cas import CasAdapter, CasDetail, CasSummary, ChainEntry
 from certpilot.core.errors import AuthError, CloudError, NotFoundError
-from certpilot.core.findings import Code
+from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.log import event, get_logger, with_context
 from certpilot.core.model import Catalog, CatalogCert
 from certpilot.core.names import covers
@@ -183,18 +186,119 @@ def _revoked(cas: CasAdapter) -> list[CasSummary]:
         return []
 
 
-def load_one(clients: CloudClients, trust: TrustStore, cas_id: int) -> CatalogCert | None:
-    """One certificate by CAS id, from its detail alone (one call), or None when CAS
-    does not hold it. Revocation is not in the detail: `load` carries it.
+def load_candidate(
+    clients: CloudClients,
+    trust: TrustStore,
+    cas_id: int,
+    now: datetime,
+    *,
+    renew_days: int = 30,
+) -> CatalogCert | None:
+    """The certificate a job is about to write, judged from its PEM chain with
+    signatures (`judge_detail`), or None when CAS does not hold it. One detail call
+    with CertFilter=false; the adapter drops the key it brings. Revocation is not in
+    the detail: the listing carries it.
 
     Raises:
         CloudError: the CAS call failed after retries (other than not-found).
+        TrustStoreError: the trust store cannot be loaded.
     """
     try:
-        detail = clients.cas.get_certificate(cas_id)
+        detail = clients.cas.get_certificate(cas_id, with_pem=True)
     except NotFoundError:
         return None
-    return from_detail(detail, trusted_names(trust))
+    return judge_detail(detail, trust, now, renew_days=renew_days)
+
+
+# Warnings about the candidate that the plan judges itself (with its own `now`).
+_PLAN_JUDGES = frozenset({Code.CERT_EXPIRING})
+
+
+def judge_detail(
+    detail: CasDetail, trust: TrustStore, now: datetime, *, renew_days: int = 30
+) -> CatalogCert:
+    """A CatalogCert whose `findings` / `problems` come from the signature-checking
+    pre-write check of `detail.cert_pem` (pure but for loading the trust store).
+
+    The PEM is authoritative: names, dates and fingerprint are the leaf's. CAS's
+    `CertChain` may be missing, partial or list the leaf; the chain judged is the
+    PEM's, normalised leaf first with duplicates removed (CHAIN_ORDER, a warning).
+    UNCONFIRMED (chosen): `Cert` is the chain CAS serves, intermediates included, and
+    `CertChain` describes the same certificates. Under the other reading (`Cert` holds
+    the leaf, CAS serves the intermediates that `CertChain` lists), a PEM chain that
+    stops at an issuer `CertChain` names is judged complete or not by those names
+    (`judge_chain`) instead of refused; everything else is still checked.
+    Without `Cert` at all, the names-only judgement of `from_detail` is all there is
+    (`signatures_checked` False). A `Cert` that does not parse is NOT_PEM (refused).
+    Raises ValueError for a naive `now`, TrustStoreError for an unusable trust store.
+    """
+    # Imported here: cryptography is not loaded at import time (cold starts).
+    from certpilot.certs import CertificateError
+    from certpilot.certs.candidate import issuer_listed, judge_candidate, parse_candidate
+
+    anchors = trusted_names(trust)
+    base = from_detail(detail, anchors)
+    subject = detail.common_name or detail.name or str(detail.cas_id)
+    if detail.cert_pem is None:
+        event(_log, "candidate signatures not checked: CAS sent no Cert", certId=detail.cas_id)
+        return base
+    try:
+        bundle = parse_candidate(detail.cert_pem)
+    except CertificateError as error:
+        finding = make_finding(
+            Code.NOT_PEM,
+            subject,
+            f"certificate {detail.cas_id}: CAS's certificate text is not a readable PEM chain"
+            f" ({type(error).__name__})",
+        )
+        return replace(
+            base, problems=(Code.NOT_PEM.value,), findings=(finding,), signatures_checked=True
+        )
+    verdict = judge_candidate(bundle, now=now, trust=trust, subject=subject, renew_days=renew_days)
+    findings: list[Finding] = [f for f in verdict.findings if f.code not in _PLAN_JUDGES]
+    missing = verdict.missing_issuer
+    listed = [entry.common_name for entry in detail.chain or ()]
+    if missing is not None and issuer_listed(missing, listed):
+        findings = [f for f in findings if f.code is not Code.CHAIN_INCOMPLETE]
+        _, codes = judge_chain(detail.common_name, detail.chain, anchors)
+        findings += [
+            make_finding(
+                Code(code),
+                subject,
+                f"certificate {detail.cas_id}: {Code(code).meaning} (judged by the names CAS"
+                " lists in CertChain: its Cert does not carry those certificates)",
+            )
+            for code in codes
+            if code != Code.CHAIN_ORDER.value
+        ]
+        event(
+            _log,
+            "candidate chain judged by CertChain names: Cert lacks listed intermediates",
+            certId=detail.cas_id,
+        )
+    sans = _sans(verdict.sans)
+    unnamed = [n for n in base.sans if n not in sans]
+    if unnamed:
+        findings.append(
+            make_finding(
+                Code.NAME_MISMATCH,
+                subject,
+                f"certificate {detail.cas_id}: CAS lists {', '.join(unnamed[:5])}, which the"
+                " certificate itself does not name: it is not deployed there",
+            )
+        )
+    codes_found = tuple(dict.fromkeys(f.code.value for f in findings))
+    return replace(
+        base,
+        sans=sans,
+        not_before=verdict.not_before,
+        not_after=verdict.not_after,
+        fingerprint_sha256=verdict.fingerprint_sha256,
+        chain_complete=Code.CHAIN_INCOMPLETE.value not in codes_found,
+        problems=codes_found,
+        findings=tuple(findings),
+        signatures_checked=True,
+    )
 
 
 @dataclass(frozen=True)

@@ -488,33 +488,3 @@ def _safe_probe(run: Callable[[Watch], ServedCert], watch: Watch) -> ServedCert:
         return run(watch)
     except Exception as err:  # one probe's bug must not stop the round
         return ServedCert(watch.domain, error=f"probe failed: {type(err).__name__}")
-
-
-def wait_until(
-    domain: str,
-    problem: Callable[[ServedCert], str],
-    *,
-    deadline: float,
-    edge: str | None = None,
-    ca_bundle: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    probe: Callable[[str], ServedCert] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Verification:
-    """Probe `domain` until `problem(served)` is "" (ok), waiting 0.1 s doubling up to
-    `MAX_ROUND_INTERVAL` between probes, for at most `deadline` seconds. Always
-    probes at least once; the last problem is the result's `reason`. `problem` is
-    typically `certificate_problem(...)` or `rollback_problem(...)`.
-    """
-    watch = Watch(domain, problem, clock(), deadline)
-    return poll_rounds(
-        {domain: watch},
-        edge=edge,
-        ca_bundle=ca_bundle,
-        timeout=timeout,
-        workers=1,
-        probe=probe,
-        clock=clock,
-        sleep=sleep,
-    )[domain]

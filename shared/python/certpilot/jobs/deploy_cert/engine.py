@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -183,10 +183,14 @@ def discover_and_plan(
     now = deps.clock()
     trust = deps.trust_store()
     inventory = inventory_module.discover(deps.clients, deps.settings)
-    # One detail call for the certificate itself; then only the certificates that cover
-    # the same domains are read in detail (what is deployed there now), not the whole
+    # One detail call for the certificate itself, with its PEM chain: the pre-write
+    # check verifies its signatures against the trust store, so a certificate browsers
+    # reject is refused before any write. Then only the certificates that cover the
+    # same domains are read in detail (what is deployed there now), not the whole
     # catalog: CAS answers 100 detail calls a second, accounts hold thousands.
-    named = catalog_module.load_one(deps.clients, trust, cas_id)
+    named = catalog_module.load_candidate(
+        deps.clients, trust, cas_id, now, renew_days=deps.settings.renew_days
+    )
     if named is None:
         return None, inventory, Catalog(certificates=())
     targets = [r.name for r in inventory.domains if domain_covered(named.sans, r.name)]
@@ -195,10 +199,11 @@ def discover_and_plan(
     catalog = catalog_module.load(
         deps.clients, trust, now, covering=targets, include_expired=True, listing=listing
     )
-    # The listing knows revocation, the detail does not: prefer the listing's entry.
-    cert = catalog.by_id(cas_id) or named
-    if catalog.by_id(cas_id) is None:
-        catalog = Catalog(certificates=(*catalog.certificates, named))
+    # The listing knows revocation, the detail does not: the candidate as checked,
+    # revoked as listed.
+    listed = catalog.by_id(cas_id)
+    cert = replace(named, revoked=listed.revoked) if listed is not None else named
+    catalog = Catalog(certificates=(*(c for c in catalog.certificates if c.cas_id != cas_id), cert))
     # The CDN listings carry no CAS id: find it for the CDN domains this certificate
     # covers, so that "already current" and rollback know the bound certificate. By
     # name in the CAS listing read above; one DescribeDomainCertificateInfo call only

@@ -64,6 +64,7 @@ REFUSING_CODES = frozenset(
         Code.WEAK_KEY,
         Code.WEAK_SIGNATURE,
         Code.KEY_MISMATCH,
+        Code.NOT_PEM,  # CAS's certificate text does not parse: nothing a browser could use
     }
 )
 # Date problems are judged here with `now`, never taken from the catalog's snapshot.
@@ -209,7 +210,9 @@ def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...
     """What is wrong with the certificate itself at `now` (empty when usable).
 
     Dates and revocation are judged here; other problems come from the catalog's
-    validation (`cert.problems`). Unknown codes in `problems` are ignored.
+    validation (`cert.problems`), with the pre-write check's own findings (and their
+    messages) where it made them (`cert.findings`). Unknown codes in `problems` are
+    ignored.
     """
     subject = cert.common_name or cert.name
     found: list[Finding] = []
@@ -241,9 +244,14 @@ def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...
             code = Code(problem)
         except ValueError:
             continue
-        if code in _DATE_CODES or any(f.code is code for f in found):
+        if any(f.code is code for f in found):
             continue
-        found.append(make_finding(code, subject, f"certificate {cert.cas_id}: {code.meaning}"))
+        checked = [f for f in cert.findings if f.code is code]
+        if checked:
+            # An intermediate's dates are the check's to judge; the leaf's are judged above.
+            found += checked
+        elif code not in _DATE_CODES:
+            found.append(make_finding(code, subject, f"certificate {cert.cas_id}: {code.meaning}"))
     return tuple(found)
 
 
