@@ -138,10 +138,10 @@ def served_table(inventory: Inventory, edge: str, ca_bundle: str) -> str:
 
 def rollout_table(summary: dict[str, Any]) -> str:
     rows = [
-        (r["domain"], r["route"], r["outcome"], r["reason"] or r.get("errorCode") or "")
+        (r["domain"], r["route"], r["outcome"], r["reason"], r.get("detail") or "")
         for r in summary.get("results", [])
     ]
-    return table(["domain", "route", "outcome", "why"], rows)
+    return table(["domain", "route", "outcome", "reason", "why"], rows)
 
 
 def main() -> int:

@@ -35,5 +35,6 @@ def test_demo_rolls_a_renewal_out_offline_in_under_a_minute() -> None:
     assert time.monotonic() - started < 60
     assert "== rollout: deployed" in done.stdout
     assert "WRONG_LOCATION  video.example.com" in done.stdout
+    assert "SERVED_MISMATCH  download.example.com" in done.stdout
     assert "Traceback" not in done.stderr
     assert "PRIVATE KEY" not in done.stdout + done.stderr

@@ -28,6 +28,7 @@ from tests.e2e.deploy_helpers import (
     issue,
     outcomes,
     served,
+    sha256_of,
     use_estate,
     writes,
 )
@@ -92,8 +93,8 @@ def test_wildcard_lands_on_every_covered_domain_and_nowhere_else(account: Any) -
         # and a verifying TLS client (Python's ssl, not certpilot's probe) accepts it
         view = edge_view(account, domain)
         assert (view.sha256, view.verified) == (new["sha256"], True), view
-    # a first binding (docs.example.com had none) sends no Force either
-    assert all("Force" not in reason for _, reason in result.values())
+    # a first binding (docs.example.com had none) goes through too
+    assert result["docs.example.com"] == ("deployed", "no-certificate")
     # by CAS reference: OSS CertId, CDN CertType=cas with the certificate's region
     state = account.state()
     assert state["buckets"]["assets"]["cnames"]["docs.example.com"]["certificate"]["cert_type"] == (
@@ -233,10 +234,12 @@ def test_verification_failure_rolls_the_domain_back(
     result = {r["domain"]: r for r in summary["results"]}
     for domain in (*TARGETS, *CDN_TARGETS):
         assert result[domain]["outcome"] == "rolled-back", result[domain]
-        assert "verification failed" in result[domain]["reason"]
+        assert result[domain]["reason"] == "verify-failed"
+        assert result[domain]["facts"]["problem"]  # what the edge was seen serving
         assert result[domain]["verified"] is False
-    assert "restored certificate" in result["static.example.com"]["reason"]
-    assert "removed the certificate" in result["docs.example.com"]["reason"]
+    assert result["static.example.com"]["rollback"] == "restore"
+    assert result["static.example.com"]["previousCertId"] == before["static.example.com"]
+    assert result["docs.example.com"]["rollback"] == "remove"
     assert (summary["ok"], summary["status"]) == (False, "failed")
     assert bound(account) == before
     assert served(account, "static.example.com") == old_static
@@ -690,7 +693,11 @@ def test_cdn_domains_keep_a_longer_lived_certificate(
     assert (summary["ok"], summary["status"]) == (True, "nothing-to-do")
     found = [f for f in summary["findings"] if f["code"] == "SERVED_MISMATCH"]
     assert [f["domain"] for f in found] == mismatched
-    assert all("NAME_MISMATCH" in f["message"] for f in found)
+    for f in found:
+        configured = sha256_of(cloud, ids["long"]).replace(":", "").upper()
+        assert f["configured"] == configured != f["served"]
+        [result] = [r for r in summary["results"] if r["domain"] == f["domain"]]
+        assert result["facts"]["finding"] == "NAME_MISMATCH"
     assert writes(cloud) == 0
     for domain in expected:
         assert bound(cloud)[domain] == ids["long"]
@@ -727,7 +734,7 @@ def test_paused_cdn_domain_is_left_alone_and_says_so(
         "skipped",
         "cdn-status:offline",
     )
-    assert "paused" in result["paused.example.com"]["detail"]
+    assert result["paused.example.com"]["facts"]["cdnStatus"] == "offline"
     assert result["www.example.com"]["outcome"] == "deployed"
     assert (summary["ok"], summary["status"]) == (True, "deployed")
     assert bound(cloud)["paused.example.com"] == ids["old"]

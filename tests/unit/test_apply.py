@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from certpilot.cloud.oss import CnameInfo
+from certpilot.core.cloudtypes import CnameInfo
 from certpilot.core.errors import (
     CertpilotError,
     CloudError,
@@ -24,8 +24,15 @@ from certpilot.core.errors import (
 )
 from certpilot.core.log import bound_request_id, current_request_id
 from certpilot.core.model import DeployedCert, Location, Route
+from certpilot.core.outcomes import (
+    Binding,
+    BindingState,
+    CallError,
+    NoteKind,
+    Reason,
+    ReasonCode,
+)
 from certpilot.jobs.deploy_cert.apply import (
-    OUT_OF_TIME,
     ROLLBACK_ALLOWANCE,
     ApplyOptions,
     DomainResult,
@@ -34,11 +41,9 @@ from certpilot.jobs.deploy_cert.apply import (
     apply_plan,
 )
 from certpilot.jobs.deploy_cert.plan import (
-    ROLLBACK_NONE,
-    ROLLBACK_REMOVE,
-    ROLLBACK_RESTORE,
     Action,
     Plan,
+    Rollback,
     Skip,
 )
 from certpilot.probe.tls import ServedCert
@@ -237,10 +242,10 @@ _WRITES = ("PutCname", "DeleteCertificate", "SetCdnDomainSSLCertificate")
 
 
 def action(
-    domain: str, route: Route, rollback: str = ROLLBACK_RESTORE, api_name: str | None = None
+    domain: str, route: Route, rollback: Rollback = Rollback.RESTORE, api_name: str | None = None
 ) -> Action:
-    previous = None if rollback == ROLLBACK_REMOVE else PREVIOUS
-    if rollback == ROLLBACK_NONE:
+    previous = None if rollback == Rollback.REMOVE else PREVIOUS
+    if rollback == Rollback.NONE:
         previous = DeployedCert(Location.CDN, None, "upload", NOW + timedelta(days=5))
     return Action(
         domain=domain,
@@ -250,7 +255,7 @@ def action(
         cas_id=CERT.cas_id,
         identifier=CERT.identifier,
         cert_region="cn-hangzhou",
-        reason="expires-later",
+        reason=Reason(ReasonCode.EXPIRES_LATER),
         previous=previous,
         previous_identifier="1001-cn-hangzhou" if previous and previous.cas_id else None,
         rollback=rollback,
@@ -329,8 +334,9 @@ def test_a_domain_that_never_verifies_is_rolled_back_after_the_others_are_verifi
     # then it is rolled back, with the reason, and the restore is seen at the edge
     stuck = results["cdn01.example.com"]
     assert stuck.outcome is Outcome.ROLLED_BACK
-    assert stuck.reason.startswith("verification failed after 3.0s: edge serves another")
-    assert "restored certificate 1001, and the edge serves it" in stuck.reason
+    assert (stuck.reason.code, stuck.reason.waited) == (ReasonCode.VERIFY_FAILED, 3.0)
+    assert stuck.reason.problem == "edge serves another certificate"
+    assert (stuck.rollback, stuck.previous_cert_id) == (Rollback.RESTORE, 1001)
     assert (stuck.verified, stuck.restored_verified) == (False, True)
     # and the others are deployed; the rollback came after the last verification probe
     for domain in ("oss00.example.com", "oss01.example.com", "cdn00.example.com"):
@@ -343,21 +349,21 @@ def test_a_domain_that_never_verifies_is_rolled_back_after_the_others_are_verifi
 
 
 @pytest.mark.parametrize(
-    ("rollback", "outcome", "code", "reason"),
+    ("rollback", "outcome", "code"),
     [
-        (ROLLBACK_NONE, Outcome.FAILED, "VerifyFailed", "cannot be restored"),
-        (ROLLBACK_REMOVE, Outcome.ROLLED_BACK, None, "removed the certificate"),
+        (Rollback.NONE, Outcome.FAILED, "VerifyFailed"),
+        (Rollback.REMOVE, Outcome.ROLLED_BACK, None),
     ],
 )
 def test_what_a_failed_verification_leads_to(
-    rollback: str, outcome: Outcome, code: str | None, reason: str
+    rollback: Rollback, outcome: Outcome, code: str | None
 ) -> None:
     clock = FakeClock()
     cloud = FakeCloud(clock, never_serves={"cdn00.example.com"})
     plan = Plan(CERT, NOW, (action("cdn00.example.com", Route.CDN, rollback),), ())
     [result] = run(plan, cloud, deadline=1.0).values()
     assert (result.outcome, result.error_code) == (outcome, code)
-    assert reason in result.reason
+    assert (result.reason.code, result.rollback) == (ReasonCode.VERIFY_FAILED, rollback)
 
 
 def test_write_and_rollback_failures_are_per_domain() -> None:
@@ -373,13 +379,14 @@ def test_write_and_rollback_failures_are_per_domain() -> None:
     # then each ends failed with the cloud's code; the OSS domain is deployed anyway
     assert results["cdn00.example.com"].outcome is Outcome.FAILED
     assert results["cdn00.example.com"].error_code == "Certificate.MissMatch"
-    assert results["cdn00.example.com"].reason == (
-        "SetCdnDomainSSLCertificate failed: Certificate.MissMatch"
+    assert results["cdn00.example.com"].reason == Reason(
+        ReasonCode.WRITE_FAILED,
+        error=CallError("SetCdnDomainSSLCertificate", "Certificate.MissMatch"),
     )
     assert results["cdn01.example.com"].outcome is Outcome.FAILED
-    assert "rollback SetCdnDomainSSLCertificate failed: ServiceBusy" in (
-        results["cdn01.example.com"].reason
-    )
+    rollback = results["cdn01.example.com"].reason
+    assert rollback.code is ReasonCode.ROLLBACK_FAILED
+    assert rollback.error == CallError("SetCdnDomainSSLCertificate", "ServiceBusy")
     assert results["oss00.example.com"].outcome is Outcome.DEPLOYED
     assert ("probe", "cdn00.example.com") not in cloud.log  # never written: not verified
 
@@ -411,7 +418,7 @@ def test_skipped_domains_keep_their_results_and_order() -> None:
         CERT,
         NOW,
         (action("b.example.com", Route.CDN),),
-        (Skip("a.example.com", "already-current", "certificate 2001 is deployed", Route.OSS),),
+        (Skip("a.example.com", Reason(ReasonCode.ALREADY_CURRENT, cert_id=2001), Route.OSS),),
     )
     results = list(run(plan, cloud).values())
     assert [(r.domain, r.outcome) for r in results] == [
@@ -442,22 +449,22 @@ def single(a: Action) -> Plan:
     [
         (
             Route.OSS,
-            ROLLBACK_RESTORE,
+            Rollback.RESTORE,
             ("PutCname", "d.example.com", PREVIOUS_OSS, OURS_OSS),
             PREVIOUS_OSS,
         ),
-        (Route.OSS, ROLLBACK_REMOVE, ("DeleteCertificate", "d.example.com", OURS_OSS), None),
+        (Route.OSS, Rollback.REMOVE, ("DeleteCertificate", "d.example.com", OURS_OSS), None),
         (
             Route.CDN,
-            ROLLBACK_RESTORE,
+            Rollback.RESTORE,
             ("SetCdnDomainSSLCertificate", "d.example.com", 1001, "cn-hangzhou"),
             1001,
         ),
-        (Route.CDN, ROLLBACK_REMOVE, ("SetCdnDomainSSLCertificate", "d.example.com", "off"), None),
+        (Route.CDN, Rollback.REMOVE, ("SetCdnDomainSSLCertificate", "d.example.com", "off"), None),
     ],
 )
 def test_a_rollback_restores_exactly_the_previous_state(
-    route: Route, rollback: str, undo_call: tuple[object, ...], left_bound: object
+    route: Route, rollback: Rollback, undo_call: tuple[object, ...], left_bound: object
 ) -> None:
     # given a domain whose edge never serves the new certificate
     cloud = FakeCloud(FakeClock(), never_serves={"d.example.com"})
@@ -478,14 +485,14 @@ def test_a_rollback_restores_exactly_the_previous_state(
 @pytest.mark.parametrize(
     ("route", "rollback", "interloper"),
     [
-        (Route.CDN, ROLLBACK_RESTORE, 3003),
-        (Route.CDN, ROLLBACK_REMOVE, 3003),
-        (Route.OSS, ROLLBACK_RESTORE, THIRD_OSS),
-        (Route.OSS, ROLLBACK_REMOVE, THIRD_OSS),
+        (Route.CDN, Rollback.RESTORE, 3003),
+        (Route.CDN, Rollback.REMOVE, 3003),
+        (Route.OSS, Rollback.RESTORE, THIRD_OSS),
+        (Route.OSS, Rollback.REMOVE, THIRD_OSS),
     ],
 )
 def test_a_domain_another_run_changed_after_our_write_is_superseded_not_rolled_back(
-    route: Route, rollback: str, interloper: str | int
+    route: Route, rollback: Rollback, interloper: str | int
 ) -> None:
     # given another run binds a third certificate right after our write (on OSS, our
     # conditional rollback naming our certificate as PreviousCertId is then refused)
@@ -497,8 +504,9 @@ def test_a_domain_another_run_changed_after_our_write_is_superseded_not_rolled_b
     [result] = run(single(action("d.example.com", route, rollback)), cloud, deadline=1.0).values()
     # then the domain is reported superseded and keeps the other run's certificate
     assert result.outcome is Outcome.SKIPPED
-    assert result.reason.startswith("superseded: the domain has certificate 3003"), result.reason
-    assert "verification failed" in result.reason
+    assert result.reason.code is ReasonCode.SUPERSEDED, result.reason
+    assert result.reason.bound == Binding(BindingState.CERTIFICATE, cert=str(interloper))
+    assert result.reason.problem is not None  # what the failed verification saw
     assert result.verified is False and result.restored_verified is None
     bound = cloud.oss_bound if route is Route.OSS else cloud.cdn_bound
     assert bound["d.example.com"] == interloper
@@ -520,8 +528,9 @@ def test_a_cdn_rollback_whose_check_fails_rolls_back_anyway_to_the_state_the_pla
     # certificate stops a rollback), and the reason says the binding was unknown
     assert result.outcome is Outcome.ROLLED_BACK, result.reason
     assert result.restored_verified is True
-    assert "binding before the rollback was unknown" in result.reason
-    assert "DescribeDomainCertificateInfo: ConnectionError" in result.reason
+    [note] = result.notes
+    assert note.kind is NoteKind.BINDING_UNKNOWN
+    assert note.error == CallError("DescribeDomainCertificateInfo", "ConnectionError")
     assert cloud.writes("d.example.com")[1:] == [
         ("SetCdnDomainSSLCertificate", "d.example.com", 1001, "cn-hangzhou")
     ]
@@ -560,7 +569,12 @@ def test_a_write_applied_despite_its_error_is_verified_like_any_other(
     # then the re-read binding shows ours: verified at the edge and deployed
     assert result.outcome is Outcome.DEPLOYED, result.reason
     assert result.verified is True
-    assert f"{error.action} answered {error.code}, yet the domain has certificate" in result.reason
+    [note] = result.notes
+    assert (note.kind, note.error) == (
+        NoteKind.APPLIED_DESPITE_ERROR,
+        CallError(error.action, error.code),
+    )
+    assert note.bound is not None and note.bound.state is BindingState.CERTIFICATE
 
 
 @pytest.mark.parametrize("route", [Route.OSS, Route.CDN])
@@ -594,7 +608,10 @@ def test_a_write_not_applied_is_failed_with_what_the_re_read_showed(
     # then it failed, with the cloud's code and what the re-read showed; never probed
     assert result.outcome is Outcome.FAILED
     assert result.error_code == error.code
-    assert "re-read: the domain has certificate 1001" in result.reason
+    [note] = result.notes
+    assert note.kind is NoteKind.OTHER_BOUND and note.bound is not None
+    assert note.bound.state is BindingState.CERTIFICATE
+    assert note.bound.cert in ("1001", "1001-cn-hangzhou")
     assert ("probe", "d.example.com") not in cloud.log
 
 
@@ -610,7 +627,8 @@ def test_a_write_applied_whose_re_read_fails_too_is_verified_as_written(route: R
     # then it is verified as usual: the edge serves ours, so it is deployed, and said so
     assert result.outcome is Outcome.DEPLOYED, result.reason
     assert result.verified is True
-    assert "whether the write was applied is unknown" in result.reason
+    [note] = result.notes
+    assert note.kind is NoteKind.OUTCOME_UNKNOWN and note.reread is not None
 
 
 def test_a_cdn_write_not_applied_whose_re_read_fails_is_verified_then_rolled_back() -> None:
@@ -640,7 +658,8 @@ def test_an_oss_write_not_applied_whose_re_read_fails_is_not_rolled_back_blindly
     # then the rollback, conditional on PreviousCertId = ours, is refused: the domain
     # keeps the certificate it had, and the result says the rollback failed
     assert result.outcome is Outcome.FAILED, result.reason
-    assert "rollback PutCname failed" in result.reason
+    assert result.reason.code is ReasonCode.ROLLBACK_FAILED
+    assert result.reason.error is not None and result.reason.error.action == "PutCname"
     assert cloud.oss_bound["d.example.com"] == PREVIOUS_OSS
 
 
@@ -655,8 +674,11 @@ def test_a_rollback_applied_despite_its_error_counts_as_rolled_back(route: Route
     [result] = run(single(action("d.example.com", route)), cloud, deadline=1.0).values()
     # then the re-read shows the previous certificate: rolled back, and said so
     assert result.outcome is Outcome.ROLLED_BACK, result.reason
-    said = f"rollback {LOST[route].action} answered {LOST[route].code}, yet it was applied"
-    assert said in result.reason
+    [note] = result.notes
+    assert (note.kind, note.error) == (
+        NoteKind.ROLLBACK_APPLIED,
+        CallError(LOST[route].action, LOST[route].code),
+    )
 
 
 # -- #4: the API's own spelling of a wildcard domain -------------------------------------
@@ -688,7 +710,7 @@ def test_an_oss_action_without_bucket_fails_alone_with_a_certpilot_error() -> No
     # then that domain fails with the error tree's code, the other deploys
     assert results["broken.example.com"].outcome is Outcome.FAILED
     assert results["broken.example.com"].error_code == "IncompletePlan"
-    assert "no bucket" in results["broken.example.com"].reason
+    assert results["broken.example.com"].reason.code is ReasonCode.INCOMPLETE_PLAN
     assert results["good.example.com"].outcome is Outcome.DEPLOYED
     assert issubclass(IncompletePlan, CertpilotError)
 
@@ -702,7 +724,7 @@ def test_no_write_is_started_when_too_little_of_the_run_is_left_to_verify_and_ro
     results = run(estate(1, 1), cloud, run_deadline=ROLLBACK_ALLOWANCE - 1)
     # then nothing is written: every domain is skipped as out of time, never probed
     assert {r.outcome for r in results.values()} == {Outcome.SKIPPED}
-    assert all(r.reason.startswith(f"{OUT_OF_TIME}: ") for r in results.values())
+    assert {r.reason.code for r in results.values()} == {ReasonCode.OUT_OF_TIME}
     assert cloud.log == []
 
 
@@ -716,7 +738,8 @@ def test_a_run_deadline_caps_verification_and_the_restore_wait_so_all_of_it_fits
     stuck = results["cdn00.example.com"]
     assert stuck.outcome is Outcome.ROLLED_BACK, stuck.reason
     assert stuck.restored_verified is True
-    assert stuck.reason.startswith("verification failed after 9.2s")
+    assert stuck.reason.code is ReasonCode.VERIFY_FAILED
+    assert stuck.reason.waited == pytest.approx(9.2, abs=0.05)
     assert results["cdn01.example.com"].outcome is Outcome.DEPLOYED
     assert clock.now <= 40.0 - ROLLBACK_ALLOWANCE
 
@@ -724,4 +747,4 @@ def test_a_run_deadline_caps_verification_and_the_restore_wait_so_all_of_it_fits
 def test_without_a_run_deadline_the_verify_deadline_is_used_in_full() -> None:
     cloud = FakeCloud(FakeClock(), never_serves={"cdn00.example.com"})
     [result] = run(single(action("cdn00.example.com", Route.CDN)), cloud, deadline=15.0).values()
-    assert result.reason.startswith("verification failed after 15.0s"), result.reason
+    assert (result.reason.code, result.reason.waited) == (ReasonCode.VERIFY_FAILED, 15.0)

@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from certpilot.cloud.cas import CasDetail, CasSummary, ChainEntry, parse_detail, split_sans
+from certpilot.cloud.cas import parse_detail, split_sans
+from certpilot.core.cloudtypes import CasDetail, CasSummary, ChainEntry
 from certpilot.discovery.catalog import from_detail, from_summary, judge_chain
 
 ANCHORS = frozenset({"root ca"})

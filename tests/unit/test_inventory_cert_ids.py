@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from certpilot.cloud.cas import CasSummary
+from certpilot.core.cloudtypes import CasSummary
 from certpilot.core.errors import CloudError, NotFoundError, ThrottledError, TransientError
 from certpilot.core.model import DeployedCert, DomainRecord, Inventory, Location, Route
 from certpilot.discovery.inventory import cas_by_name, match_cas_certificate, with_cert_ids

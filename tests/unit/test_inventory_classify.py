@@ -7,12 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from certpilot.cloud.cdn import CdnDomainInfo, Source
-from certpilot.cloud.oss import BucketInfo, CnameInfo
+from certpilot.core.cloudtypes import BucketInfo, CdnDomainInfo, CnameInfo, Source
 from certpilot.core.model import DeployedCert, Location, Route
+from certpilot.core.names import normalize_domain
 from certpilot.discovery.inventory import (
     classify,
-    normalize_domain,
     oss_origin,
     parse_bucket_domain,
 )

@@ -20,7 +20,9 @@ from certpilot.core.model import (
     Location,
     Route,
 )
+from certpilot.core.outcomes import ReasonCode as R
 from certpilot.jobs.deploy_cert import plan as p
+from certpilot.jobs.deploy_cert.summary import plan_dict
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -92,12 +94,12 @@ def bucket_domain(name: str = "assets.oss-cn-hangzhou.aliyuncs.com") -> DomainRe
 
 
 def decide(record: DomainRecord, cert: CatalogCert = NEW, **kwargs: object) -> tuple[str, str]:
-    """('deploy'|'skip', reason) for one domain."""
+    """('deploy'|'skip', reason code string) for one domain."""
     plan = p.plan_certificate(cert, Inventory((record,)), NOW, **kwargs)  # type: ignore[arg-type]
     if plan.actions:
-        return "deploy", plan.actions[0].reason
+        return "deploy", plan.actions[0].reason.wire
     if plan.skipped:
-        return "skip", plan.skipped[0].reason
+        return "skip", plan.skipped[0].reason.wire
     return "ignore", ""
 
 
@@ -105,12 +107,12 @@ def decide(record: DomainRecord, cert: CatalogCert = NEW, **kwargs: object) -> t
     ("record", "expected"),
     [
         # covered, and better than what is there
-        (oss("www.example.com"), ("deploy", p.NO_CERTIFICATE)),
-        (cdn("cdn.example.com"), ("deploy", p.NO_CERTIFICATE)),
-        (oss("www.example.com", deployed()), ("deploy", p.EXPIRES_LATER)),
+        (oss("www.example.com"), ("deploy", R.NO_CERTIFICATE)),
+        (cdn("cdn.example.com"), ("deploy", R.NO_CERTIFICATE)),
+        (oss("www.example.com", deployed()), ("deploy", R.EXPIRES_LATER)),
         (
             cdn("cdn.example.com", deployed(location=Location.CDN)),
-            ("deploy", p.EXPIRES_LATER),
+            ("deploy", R.EXPIRES_LATER),
         ),
         (
             oss("www.example.com", deployed(expires_in=-DAY)),
@@ -122,55 +124,55 @@ def decide(record: DomainRecord, cert: CatalogCert = NEW, **kwargs: object) -> t
         ),
         (
             cdn("Www.Example.COM.", deployed(location=Location.CDN)),
-            ("deploy", p.EXPIRES_LATER),
+            ("deploy", R.EXPIRES_LATER),
         ),
-        (cdn("cdn.example.com", status="configuring"), ("deploy", p.NO_CERTIFICATE)),
+        (cdn("cdn.example.com", status="configuring"), ("deploy", R.NO_CERTIFICATE)),
         # a certificate CAS does not hold is replaced only once it is invalid (no rollback)
-        (cdn("cdn.example.com", cdn_cert(None)), ("skip", p.PREVIOUS_UNKNOWN)),
+        (cdn("cdn.example.com", cdn_cert(None)), ("skip", R.PREVIOUS_UNKNOWN)),
         (
             cdn("cdn.example.com", cdn_cert(None, expires_in=-DAY)),
             ("deploy", "current-invalid:CERT_EXPIRED"),
         ),
         (
             oss("www.example.com", deployed(None, identifier="77-cn-hangzhou")),
-            ("skip", p.PREVIOUS_UNKNOWN),
+            ("skip", R.PREVIOUS_UNKNOWN),
         ),
         (
             oss("www.example.com", deployed(None, identifier="77-cn-hangzhou", expires_in=-DAY)),
             ("deploy", "current-invalid:CERT_EXPIRED"),
         ),
-        (oss("www.example.com", deployed(None, expires_in=-DAY)), ("skip", p.PREVIOUS_UNKNOWN)),
+        (oss("www.example.com", deployed(None, expires_in=-DAY)), ("skip", R.PREVIOUS_UNKNOWN)),
         (
             cdn("cdn.example.com", cdn_cert(None, expires_in=None)),
-            ("skip", p.CURRENT_EXPIRY_UNKNOWN),
+            ("skip", R.CURRENT_EXPIRY_UNKNOWN),
         ),
         # covered but left alone
-        (bucket_domain("x.example.com"), ("skip", p.BUCKET_DOMAIN)),
-        (oss("www.example.com", deployed(200)), ("skip", p.ALREADY_CURRENT)),
+        (bucket_domain("x.example.com"), ("skip", R.BUCKET_DOMAIN)),
+        (oss("www.example.com", deployed(200)), ("skip", R.ALREADY_CURRENT)),
         (
             cdn("cdn.example.com", deployed(None, location=Location.CDN, fingerprint="AB" * 32)),
-            ("skip", p.ALREADY_CURRENT),
+            ("skip", R.ALREADY_CURRENT),
         ),
         (
             oss("www.example.com", deployed(expires_in=120 * DAY)),
-            ("skip", p.CURRENT_EXPIRES_LATER),
+            ("skip", R.CURRENT_EXPIRES_LATER),
         ),
         (
             oss("www.example.com", deployed(expires_in=90 * DAY)),
-            ("skip", p.CURRENT_EXPIRES_LATER),
+            ("skip", R.CURRENT_EXPIRES_LATER),
         ),
         (
             oss("www.example.com", deployed(expires_in=None)),
-            ("skip", p.CURRENT_EXPIRY_UNKNOWN),
+            ("skip", R.CURRENT_EXPIRY_UNKNOWN),
         ),
-        (oss("www.example.com", deployed(None)), ("skip", p.PREVIOUS_UNKNOWN)),
+        (oss("www.example.com", deployed(None)), ("skip", R.PREVIOUS_UNKNOWN)),
         (cdn("cdn.example.com", status="checking"), ("skip", "cdn-status:checking")),
         # a paused CDN domain serves nothing: a write could never verify
         (cdn("cdn.example.com", cdn_cert(), status="offline"), ("skip", "cdn-status:offline")),
         (cdn("cdn.example.com", status="stopping"), ("skip", "cdn-status:stopping")),
         # near misses: related names the wildcard does not cover
-        (oss("example.com"), ("skip", p.NOT_COVERED)),
-        (oss("a.b.example.com"), ("skip", p.NOT_COVERED)),
+        (oss("example.com"), ("skip", R.NOT_COVERED)),
+        (oss("a.b.example.com"), ("skip", R.NOT_COVERED)),
         # other names: not part of this certificate's plan at all
         (oss("www.example.org"), ("ignore", "")),
         (bucket_domain(), ("ignore", "")),
@@ -206,7 +208,8 @@ def test_unusable_certificate_is_refused_with_its_finding(cert: CatalogCert, cod
     assert plan.refused
     assert plan.actions == ()
     assert code in [f.code for f in plan.findings]
-    assert {s.reason for s in plan.skipped} == {f"{p.CANDIDATE_INVALID}:{code.value}"}
+    assert {s.reason.wire for s in plan.skipped} == {f"candidate-invalid:{code.value}"}
+    assert {s.reason.findings[0] for s in plan.skipped} == {code}
     assert {s.domain for s in plan.skipped} == {"www.example.com", "cdn.example.com"}
 
 
@@ -249,10 +252,10 @@ def test_wildcard_rollout_over_a_mixed_estate() -> None:
         ("img.example.com", Route.OSS),
         ("static.example.com", Route.OSS),
     ]
-    assert {s.domain: s.reason for s in plan.skipped} == {
-        "a.b.example.com": p.NOT_COVERED,
-        "example.com": p.NOT_COVERED,
-        "later.example.com": p.CURRENT_EXPIRES_LATER,
+    assert {s.domain: s.reason.code for s in plan.skipped} == {
+        "a.b.example.com": R.NOT_COVERED,
+        "example.com": R.NOT_COVERED,
+        "later.example.com": R.CURRENT_EXPIRES_LATER,
     }
     assert not plan.refused and plan.findings == ()
 
@@ -278,14 +281,14 @@ def test_actions_carry_what_apply_and_rollback_need() -> None:
     assert (a.identifier, a.previous_identifier, a.rollback) == (
         "200-cn-hangzhou",
         "101-cn-hangzhou",
-        p.ROLLBACK_RESTORE,
+        p.Rollback.RESTORE,
     )
     # a first binding: neither Force nor PreviousCertId (a concurrent binding conflicts)
-    assert (b.previous_identifier, b.rollback) == (None, p.ROLLBACK_REMOVE)
+    assert (b.previous_identifier, b.rollback) == (None, p.Rollback.REMOVE)
     # certificates not held in CAS can be replaced (once invalid) but not restored; the
     # OSS upload's own CertId is the PreviousCertId
-    assert c.rollback == p.ROLLBACK_NONE
-    assert (d.previous_identifier, d.rollback) == ("88-cn-hangzhou", p.ROLLBACK_NONE)
+    assert c.rollback == p.Rollback.NONE
+    assert (d.previous_identifier, d.rollback) == ("88-cn-hangzhou", p.Rollback.NONE)
     assert (a.bucket, a.region) == ("assets", "cn-hangzhou")
 
 
@@ -294,7 +297,7 @@ def test_actions_carry_what_apply_and_rollback_need() -> None:
     [
         (
             replace(NEW, cas_id=101, sans=("www.example.com",)),
-            ("deploy", p.NOT_COVERING),
+            ("deploy", R.CURRENT_NOT_COVERING),
         ),
         (replace(NEW, cas_id=101, revoked=True), ("deploy", "current-invalid:CERT_REVOKED")),
         (
@@ -311,9 +314,9 @@ def test_actions_carry_what_apply_and_rollback_need() -> None:
         ),
         (
             replace(NEW, cas_id=101, problems=("CHAIN_ORDER", "CERT_EXPIRING")),
-            ("skip", p.CURRENT_EXPIRES_LATER),
+            ("skip", R.CURRENT_EXPIRES_LATER),
         ),
-        (replace(NEW, cas_id=101, not_after=NOW + 200 * DAY), ("skip", p.CURRENT_EXPIRES_LATER)),
+        (replace(NEW, cas_id=101, not_after=NOW + 200 * DAY), ("skip", R.CURRENT_EXPIRES_LATER)),
     ],
 )
 def test_catalog_tells_what_is_wrong_with_the_deployed_certificate(
@@ -328,9 +331,9 @@ def test_catalog_tells_what_is_wrong_with_the_deployed_certificate(
 @pytest.mark.parametrize(
     ("expires_in", "expected"),
     [
-        (20 * DAY, ("deploy", p.EXPIRES_LATER)),
-        (30 * DAY, ("deploy", p.EXPIRES_LATER)),
-        (31 * DAY, ("skip", p.CURRENT_NOT_DUE)),
+        (20 * DAY, ("deploy", R.EXPIRES_LATER)),
+        (30 * DAY, ("deploy", R.EXPIRES_LATER)),
+        (31 * DAY, ("skip", R.CURRENT_NOT_DUE)),
     ],
 )
 def test_sweep_policy_replaces_only_inside_the_renewal_window(
@@ -351,7 +354,7 @@ def test_multi_san_certificate_and_idn() -> None:
         "bücher.example",
         "example.com",
     ]
-    assert [(s.domain, s.reason) for s in plan.skipped] == [("x.example.com", p.NOT_COVERED)]
+    assert [(s.domain, s.reason.code) for s in plan.skipped] == [("x.example.com", R.NOT_COVERED)]
 
 
 def test_plan_is_frozen_and_deterministic() -> None:
@@ -374,7 +377,7 @@ def test_dry_run_renders_as_text_and_json() -> None:
     text = plan_text(plan)
     assert "static.example.com" in text and "deploy" in text
     assert "bucket-domain" in text and "not-covered" in text
-    data = json.loads(json.dumps(plan.to_dict()))
+    data = json.loads(json.dumps(plan_dict(plan)))
     assert data["certificate"]["certId"] == 200
     assert data["actions"][0]["previousCertId"] == 101
     assert {s["reason"] for s in data["skipped"]} == {"bucket-domain", "not-covered"}
@@ -386,7 +389,7 @@ def test_refused_plan_renders_its_findings() -> None:
     )
     text = plan_text(plan)
     assert "REFUSED" in text and "CHAIN_INCOMPLETE" in text
-    assert plan.to_dict()["refused"] is True
+    assert plan_dict(plan)["refused"] is True
 
 
 OLD = in_catalog(101, 300)  # the configured certificate: lasts longer than NEW
@@ -400,31 +403,31 @@ SHA1 = "5A" * 20
         # SHA-1 OSS reports) and browsers reject it: it is invalid, whatever its expiry
         (
             deployed(101, expires_in=300 * DAY),
-            EdgeObservation("WEAK_KEY", OLD.fingerprint_sha256),
+            EdgeObservation(Code.WEAK_KEY, OLD.fingerprint_sha256),
             ("deploy", "current-invalid:WEAK_KEY"),
         ),
         (
             deployed(101, expires_in=300 * DAY),
-            EdgeObservation("WEAK_SIGNATURE", OLD.fingerprint_sha256),
+            EdgeObservation(Code.WEAK_SIGNATURE, OLD.fingerprint_sha256),
             ("deploy", "current-invalid:WEAK_SIGNATURE"),
         ),
         (
             deployed(None, expires_in=300 * DAY, fingerprint=SHA1, identifier="9-cn-hangzhou"),
-            EdgeObservation("WEAK_KEY", "CD" * 32, SHA1),
+            EdgeObservation(Code.WEAK_KEY, "CD" * 32, SHA1),
             ("deploy", "current-invalid:WEAK_KEY"),
         ),
         # the edge serves another certificate (stale edge, DNS elsewhere): not the
         # configured one's problem
         (
             deployed(101, expires_in=300 * DAY),
-            EdgeObservation("NAME_MISMATCH", "EE" * 32, "EE" * 20),
-            ("skip", p.SERVED_MISMATCH),
+            EdgeObservation(Code.NAME_MISMATCH, "EE" * 32, "EE" * 20),
+            ("skip", R.SERVED_MISMATCH),
         ),
         # which certificate the edge serves cannot be told: the observation is ignored
         (
             cdn_cert(None, expires_in=300 * DAY),
-            EdgeObservation("WEAK_KEY", "EE" * 32),
-            ("skip", p.CURRENT_EXPIRES_LATER),
+            EdgeObservation(Code.WEAK_KEY, "EE" * 32),
+            ("skip", R.CURRENT_EXPIRES_LATER),
         ),
     ],
 )
@@ -450,39 +453,41 @@ def test_served_mismatch_is_a_finding_and_touches_nothing() -> None:
             oss("b.example.com", deployed(101, expires_in=300 * DAY)),
         )
     )
-    seen = {"a.example.com": EdgeObservation("NAME_MISMATCH", "EE" * 32)}
+    seen = {"a.example.com": EdgeObservation(Code.NAME_MISMATCH, "EE" * 32)}
     # when planned
     plan = p.plan_certificate(NEW, inventory, NOW, catalog=Catalog((OLD,)), served=seen)
     # then nothing is deployed, and the mismatch is reported for that domain only
     assert plan.actions == ()
-    assert {s.domain: s.reason for s in plan.skipped} == {
-        "a.example.com": p.SERVED_MISMATCH,
-        "b.example.com": p.CURRENT_EXPIRES_LATER,
+    assert {s.domain: s.reason.code for s in plan.skipped} == {
+        "a.example.com": R.SERVED_MISMATCH,
+        "b.example.com": R.CURRENT_EXPIRES_LATER,
     }
     [finding] = plan.findings
     assert (finding.code, finding.domain) == (Code.SERVED_MISMATCH, "a.example.com")
-    assert "NAME_MISMATCH" in finding.message and "certificate 101" in finding.message
+    assert (finding.configured, finding.served) == (OLD.fingerprint_sha256, "EE" * 32)
+    [skip] = [s for s in plan.skipped if s.domain == "a.example.com"]
+    assert (skip.reason.finding, skip.reason.cert_id) == (Code.NAME_MISMATCH, 101)
 
 
 def test_observation_never_overrides_a_decision_to_deploy_or_a_refusal() -> None:
     # given a domain that gets NEW anyway (its current expires sooner), whatever the edge
     record = oss("a.example.com", deployed(101, expires_in=20 * DAY))
-    seen = {"a.example.com": EdgeObservation("NAME_MISMATCH", "EE" * 32)}
+    seen = {"a.example.com": EdgeObservation(Code.NAME_MISMATCH, "EE" * 32)}
     # when planned with an observation of another certificate, then it is deployed
     assert decide(record, catalog=Catalog((in_catalog(101, 20),)), served=seen) == (
         "deploy",
-        p.EXPIRES_LATER,
+        R.EXPIRES_LATER,
     )
 
 
 @pytest.mark.parametrize(
     ("domain", "sans", "expected"),
     [
-        ("*.example.com", ("*.example.com",), ("deploy", p.NO_CERTIFICATE)),
-        ("*.example.com", ("www.example.com",), ("skip", p.NOT_COVERED)),
+        ("*.example.com", ("*.example.com",), ("deploy", R.NO_CERTIFICATE)),
+        ("*.example.com", ("www.example.com",), ("skip", R.NOT_COVERED)),
         ("*.example.com", ("www.example.org",), ("ignore", "")),
-        ("*.img.example.com", ("*.example.com",), ("skip", p.NOT_COVERED)),
-        ("*.EXAMPLE.com", ("*.example.com",), ("deploy", p.NO_CERTIFICATE)),
+        ("*.img.example.com", ("*.example.com",), ("skip", R.NOT_COVERED)),
+        ("*.EXAMPLE.com", ("*.example.com",), ("deploy", R.NO_CERTIFICATE)),
     ],
 )
 def test_wildcard_cdn_domains_need_the_same_wildcard(
@@ -514,7 +519,7 @@ def test_oss_hosted_certificate_on_a_cdn_domain_is_reported_as_wrong_location() 
     # and it is only reported: the certificate itself is not refused
     assert not plan.refused
     assert "WRONG_LOCATION" in plan_text(plan)
-    assert "WRONG_LOCATION" in json.dumps(plan.to_dict()["findings"])
+    assert "WRONG_LOCATION" in json.dumps(plan_dict(plan)["findings"])
 
 
 @pytest.mark.parametrize(
@@ -532,10 +537,10 @@ def test_no_wrong_location_without_an_oss_certificate_behind_cdn(record: DomainR
 @pytest.mark.parametrize(
     ("current_days", "current_sans", "expected"),
     [
-        (300, ("*.example.com",), ("skip", p.CURRENT_EXPIRES_LATER)),
-        (20, ("*.example.com",), ("deploy", p.EXPIRES_LATER)),
-        (300, ("www.example.com",), ("deploy", p.NOT_COVERING)),
-        (300, ("*.img.example.com",), ("deploy", p.NOT_COVERING)),
+        (300, ("*.example.com",), ("skip", R.CURRENT_EXPIRES_LATER)),
+        (20, ("*.example.com",), ("deploy", R.EXPIRES_LATER)),
+        (300, ("www.example.com",), ("deploy", R.CURRENT_NOT_COVERING)),
+        (300, ("*.img.example.com",), ("deploy", R.CURRENT_NOT_COVERING)),
     ],
 )
 def test_wildcard_cdn_domain_with_a_catalog_certificate(
@@ -555,7 +560,8 @@ def test_paused_cdn_domain_is_skipped_saying_so() -> None:
         NEW, Inventory((cdn("cdn.example.com", cdn_cert(), status="offline"),)), NOW
     )
     [skip] = plan.skipped
-    assert skip.reason == "cdn-status:offline" and "paused" in skip.detail
+    assert (skip.reason.code, skip.reason.cdn_status) == (R.CDN_STATUS, "offline")
+    assert skip.reason.wire == "cdn-status:offline"
     assert plan.actions == ()
 
 
@@ -570,7 +576,7 @@ def test_catalog_dates_replace_the_listing_dates() -> None:
     )
     # then the exact instant decides (NEW expires later) and the action carries it
     [action] = plan.actions
-    assert action.reason == p.EXPIRES_LATER
+    assert action.reason.code is R.EXPIRES_LATER
     assert action.previous is not None
     assert (action.previous.not_after, action.previous.not_before) == (
         exact.not_after,

@@ -1,8 +1,8 @@
 """Where live probes connect: `CERTPILOT_EDGE_HTTPS` when set, else the domain's own edge
 host from inventory (a CDN domain's CNAME target, an OSS custom domain's bucket
 endpoint), else the domain itself on 443; SNI is always the domain (a wildcard's probe
-name). The same choice is made by every probe of a run: the pre-plan check, the
-already-current check, apply's verification and its restore check."""
+name). The same choice is made by every probe of a run: the pre-plan check,
+apply's verification and its restore check."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from certpilot.cloud.cdn import CdnDomainInfo, Source
-from certpilot.cloud.oss import BucketInfo, CnameInfo
+from certpilot.core.cloudtypes import BucketInfo, CdnDomainInfo, CnameInfo, Source
 from certpilot.core.model import DeployedCert, Inventory, Location, Route
+from certpilot.core.outcomes import Reason, ReasonCode
 from certpilot.core.settings import Settings
 from certpilot.discovery.inventory import classify
 from certpilot.jobs.deploy_cert import engine
 from certpilot.jobs.deploy_cert.apply import ApplyOptions, Outcome, apply_plan
-from certpilot.jobs.deploy_cert.plan import ALREADY_CURRENT, ROLLBACK_RESTORE, Action, Plan, Skip
+from certpilot.jobs.deploy_cert.plan import Action, Plan, Rollback
 from certpilot.probe import tls as probe
 from certpilot.probe.tls import ServedCert, probe_name
 from tests.unit.fakes import NOW, FakeClock, wildcard_cert
@@ -113,17 +113,14 @@ def deps(override: str | None) -> Any:
     ("override", "expected"),
     [(None, "cdn.example.com.w.kunlunsl.com:443"), (OVERRIDE, OVERRIDE)],
 )
-def test_pre_plan_and_already_current_probes_use_the_chosen_address(
+def test_the_probe_of_domains_left_alone_uses_the_chosen_address(
     recorder: Recorder, override: str | None, expected: str
 ) -> None:
-    # given a CDN domain with a CNAME target, current and left alone by the plan
-    skipped = (Skip("cdn.example.com", ALREADY_CURRENT, route=Route.CDN),)
-    plan = Plan(CERT, NOW, (), skipped)
-    # when the engine probes it before planning and as already current
+    # given a CDN domain with a CNAME target, left alone by the plan
+    # when the engine asks what its edge serves (what browsers reject, served mismatch)
     engine.probe_served(["cdn.example.com"], deps(override), inventory=estate())
-    engine.served_mismatches(plan, deps(override), inventory=estate())
-    # then both handshakes went to the chosen address with SNI the domain
-    assert recorder.calls == [("cdn.example.com", expected)] * 2
+    # then the handshake went to the chosen address with SNI the domain
+    assert recorder.calls == [("cdn.example.com", expected)]
 
 
 class FakeCdn:
@@ -159,10 +156,10 @@ def test_verification_and_restore_check_probe_the_chosen_address(
         cas_id=CERT.cas_id,
         identifier=CERT.identifier,
         cert_region="cn-hangzhou",
-        reason="expires-later",
+        reason=Reason(ReasonCode.EXPIRES_LATER),
         previous=previous,
         previous_identifier=None,
-        rollback=ROLLBACK_RESTORE,
+        rollback=Rollback.RESTORE,
         api_name=".wild.example.com",
         edge_host="all.wild.example.com.w.cdn",
     )

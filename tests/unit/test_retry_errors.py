@@ -197,7 +197,7 @@ def test_sdk_errors_carrying_credentials_leave_them_out_of_messages_and_summarie
     from Tea.exceptions import UnretryableException
 
     from certpilot.cloud.credentials import Credentials
-    from certpilot.jobs.deploy_cert.engine import error_summary
+    from certpilot.handler import error_summary
 
     secret, token = "sdk-data-secret-0123456789", "CAIS" + "Tok3n" * 12
     Credentials("LTAI5tSdkData00001", secret, token, "fc-context")

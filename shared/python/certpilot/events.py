@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from certpilot.core.certref import MAX_CAS_ID, CertRef, is_region
 from certpilot.core.errors import ForeignAccount, MalformedEvent, UnsupportedEvent
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -51,11 +52,7 @@ ACTIONTRAIL_EVENT_NAMES = frozenset(
 _ACTIONTRAIL_ID_KEYS = ("CertId", "CertificateId", "certId", "certificateId", "CertIdentifier")
 DIRECT_KEYS = frozenset({"certId", "dryRun", "reason"})
 
-_REGION = r"[a-z]{2,}(?:-[a-z0-9]+)+"
-_IDENTIFIER = re.compile(rf"^([1-9][0-9]{{0,18}})-({_REGION})$")
-_REGION_ID = re.compile(rf"^{_REGION}$")
 _DECIMAL = re.compile(r"^[1-9][0-9]{0,18}$")
-_MAX_CAS_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -77,7 +74,7 @@ class DeployRequest:
     @property
     def identifier(self) -> str:
         """The certificate as the event names it: `<id>-<region>`, or `<id>` alone."""
-        return f"{self.cas_id}-{self.region}" if self.region else str(self.cas_id)
+        return CertRef(self.cas_id, self.region).identifier if self.region else str(self.cas_id)
 
     def describe(self) -> dict[str, Any]:
         """A loggable summary (no payload echo beyond these fields)."""
@@ -100,16 +97,16 @@ def parse_cert_id(value: object, *, field: str = "certId") -> tuple[int, str | N
     if isinstance(value, bool):
         raise MalformedEvent(f"{field} must be a CAS certificate id, not a boolean")
     if isinstance(value, int):
-        if 0 < value <= _MAX_CAS_ID:
+        if 0 < value <= MAX_CAS_ID:
             return value, None
         raise MalformedEvent(f"{field} must be a positive CAS certificate id")
     if isinstance(value, str):
         text = value.strip()
         if _DECIMAL.match(text):
             return _bounded(int(text), field), None
-        match = _IDENTIFIER.match(text)
-        if match:
-            return _bounded(int(match.group(1)), field), match.group(2)
+        ref = CertRef.find(text)
+        if ref is not None:
+            return ref.cas_id, ref.region
         raise MalformedEvent(
             f"{field} must be a CAS certificate id (123) or identifier (123-cn-hangzhou)"
         )
@@ -117,7 +114,7 @@ def parse_cert_id(value: object, *, field: str = "certId") -> tuple[int, str | N
 
 
 def _bounded(number: int, field: str) -> int:
-    if number > _MAX_CAS_ID:
+    if number > MAX_CAS_ID:
         raise MalformedEvent(f"{field} is out of range")
     return number
 
@@ -338,7 +335,7 @@ def _acs_region(data: Mapping[str, Any]) -> str | None:
     value = data.get("acsRegion")
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not _REGION_ID.match(value.strip()):
+    if not isinstance(value, str) or not is_region(value.strip()):
         raise MalformedEvent("ActionTrail data.acsRegion must be a region id such as cn-hangzhou")
     return value.strip()
 

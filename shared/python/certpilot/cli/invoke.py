@@ -111,7 +111,7 @@ def make_context(function: str) -> LocalContext:
 def run(args: argparse.Namespace) -> int:
     """Invoke and print; returns the exit code."""
     from certpilot.core.errors import ConfigError
-    from certpilot.jobs.deploy_cert.engine import error_summary
+    from certpilot.handler import error_summary
 
     name = args.function
     folder = FUNCTIONS.get(name)

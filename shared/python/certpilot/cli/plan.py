@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"certpilot plan: CAS holds no certificate {cas_id}\n")
         return EXIT_FINDINGS
     if args.format == "json":
-        print(report.to_json(plan.to_dict()))
+        print(report.plan_json(plan))
     else:
         print(report.plan_text(plan))
     return EXIT_FINDINGS if plan.refused else EXIT_OK

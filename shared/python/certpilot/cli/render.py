@@ -1,4 +1,8 @@
-"""Render plans and rollout results for people (text tables) and machines (JSON)."""
+"""Render plans and rollout results for people (text tables) and machines (JSON).
+
+Reasons appear as their stable code strings (`Reason.wire`) beside the words
+`certpilot.jobs.deploy_cert.summary` renders from their typed fields.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from certpilot.jobs.deploy_cert.plan import Plan
+from certpilot.jobs.deploy_cert.summary import plan_dict, reason_words
+
+
+def plan_json(plan: Plan) -> str:
+    """The dry run as JSON (the `plan` of a dry-run summary)."""
+    return to_json(plan_dict(plan))
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -68,9 +78,10 @@ def plan_text(plan: Plan) -> str:
                 action.domain,
                 action.route.value,
                 "deploy",
-                action.reason,
+                action.reason.wire,
                 previous.cas_id if previous else None,
                 previous.not_after if previous else None,
+                reason_words(action.reason, action.route),
             )
         )
     for skip in plan.skipped:
@@ -79,14 +90,16 @@ def plan_text(plan: Plan) -> str:
                 skip.domain,
                 skip.route.value if skip.route else None,
                 "skip",
-                skip.reason,
+                skip.reason.wire,
                 None,
                 None,
+                reason_words(skip.reason, skip.route),
             )
         )
     rows.sort(key=lambda r: str(r[0]))
     if rows:
-        parts.append(table(["domain", "route", "do", "reason", "current", "current expires"], rows))
+        headers = ["domain", "route", "do", "reason", "current", "current expires", "why"]
+        parts.append(table(headers, rows))
     else:
         parts.append("no domain of the account is covered by this certificate")
     parts.append(f"{len(plan.actions)} to deploy, {len(plan.skipped)} left alone (dry run)")

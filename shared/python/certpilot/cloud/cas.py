@@ -13,8 +13,6 @@ answer here, before anything else sees it: no dataclass holds it, nothing logs i
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from certpilot.cloud._common import (
@@ -24,62 +22,13 @@ from certpilot.cloud._common import (
     normalize_fingerprint,
     parse_time,
 )
+from certpilot.core.certref import CertRef
+from certpilot.core.cloudtypes import CasDetail, CasSummary, ChainEntry
 
 SERVICE = "cas"
 # ShowSize: documented default 50, maximum not documented; 50 is safe (chosen).
 LIST_PAGE = 50
 MAX_PAGES = 10_000
-
-
-@dataclass(frozen=True)
-class CasSummary:
-    """A certificate as ListUserCertificateOrder (OrderType=CERT) lists it."""
-
-    cas_id: int
-    name: str
-    common_name: str
-    sans: tuple[str, ...]  # as listed (not normalised)
-    issuer: str
-    start: datetime | None  # day precision in the listing
-    end: datetime | None
-    expired: bool
-    upload: bool
-    status: str  # ISSUED | WILLEXPIRED | EXPIRED | REVOKED ...
-    fingerprint: str | None = None  # upper hex, no colons
-    sha256: str | None = None
-
-
-@dataclass(frozen=True)
-class ChainEntry:
-    """One `CertChain[]` element of GetUserCertificateDetail."""
-
-    common_name: str
-    issuer_common_name: str
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CasDetail:
-    """GetUserCertificateDetail with CertFilter=true (no Cert, no Key)."""
-
-    cas_id: int
-    identifier: str  # CertIdentifier `<id>-<region>`
-    name: str
-    common_name: str
-    sans: tuple[str, ...]
-    issuer: str
-    not_before: datetime | None
-    not_after: datetime | None
-    expired: bool
-    fingerprint: str | None
-    sha256: str | None
-    algorithm: str | None
-    chain: tuple[ChainEntry, ...] | None  # None when the service sent no CertChain
-    # `Cert`: the public PEM chain, only from `get_certificate(with_pem=True)`; None when
-    # not asked for or not sent. (Whether CAS's `Cert` carries the intermediates that
-    # `CertChain` lists is UNCONFIRMED: `discovery.catalog.load_candidate` handles both.)
-    cert_pem: str | None = None
 
 
 def split_sans(value: Any) -> tuple[str, ...]:
@@ -138,7 +87,7 @@ def parse_detail(body: Mapping[str, Any], cas_id: int, region: str) -> CasDetail
             for c in raw_chain
         )
     )
-    identifier = str(body.get("CertIdentifier") or "") or f"{cas_id}-{region}"
+    identifier = str(body.get("CertIdentifier") or "") or CertRef(cas_id, region).identifier
     return CasDetail(
         cas_id=int_or_none(body.get("Id")) or cas_id,
         identifier=identifier,

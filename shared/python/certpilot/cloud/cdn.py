@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certpilot.cloud._common import TeaAdapter, int_or_none, parse_time
+from certpilot.core.certref import DEFAULT_REGION
+from certpilot.core.cloudtypes import CdnDomainInfo, Source
 from certpilot.core.errors import CloudError
 from certpilot.core.model import DeployedCert, Location
 
@@ -34,27 +36,6 @@ FUNC_HSTS = 112
 FUNC_FORWARD_SCHEME = 47
 FUNC_HTTPS_OPTION = 78
 FUNC_GZIP = 35
-
-
-@dataclass(frozen=True)
-class Source:
-    """An origin of a CDN domain (`type` oss | domain | ipaddr | fc_domain)."""
-
-    type: str
-    content: str
-    port: int | None = None
-    priority: int | None = None
-
-
-@dataclass(frozen=True)
-class CdnDomainInfo:
-    """A CDN domain as DescribeUserDomains lists it."""
-
-    name: str
-    status: str  # online | offline | configuring | configure_failed | checking | ...
-    ssl_on: bool
-    sources: tuple[Source, ...]
-    cname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +127,7 @@ def parse_certificate_info(item: Mapping[str, Any]) -> DeployedCert | None:
         not_before=parse_time(item.get("CertStartTime")),
         common_name=item.get("CertDomainName") or None,
         name=item.get("CertName") or None,
-        region=item.get("CertRegion") or "cn-hangzhou",
+        region=item.get("CertRegion") or DEFAULT_REGION,
     )
 
 

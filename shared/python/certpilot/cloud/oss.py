@@ -8,63 +8,34 @@ by shipping PEM keys.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from certpilot.cloud._common import Caller, normalize_fingerprint, parse_time
+from certpilot.core.certref import DEFAULT_REGION, CertRef
+from certpilot.core.cloudtypes import BucketInfo, CnameInfo
 from certpilot.core.errors import NotFoundError
 from certpilot.core.model import DeployedCert, Location
 
 SERVICE = "oss"
 LIST_BUCKETS_PAGE = 1000  # ListBuckets max-keys: the documented maximum
-_CERT_ID = re.compile(r"^(\d+)-([a-z0-9-]+)$")
-
-
-@dataclass(frozen=True)
-class BucketInfo:
-    """A bucket and the region it lives in."""
-
-    name: str
-    region: str
-
-
-@dataclass(frozen=True)
-class CnameInfo:
-    """A custom domain bound to a bucket, with the certificate OSS hosts for it."""
-
-    domain: str
-    status: str  # Enabled | Disabled
-    certificate: DeployedCert | None
-    cert_identifier: str | None  # the bound CertId (`<cas id>-<region>`), for PreviousCertId
-
-
-def split_cert_identifier(identifier: str | None) -> tuple[int | None, str | None]:
-    """(`CAS id`, region) from an OSS CertId such as `4930001-cn-hangzhou`; Nones if other."""
-    if not identifier:
-        return None, None
-    match = _CERT_ID.match(identifier.strip())
-    if match is None:
-        return None, None
-    return int(match.group(1)), match.group(2)
 
 
 def _deployed(cert: Any) -> tuple[DeployedCert | None, str | None]:
     if cert is None:
         return None, None
     identifier = (cert.cert_id or "").strip() or None
-    cas_id, region = split_cert_identifier(identifier)
+    ref = CertRef.find(identifier)
     cert_type = cert.type or ""
     deployed = DeployedCert(
         location=Location.OSS,
         # Only a CAS-type binding refers to a CAS certificate; an upload's id is OSS's own.
-        cas_id=cas_id if cert_type.upper() == "CAS" else None,
+        cas_id=ref.cas_id if ref is not None and cert_type.upper() == "CAS" else None,
         cert_type=cert_type,
         not_after=parse_time(cert.valid_end_date),
         not_before=parse_time(cert.valid_start_date),
         fingerprint=normalize_fingerprint(cert.fingerprint),
-        region=region or "cn-hangzhou",
+        region=ref.region if ref is not None else DEFAULT_REGION,
     )
     return deployed, identifier
 

@@ -127,16 +127,24 @@ class Finding:
     domain: str
     message: str
     browser_error: str | None = None
+    # SERVED_MISMATCH: the SHA-256 (upper hex) of the configured certificate (None when
+    # only the service's own fingerprint is known) and of the one the edge serves.
+    configured: str | None = None
+    served: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        """JSON-ready form: code, severity, domain, message, browser_error."""
-        return {
+        """JSON-ready form: code, severity, domain, message, browser_error, and
+        `configured` / `served` when the finding carries them."""
+        data = {
             "code": self.code.value,
             "severity": self.severity.value,
             "domain": self.domain,
             "message": self.message,
             "browser_error": self.browser_error,
         }
+        if self.code is Code.SERVED_MISMATCH or self.configured or self.served:
+            data.update(configured=self.configured, served=self.served)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Finding:
@@ -150,11 +158,23 @@ class Finding:
             domain=str(data["domain"]),
             message=str(data.get("message", "")),
             browser_error=None if browser is None else str(browser),
+            configured=_text_or_none(data.get("configured")),
+            served=_text_or_none(data.get("served")),
         )
 
 
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def make_finding(
-    code: Code, domain: str, message: str, *, severity: Severity | None = None
+    code: Code,
+    domain: str,
+    message: str,
+    *,
+    severity: Severity | None = None,
+    configured: str | None = None,
+    served: str | None = None,
 ) -> Finding:
     """Build a finding with the code's default severity and browser error.
 
@@ -167,6 +187,8 @@ def make_finding(
         domain=domain,
         message=" ".join(message.split()),
         browser_error=code.browser_error,
+        configured=configured,
+        served=served,
     )
 
 

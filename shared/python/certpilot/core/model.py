@@ -11,7 +11,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from certpilot.core.findings import Finding
+from certpilot.core.certref import DEFAULT_REGION
+from certpilot.core.findings import Code, Finding
 
 
 class Route(str, enum.Enum):
@@ -45,7 +46,7 @@ class DeployedCert:
     fingerprint: str | None = None  # hex as the service reports it (normalised upper, no colons)
     common_name: str | None = None
     name: str | None = None  # CDN CertName / CAS name
-    region: str = "cn-hangzhou"
+    region: str = DEFAULT_REGION
     # The bound certificate's id as the service reports it (OSS CertId `<id>-<region>`),
     # also for an upload that CAS does not hold (then `cas_id` is None): PutCname's
     # PreviousCertId. None when unknown (CDN listings).
@@ -103,7 +104,7 @@ class CatalogCert:
     not_before: datetime
     not_after: datetime
     fingerprint_sha256: str  # upper hex, no colons
-    region: str = "cn-hangzhou"
+    region: str = DEFAULT_REGION
     revoked: bool = False
     # Validation of the certificate itself (dates are re-judged by plan with its `now`):
     chain_complete: bool = True
@@ -135,13 +136,13 @@ class Catalog:
 
 @dataclass(frozen=True)
 class EdgeObservation:
-    """What a live handshake found wrong with the certificate a domain's edge serves.
+    """What a live handshake saw a domain's edge serve, and what browsers reject in it.
 
     Planning counts `problem` against the configured certificate only when the served
     fingerprint is that certificate's (a stale edge or DNS pointing elsewhere serves
-    another one).
+    another one), and reports a served fingerprint other than the configured one.
     """
 
-    problem: str  # the finding code a browser would reject it for (e.g. WEAK_KEY)
+    problem: Code | None  # the finding a browser would reject it for (None: accepted)
     sha256: str | None  # of the served leaf, upper hex, no colons
     sha1: str | None = None  # of the served leaf (OSS reports SHA-1 fingerprints)

@@ -101,6 +101,18 @@ def normalize_hostname(name: str) -> str:
     return ascii_name
 
 
+def normalize_domain(name: str) -> str | None:
+    """A domain in A-label form (a leading `*.` kept for wildcard domains, CDN's `.x`
+    spelling read as `*.x`); None if invalid. Never raises."""
+    raw = name.strip()
+    wildcard = raw.startswith(("*.", "."))
+    try:
+        base = normalize_hostname(raw[2:] if raw.startswith("*.") else raw.lstrip("."))
+    except InvalidHostname:
+        return None
+    return f"*.{base}" if wildcard else base
+
+
 def _parse_pattern(pattern: str) -> tuple[bool, str] | None:
     """Split a presented identifier into (is_wildcard, normalized base); None if unusable."""
     if not isinstance(pattern, str) or "*" not in pattern:

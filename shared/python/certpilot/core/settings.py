@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from certpilot.core.certref import DEFAULT_REGION
 from certpilot.core.errors import ConfigError
 
 # DESIGN §7 names (shared with the emulator, the demo and the FC configuration).
@@ -92,8 +93,8 @@ class Settings:
     edge_http: str | None = None
     ca_bundle: str | None = None
     account_id: str | None = None
-    region: str = "cn-hangzhou"
-    cas_region: str = "cn-hangzhou"
+    region: str = DEFAULT_REGION
+    cas_region: str = DEFAULT_REGION
     renew_days: int = 30
     verify_deadline: float = 120.0
     concurrency: int = 8

@@ -27,15 +27,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from certpilot.cloud.cas import CasAdapter, CasDetail, CasSummary, ChainEntry
+from certpilot.core.certref import DEFAULT_REGION, CertRef
+from certpilot.core.cloudtypes import CasDetail, CasSummary, ChainEntry
 from certpilot.core.errors import AuthError, CloudError, NotFoundError
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.log import event, get_logger, with_context
 from certpilot.core.model import Catalog, CatalogCert
-from certpilot.core.names import covers
+from certpilot.core.names import covers, normalize_domain
 
 if TYPE_CHECKING:
     from certpilot.certs.trust import TrustStore
+    from certpilot.cloud.cas import CasAdapter
     from certpilot.cloud.clients import CloudClients
 
 _log = get_logger(__name__)
@@ -119,14 +121,17 @@ def _walk(
 
 
 def _sans(names: Iterable[str]) -> tuple[str, ...]:
-    from certpilot.discovery.inventory import normalize_domain
-
     seen: dict[str, None] = {}
     for name in names:
         normalized = normalize_domain(name)
         if normalized is not None:
             seen.setdefault(normalized, None)
     return tuple(seen)
+
+
+def _region_of(identifier: str) -> str:
+    ref = CertRef.find(identifier)
+    return ref.region if ref is not None else DEFAULT_REGION
 
 
 def from_detail(
@@ -145,7 +150,7 @@ def from_detail(
         not_before=detail.not_before or _EPOCH,
         not_after=detail.not_after or _EPOCH,
         fingerprint_sha256=detail.sha256 or "",
-        region=detail.identifier.split("-", 1)[1] if "-" in detail.identifier else "cn-hangzhou",
+        region=_region_of(detail.identifier),
         revoked=revoked,
         chain_complete=complete,
         problems=problems,
@@ -160,7 +165,7 @@ def from_summary(summary: CasSummary, region: str) -> CatalogCert:
     """
     return CatalogCert(
         cas_id=summary.cas_id,
-        identifier=f"{summary.cas_id}-{region}",
+        identifier=CertRef(summary.cas_id, region).identifier,
         name=summary.name,
         common_name=summary.common_name,
         sans=_sans(summary.sans or (summary.common_name,)),

@@ -31,13 +31,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from certpilot.cloud.cas import CasSummary
-from certpilot.cloud.cdn import CdnDomainInfo, Source
-from certpilot.cloud.oss import BucketInfo, CnameInfo
+from certpilot.core.cloudtypes import BucketInfo, CasSummary, CdnDomainInfo, CnameInfo, Source
 from certpilot.core.errors import NotFoundError, ThrottledError, TransientError
 from certpilot.core.log import event, get_logger, with_context
 from certpilot.core.model import DeployedCert, DomainRecord, Inventory, Location, Route
-from certpilot.core.names import InvalidHostname, normalize_hostname
+from certpilot.core.names import InvalidHostname, normalize_domain, normalize_hostname
 
 if TYPE_CHECKING:
     from certpilot.cloud.clients import CloudClients
@@ -64,17 +62,6 @@ def parse_bucket_domain(name: str) -> tuple[str, str | None] | None:
         return None
     region = match.group("region")
     return match.group("bucket"), (None if f"oss-{region}" in _ACCELERATE else region)
-
-
-def normalize_domain(name: str) -> str | None:
-    """A domain in A-label form (a leading `*.` kept for wildcard domains); None if invalid."""
-    raw = name.strip()
-    wildcard = raw.startswith(("*.", "."))
-    try:
-        base = normalize_hostname(raw[2:] if raw.startswith("*.") else raw.lstrip("."))
-    except InvalidHostname:
-        return None
-    return f"*.{base}" if wildcard else base
 
 
 def oss_endpoint(bucket: str | None, region: str | None) -> str | None:

@@ -18,19 +18,21 @@ too (CDN: re-read first, it has no conditional write; OSS: the write itself is
 conditional on PreviousCertId = ours): a domain on which another certificate was set
 meanwhile (another run) is not rolled back but reported `skipped` with reason
 `superseded`; a CDN re-read that fails does not stop the rollback.
+
+Every result carries a typed `Reason` (`certpilot.core.outcomes`) and the `Note`s of
+what re-reads showed; the words are rendered by `certpilot.jobs.deploy_cert.summary`.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from certpilot.cloud.oss import CnameInfo
+from certpilot.core.cloudtypes import CnameInfo
 from certpilot.core.errors import (
     CertpilotError,
     CloudError,
@@ -40,16 +42,18 @@ from certpilot.core.errors import (
 )
 from certpilot.core.log import event, get_logger, with_context
 from certpilot.core.model import DeployedCert, Route
-from certpilot.discovery.inventory import normalize_domain
-from certpilot.jobs.deploy_cert.plan import (
-    ALREADY_CURRENT,
-    ROLLBACK_NONE,
-    ROLLBACK_REMOVE,
-    ROLLBACK_RESTORE,
-    Action,
-    Plan,
-    Skip,
+from certpilot.core.names import normalize_domain
+from certpilot.core.outcomes import (
+    Binding,
+    BindingState,
+    CallError,
+    Note,
+    NoteKind,
+    Outcome,
+    Reason,
+    ReasonCode,
 )
+from certpilot.jobs.deploy_cert.plan import Action, Plan, Rollback, Skip
 from certpilot.probe.tls import (
     VERIFY_WORKERS,
     ServedCert,
@@ -61,19 +65,6 @@ from certpilot.probe.tls import (
     probe_name,
     rollback_problem,
 )
-
-
-class Outcome(str, enum.Enum):
-    """How a domain ended."""
-
-    DEPLOYED = "deployed"
-    ALREADY_CURRENT = "already-current"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled-back"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class OssBinder(Protocol):
@@ -131,32 +122,24 @@ class DomainResult:
 
     domain: str
     outcome: Outcome
-    route: Route | None = None
-    reason: str = ""
-    error_code: str | None = None
+    route: Route | None
+    reason: Reason
+    error_code: str | None = None  # the cloud's error code (or ours: VerifyFailed, ...)
     cert_id: int | None = None
     previous_cert_id: int | None = None
     verified: bool | None = None  # None: not verified (dry run or verification off)
-    # After a rollback: whether the edge was seen serving the restored state (the
-    # previous certificate, or none). None when nothing was rolled back.
+    # After a rollback: what it did (restore the previous certificate, or remove ours),
+    # whether the edge was seen serving the restored state (None when nothing was rolled
+    # back), and what the probe saw when it was not.
+    rollback: Rollback | None = None
     restored_verified: bool | None = None
+    restore_problem: str | None = None
+    # The leaf the edge served at the last verification or restore probe (SHA-256, upper
+    # hex); None when not probed or no certificate was served.
+    served_sha256: str | None = None
+    notes: tuple[Note, ...] = ()  # what re-reads of the binding showed
     attempts: int = 0
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "domain": self.domain,
-            "outcome": self.outcome.value,
-            "route": self.route.value if self.route else None,
-            "reason": self.reason,
-            "errorCode": self.error_code,
-            "certId": self.cert_id,
-            "previousCertId": self.previous_cert_id,
-            "verified": self.verified,
-            "restoredVerified": self.restored_verified,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 _LOG = get_logger(__name__)
@@ -164,15 +147,9 @@ _LOG = get_logger(__name__)
 # restore is best effort, a domain must not hold the whole invocation twice over.
 MAX_RESTORE_WAIT = 30.0
 Prober = Callable[[str], ServedCert]
-# Skip reason of a domain on which another certificate was set after our write (another
-# run, or a person): it is left as it is, not rolled back.
-SUPERSEDED = "superseded"
 # What the rollbacks of a run may take (their writes, retried under QPS), kept free at
 # the end of a run with a deadline.
 ROLLBACK_ALLOWANCE = 15.0
-# Skip reason of a domain whose write was not started: too little of the run's time
-# was left to verify it and roll it back.
-OUT_OF_TIME = "out-of-time"
 # Errors after which a write may have been applied all the same: a timeout or 5xx
 # (after retries), or a conflict that our own earlier attempt may have caused.
 UNCERTAIN = (TransientError, ConflictError)
@@ -183,8 +160,8 @@ _UNSURE_WRITE = (*UNCERTAIN, ThrottledError)
 
 def skip_result(skip: Skip) -> DomainResult:
     """The result of a domain the plan leaves alone."""
-    if skip.reason == ALREADY_CURRENT:
-        return DomainResult(skip.domain, Outcome.ALREADY_CURRENT, skip.route, skip.detail)
+    if skip.reason.code is ReasonCode.ALREADY_CURRENT:
+        return DomainResult(skip.domain, Outcome.ALREADY_CURRENT, skip.route, skip.reason)
     return DomainResult(skip.domain, Outcome.SKIPPED, skip.route, skip.reason)
 
 
@@ -269,10 +246,22 @@ class _Track:
     started: float = 0.0  # when its write was sent
     written: float = 0.0  # when the cloud accepted it
     verification: Verification | None = None
-    why: str = ""  # why it is being rolled back
     undone: float = 0.0  # when the rollback was accepted
-    notes: list[str] = field(default_factory=list)  # what re-reads showed: end of reason
-    superseded: str = ""  # what another run bound meanwhile: not rolled back
+    notes: list[Note] = field(default_factory=list)  # what re-reads showed
+    superseded: Binding | None = None  # what another run bound meanwhile: not rolled back
+
+    def failed_verification(
+        self, code: ReasonCode, *, bound: Binding | None = None, error: CallError | None = None
+    ) -> Reason:
+        """`code` with what the failed verification saw and how long it waited."""
+        verification = self.verification
+        return Reason(
+            code,
+            problem=verification.reason if verification else None,
+            waited=verification.elapsed if verification else None,
+            bound=bound,
+            error=error,
+        )
 
 
 class _Rollout:
@@ -322,9 +311,10 @@ class _Rollout:
             if error is None:
                 written.append(track)
             elif isinstance(error, _OutOfTime):
-                self._finish(track, Outcome.SKIPPED, f"{OUT_OF_TIME}: {error}")
+                self._finish(track, Outcome.SKIPPED, Reason(ReasonCode.OUT_OF_TIME))
             else:
-                self._finish(track, Outcome.FAILED, *_failure(error))
+                reason, code = _failure(ReasonCode.WRITE_FAILED, error)
+                self._finish(track, Outcome.FAILED, reason, code)
         event(self.log, "writes done", written=len(written), failed=len(tracks) - len(written))
         return written
 
@@ -351,11 +341,8 @@ class _Rollout:
         try:
             bound = read_binding(action, self.oss, self.cdn)
         except CloudError as reread:
-            track.notes.append(
-                f"{error.action} answered {error.code} and re-reading the binding failed"
-                f" ({reread.action}: {reread.code}): whether the write was applied is"
-                " unknown, so it was verified as if written"
-            )
+            # Whether the write was applied is unknown: verified as if written.
+            track.notes.append(Note(NoteKind.OUTCOME_UNKNOWN, _call(error), reread=_call(reread)))
             event(
                 self.log,
                 "write outcome unknown: verifying it as written",
@@ -366,11 +353,11 @@ class _Rollout:
                 reread=reread.code,
             )
             return True
-        if bound.key != _ours(action):
+        if binding_key(bound) != _ours(action):
             if isinstance(error, _UNSURE_WRITE):
-                track.notes.append(f"re-read: the domain has {bound.text}, not ours")
+                track.notes.append(Note(NoteKind.OTHER_BOUND, _call(error), bound=bound))
             return False
-        track.notes.append(f"{error.action} answered {error.code}, yet the domain has {bound.text}")
+        track.notes.append(Note(NoteKind.APPLIED_DESPITE_ERROR, _call(error), bound=bound))
         event(
             self.log,
             "write applied despite its error",
@@ -447,9 +434,6 @@ class _Rollout:
         for track in failed:
             action, verification = track.action, track.verification
             assert verification is not None
-            track.why = (
-                f"verification failed after {verification.elapsed:.1f}s: {verification.reason}"
-            )
             event(
                 self.log,
                 "verification failed",
@@ -457,13 +441,14 @@ class _Rollout:
                 domain=action.domain,
                 reason=verification.reason,
             )
-            if action.rollback == ROLLBACK_NONE:
+            if action.rollback is Rollback.NONE:
+                # The previous certificate is not held in CAS: it cannot be restored.
                 self._finish(
                     track,
                     Outcome.FAILED,
-                    track.why
-                    + "; the previous certificate is not held in CAS and cannot be restored",
-                    "VerifyFailed",
+                    track.failed_verification(ReasonCode.VERIFY_FAILED),
+                    VERIFY_FAILED,
+                    rollback=Rollback.NONE,
                 )
             else:
                 restorable.append(track)
@@ -509,18 +494,18 @@ class _Rollout:
         undone = []
         for track in failed:
             error = errors[track.action.domain]
-            if error is None and track.superseded:
+            if error is None and track.superseded is not None:
                 self._finish(
                     track,
                     Outcome.SKIPPED,
-                    f"{SUPERSEDED}: the domain has {track.superseded} now, not ours"
-                    f" (changed by another run?), so it is not rolled back; {track.why}",
+                    track.failed_verification(ReasonCode.SUPERSEDED, bound=track.superseded),
                 )
             elif error is None:
                 undone.append(track)
             else:
-                reason, code = _failure(error)
-                self._finish(track, Outcome.FAILED, f"{track.why}; rollback {reason}", code)
+                failure, code = _failure(ReasonCode.ROLLBACK_FAILED, error)
+                reason = track.failed_verification(ReasonCode.ROLLBACK_FAILED, error=failure.error)
+                self._finish(track, Outcome.FAILED, reason, code, rollback=track.action.rollback)
         return undone
 
     def _undo(self, track: _Track) -> None:
@@ -534,10 +519,8 @@ class _Rollout:
             try:
                 bound = read_binding(action, self.oss, self.cdn)
             except CloudError as error:
-                track.notes.append(
-                    f"the binding before the rollback was unknown ({error.action}:"
-                    f" {error.code}): rolled back to the state the plan saw"
-                )
+                # Rolled back to the state the plan saw.
+                track.notes.append(Note(NoteKind.BINDING_UNKNOWN, _call(error)))
                 event(
                     self.log,
                     "binding unknown before rollback: rolling back anyway",
@@ -547,7 +530,7 @@ class _Rollout:
                     code=error.code,
                 )
             else:
-                if bound.key != ours:
+                if binding_key(bound) != ours:
                     self._supersede(track, bound)
                     return
         try:
@@ -558,25 +541,24 @@ class _Rollout:
                 bound = read_binding(action, self.oss, self.cdn)
             except CloudError:
                 raise error from None
-            if bound.key == _rollback_target(action):
-                track.notes.append(
-                    f"rollback {error.action} answered {error.code}, yet it was applied"
-                )
-            elif bound.key == ours:
+            if binding_key(bound) == _rollback_target(action):
+                track.notes.append(Note(NoteKind.ROLLBACK_APPLIED, _call(error), bound=bound))
+            elif binding_key(bound) == ours:
                 raise error
             else:
                 self._supersede(track, bound)
                 return
         track.undone = self.clock()
 
-    def _supersede(self, track: _Track, bound: Bound) -> None:
-        track.superseded = bound.text
+    def _supersede(self, track: _Track, bound: Binding) -> None:
+        track.superseded = bound
         event(
             self.log,
             "superseded: not rolled back",
             level=logging.WARNING,
             domain=track.action.domain,
-            bound=bound.text,
+            bound=bound.state.value,
+            cert=bound.cert,
         )
 
     # -- phase 4: the restored state at the edge ------------------------------------
@@ -590,7 +572,7 @@ class _Rollout:
             problem = rollback_problem(
                 self.fingerprint,
                 previous=previous,
-                expect_certificate=action.rollback == ROLLBACK_RESTORE,
+                expect_certificate=action.rollback is Rollback.RESTORE,
             )
             wait = self._capped(self.budget.restore_wait, track.undone, self.budget.deadline)
             watches[domain] = Watch(
@@ -599,36 +581,23 @@ class _Rollout:
 
         def settle(domain: str, restored: Verification) -> None:
             track = by_domain[domain]
+            if not restored.ok:
+                event(
+                    self.log,
+                    "restore not confirmed at the edge",
+                    level=logging.WARNING,
+                    domain=domain,
+                    reason=restored.reason,
+                )
             self._finish(
                 track,
                 Outcome.ROLLED_BACK,
-                f"{track.why}; {self._undone_text(track.action, restored)}",
+                track.failed_verification(ReasonCode.VERIFY_FAILED),
+                rollback=track.action.rollback,
                 restored=restored,
             )
 
         self._poll(watches, settle, self.budget.deadline)
-
-    def _undone_text(self, action: Action, restored: Verification) -> str:
-        restore = action.rollback == ROLLBACK_RESTORE
-        text = (
-            f"restored certificate {action.previous_cas_id}"
-            if restore
-            else "removed the certificate (the domain had none)"
-        )
-        if restored.ok:
-            return text + (
-                ", and the edge serves it"
-                if restore
-                else ", and the edge no longer serves the new one"
-            )
-        event(
-            self.log,
-            "restore not confirmed at the edge",
-            level=logging.WARNING,
-            domain=action.domain,
-            reason=restored.reason,
-        )
-        return text + f"; not confirmed at the edge: {restored.reason}"
 
     # -- results ----------------------------------------------------------------------
 
@@ -636,58 +605,66 @@ class _Rollout:
         self,
         track: _Track,
         outcome: Outcome,
-        reason: str,
+        reason: Reason,
         error_code: str | None = None,
         *,
+        rollback: Rollback | None = None,
         restored: Verification | None = None,
     ) -> None:
-        reason = "; ".join([reason, *track.notes])
-        result = replace(
-            _result(
-                track.action,
-                outcome,
-                reason,
-                error_code,
-                verification=track.verification,
-                restored=restored,
-            ),
+        action, verification = track.action, track.verification
+        last = restored or verification
+        result = DomainResult(
+            domain=action.domain,
+            outcome=outcome,
+            route=action.route,
+            reason=reason,
+            error_code=error_code,
+            cert_id=action.cas_id,
+            previous_cert_id=action.previous_cas_id,
+            verified=verification.ok if verification else None,
+            rollback=rollback,
+            restored_verified=restored.ok if restored else None,
+            restore_problem=restored.reason if restored and not restored.ok else None,
+            served_sha256=last.served.fingerprint if last is not None else None,
+            notes=tuple(track.notes),
+            attempts=verification.attempts if verification else 0,
             seconds=max(0.0, self.clock() - track.started),
         )
         self.results[result.domain] = result
-        self.log.info("domain result", extra={"fields": result.to_dict()})
+        self.log.info(
+            "domain result",
+            extra={
+                "fields": {
+                    "domain": result.domain,
+                    "outcome": result.outcome.value,
+                    "reason": result.reason.wire,
+                    "errorCode": result.error_code,
+                    "notes": [note.kind.value for note in result.notes],
+                }
+            },
+        )
 
 
-def _failure(error: BaseException) -> tuple[str, str]:
-    """(reason, error code) of a write that raised."""
+# `error_code` of a domain whose verification failed and that could not be rolled back.
+VERIFY_FAILED = "VerifyFailed"
+# `error_code` of a domain whose handling hit a bug (the other domains carried on).
+INTERNAL = "Internal"
+
+
+def _call(error: CloudError) -> CallError:
+    return CallError(error.action, error.code)
+
+
+def _failure(code: ReasonCode, error: BaseException) -> tuple[Reason, str]:
+    """(reason, error code) of a write or rollback (`code`) that raised."""
     if isinstance(error, CloudError):
-        return f"{error.action} failed: {error.code}", error.code
+        return Reason(code, error=_call(error)), error.code
+    if isinstance(error, IncompletePlan):
+        return Reason(ReasonCode.INCOMPLETE_PLAN), type(error).__name__
     if isinstance(error, CertpilotError):
-        return str(error), type(error).__name__
+        return Reason(code), type(error).__name__
     # One domain's bug must not stop the others.
-    return f"unexpected {type(error).__name__}", "Internal"
-
-
-def _result(
-    action: Action,
-    outcome: Outcome,
-    reason: str,
-    error_code: str | None = None,
-    *,
-    verification: Verification | None = None,
-    restored: Verification | None = None,
-) -> DomainResult:
-    return DomainResult(
-        domain=action.domain,
-        outcome=outcome,
-        route=action.route,
-        reason=reason,
-        error_code=error_code,
-        cert_id=action.cas_id,
-        previous_cert_id=action.previous_cas_id,
-        verified=verification.ok if verification else None,
-        restored_verified=restored.ok if restored else None,
-        attempts=verification.attempts if verification else 0,
-    )
+    return Reason(ReasonCode.INTERNAL), INTERNAL
 
 
 def _comparable(fingerprint: str | None) -> str | None:
@@ -722,16 +699,16 @@ def _roll_back(action: Action, oss: OssBinder, cdn: CdnSetter) -> None:
     if action.route is Route.OSS:
         bucket = _need(action.bucket, "bucket", action)
         region = _need(action.region, "region", action)
-        if action.rollback == ROLLBACK_RESTORE and action.previous_identifier:
+        if action.rollback is Rollback.RESTORE and action.previous_identifier:
             oss.bind_certificate(
                 bucket, region, name, action.previous_identifier, action.identifier
             )
-        elif action.rollback == ROLLBACK_REMOVE:
+        elif action.rollback is Rollback.REMOVE:
             oss.unbind_certificate(bucket, region, name, action.identifier)
     else:
-        if action.rollback == ROLLBACK_RESTORE and previous is not None and previous.cas_id:
+        if action.rollback is Rollback.RESTORE and previous is not None and previous.cas_id:
             cdn.set_certificate(name, previous.cas_id, previous.region)
-        elif action.rollback == ROLLBACK_REMOVE:
+        elif action.rollback is Rollback.REMOVE:
             cdn.disable_certificate(name)
 
 
@@ -741,21 +718,23 @@ def _need(value: str | None, what: str, action: Action) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Bound:
-    """What the control plane says a domain has bound now."""
-
-    # OSS CertId / CDN CAS id as text; None: no certificate. A certificate without an
-    # id, or an OSS domain no longer bound to the bucket, gets a key of its own.
-    key: str | None
-    text: str  # for reasons: "certificate 2001-cn-hangzhou", "HTTPS off", ...
-
-
 NO_ID = "?"  # key of a certificate bound without a CAS id / CertId
 UNBOUND = "!"  # key of an OSS domain no longer bound to its bucket
 
 
-def read_binding(action: Action, oss: OssBinder, cdn: CdnSetter) -> Bound:
+def binding_key(binding: Binding) -> str | None:
+    """What a binding is compared by: the OSS CertId / CDN CAS id as text; None: no
+    certificate; a key of its own for a certificate without id and an unbound domain."""
+    if binding.state is BindingState.CERTIFICATE:
+        return binding.cert
+    if binding.state is BindingState.NO_ID:
+        return NO_ID
+    if binding.state is BindingState.UNBOUND:
+        return UNBOUND
+    return None
+
+
+def read_binding(action: Action, oss: OssBinder, cdn: CdnSetter) -> Binding:
     """Re-read what `action`'s domain has bound (OSS ListCname of its bucket; CDN
     DescribeDomainCertificateInfo).
 
@@ -770,17 +749,17 @@ def read_binding(action: Action, oss: OssBinder, cdn: CdnSetter) -> Bound:
             if not _same_name(info.domain, name):
                 continue
             if info.cert_identifier:
-                return Bound(info.cert_identifier.strip(), f"certificate {info.cert_identifier}")
+                return Binding(BindingState.CERTIFICATE, cert=info.cert_identifier.strip())
             if info.certificate is not None:
-                return Bound(NO_ID, "a certificate without CertId")
-            return Bound(None, "no certificate")
-        return Bound(UNBOUND, f"no binding to bucket {bucket}")
+                return Binding(BindingState.NO_ID, cert_type=info.certificate.cert_type)
+            return Binding(BindingState.NONE)
+        return Binding(BindingState.UNBOUND, bucket=bucket)
     cert = cdn.certificate_info(name)
     if cert is None:
-        return Bound(None, "HTTPS off")
+        return Binding(BindingState.NONE)
     if cert.cas_id is None:
-        return Bound(NO_ID, f"a {cert.cert_type or 'non-CAS'} certificate without CAS id")
-    return Bound(str(cert.cas_id), f"certificate {cert.cas_id}")
+        return Binding(BindingState.NO_ID, cert_type=cert.cert_type or None)
+    return Binding(BindingState.CERTIFICATE, cert=str(cert.cas_id))
 
 
 def _same_name(a: str, b: str) -> bool:
@@ -790,22 +769,14 @@ def _same_name(a: str, b: str) -> bool:
 
 
 def _ours(action: Action) -> str:
-    """The `Bound.key` of the certificate `action` writes."""
+    """The `binding_key` of the certificate `action` writes."""
     return action.identifier if action.route is Route.OSS else str(action.cas_id)
 
 
 def _rollback_target(action: Action) -> str | None:
-    """The `Bound.key` a successful rollback of `action` leaves (None: no certificate)."""
-    if action.rollback != ROLLBACK_RESTORE:
+    """The `binding_key` a successful rollback of `action` leaves (None: no certificate)."""
+    if action.rollback is not Rollback.RESTORE:
         return None
     if action.route is Route.OSS:
         return action.previous_identifier
     return str(action.previous_cas_id) if action.previous_cas_id is not None else None
-
-
-def count_outcomes(results: Iterable[DomainResult]) -> dict[str, int]:
-    """How many domains ended in each outcome (every outcome present)."""
-    counts = {o.value: 0 for o in Outcome}
-    for result in results:
-        counts[result.outcome.value] += 1
-    return counts

@@ -2,7 +2,8 @@
 
 `deploy_cert(request, deps)`: discover the account, load the certificate catalog,
 plan where the certificate goes, apply, verify from outside, roll back what does not
-verify, and return a JSON-ready summary. Never raises for one domain's failure; a
+verify, and return the JSON-ready summary (`summary.render` of a typed
+`DeployReport`). Never raises for one domain's failure; a
 certificate that cannot be found or is refused yields a summary with `ok: false`.
 """
 
@@ -16,52 +17,37 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from certpilot.core.errors import CertpilotError, CloudError, EventError, ForeignRegion
-from certpilot.core.findings import Code, Finding, make_finding
+from certpilot.core.errors import ForeignRegion
+from certpilot.core.findings import Code, Finding
 from certpilot.core.log import event, get_logger, with_context
-from certpilot.core.model import Catalog, EdgeObservation, Route
+from certpilot.core.model import Catalog, DeployedCert, EdgeObservation, Location, Route
+from certpilot.core.outcomes import Outcome, ReasonCode, RunStatus
 from certpilot.core.settings import Settings
-from certpilot.events import DeployRequest
-from certpilot.jobs.deploy_cert.apply import (
-    SUPERSEDED,
-    ApplyOptions,
-    DomainResult,
-    Outcome,
-    apply_plan,
-    count_outcomes,
-)
+from certpilot.events import DeployRequest, parse_deploy_event
+from certpilot.jobs.deploy_cert.apply import ApplyOptions, DomainResult, apply_plan, skip_result
 from certpilot.jobs.deploy_cert.plan import (
-    ALREADY_CURRENT,
     CDN_PAUSED_STATES,
-    CDN_STATUS,
-    RECHECK_REASONS,
     Plan,
     Policy,
     domain_covered,
     plan_certificate,
     refusal_codes,
+    served_mismatch,
 )
+from certpilot.jobs.deploy_cert.summary import DeployReport, render
 from certpilot.probe.tls import edge_address, probe_name
 
 if TYPE_CHECKING:
     from certpilot.certs.trust import TrustStore
     from certpilot.cloud.clients import CloudClients
     from certpilot.core.model import Inventory
+    from certpilot.handler import Invocation
     from certpilot.probe.tls import ServedCert
 
 _log = get_logger(__name__)
-
-# Summary statuses.
-STATUS_DEPLOYED = "deployed"  # every action deployed and verified
-STATUS_NOTHING = "nothing-to-do"  # no domain needed the certificate (e.g. duplicate event)
-STATUS_SUPERSEDED = "superseded"  # every target got another run's certificate meanwhile
-STATUS_PARTIAL = "partial"  # some domains failed or were rolled back, others deployed
-STATUS_FAILED = "failed"  # every action failed or was rolled back
-STATUS_REFUSED = "refused"  # the certificate is unusable: nothing changed
-STATUS_NOT_FOUND = "not-found"  # CAS does not hold the certificate
-STATUS_DRY_RUN = "dry-run"  # planned only
-STATUS_REJECTED = "rejected"  # the event was not accepted
-STATUS_ERROR = "error"  # configuration or cloud error before any change
+# Skips whose domain keeps a certificate that is not probed: Alibaba's own (bucket
+# domains), and names the certificate does not cover.
+_NOT_PROBED = frozenset({ReasonCode.BUCKET_DOMAIN, ReasonCode.NOT_COVERED})
 
 
 def utc_now() -> datetime:
@@ -223,14 +209,25 @@ def discover_and_plan(
         )
     policy = policy or Policy(renew_days=deps.settings.renew_days)
     plan = plan_certificate(cert, inventory, now, policy, catalog)
-    # A current certificate left alone may still be one browsers reject (weak key,
-    # SHA-1, broken chain: things CAS's listing does not say). Ask the edge; the plan
-    # counts the answer only when the edge serves the configured certificate.
-    keep = [s.domain for s in plan.skipped if s.reason in RECHECK_REASONS]
-    served = probe_served(keep, deps, inventory=inventory) if keep and not plan.refused else {}
+    # Every covered domain left alone is asked what its edge serves: a current
+    # certificate may still be one browsers reject (weak key, SHA-1, broken chain:
+    # things CAS's listing does not say; the plan counts that only when the edge serves
+    # the configured certificate), and an edge serving another certificate than the
+    # configured one is reported (SERVED_MISMATCH) whatever the plan decided.
+    keep = [
+        s.domain
+        for s in plan.skipped
+        if s.reason.code not in _NOT_PROBED and _has_certificate(inventory, s.domain)
+    ]
+    served = probe_served(keep, deps, inventory=inventory)
     if served:
         plan = plan_certificate(cert, inventory, now, policy, catalog, served)
     return plan, inventory, catalog
+
+
+def _has_certificate(inventory: Inventory, domain: str) -> bool:
+    record = inventory.get(domain)
+    return record is not None and record.deployed is not None
 
 
 def probe_edge(domain: str, settings: Settings, inventory: Inventory | None) -> str | None:
@@ -275,66 +272,75 @@ def probe_all(
 def probe_served(
     domains: Sequence[str], deps: Deps, *, inventory: Inventory | None = None
 ) -> dict[str, EdgeObservation]:
-    """What browsers would reject in the certificates the edge serves for `domains`,
-    with the served fingerprints (domains served fine, not reachable or whose probe
-    failed are left out). Probes with `probe_all`."""
+    """What the edge serves for `domains` (fingerprints), and what browsers would reject
+    in it (domains not reachable, serving no certificate or whose probe failed are
+    left out). Probes with `probe_all`."""
     from certpilot.probe.tls import served_finding_code
 
     found: dict[str, EdgeObservation] = {}
     for domain, served in probe_all(domains, deps, inventory=inventory).items():
-        code = served_finding_code(served) if served is not None else None
-        if served is not None and code is not None:
-            found[domain] = EdgeObservation(code.value, served.fingerprint, served.fingerprint_sha1)
-    if found:
-        event(
-            _log,
-            "served certificates rejected by browsers",
-            domains={domain: seen.problem for domain, seen in found.items()},
-        )
+        if served is None or served.fingerprint is None:
+            continue
+        code = served_finding_code(served)
+        found[domain] = EdgeObservation(code, served.fingerprint, served.fingerprint_sha1)
+    rejected = {d: seen.problem.value for d, seen in found.items() if seen.problem is not None}
+    if rejected:
+        event(_log, "served certificates rejected by browsers", domains=rejected)
     return found
+
+
+def parse_event(event: Any, invocation: Invocation) -> DeployRequest:
+    """The handler frame's `parse`: the deploy-cert event (`events.parse_deploy_event`),
+    accepted from the invocation's account only.
+
+    Raises:
+        EventError: the event is malformed, unsupported or from another account.
+    """
+    return parse_deploy_event(event, account_id=invocation.account_id)
+
+
+def run(request: DeployRequest, invocation: Invocation) -> dict[str, Any]:
+    """The handler frame's `run`: `deploy_cert` with dependencies from the FC context.
+
+    Raises:
+        ConfigError: the settings or credentials cannot be used.
+        CloudError: the account cannot be read at all.
+    """
+    deps = build_deps(invocation.context, settings=invocation.settings)
+    return deploy_cert(request, deps)
 
 
 def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
     """Roll certificate `request.cas_id` out to every domain it should go to.
 
-    Returns the summary: `ok`, `status`, `certId`, `counts`, `results` (one per domain:
-    deployed / already-current / skipped / failed / rolled-back), `findings`.
+    Returns the summary (`summary.render`): `ok`, `status`, `certId`, `counts`,
+    `results` (one per domain: deployed / already-current / skipped / failed /
+    rolled-back), `findings`.
     Raises CloudError only when the account cannot be read at all.
     """
-    base: dict[str, Any] = {
-        "function": "deploy-cert",
-        "requestId": deps.request_id,
-        "certId": request.cas_id,
-        "event": request.describe(),
-    }
+    return render(run_deploy(request, deps))
+
+
+def run_deploy(request: DeployRequest, deps: Deps) -> DeployReport:
+    """`deploy_cert`, typed: what the run did (see `deploy_cert`)."""
+    base = DeployReport(
+        status=RunStatus.NOT_FOUND,
+        cert_id=request.cas_id,
+        request_id=deps.request_id,
+        event=request.describe(),
+    )
     event(_log, "deploy-cert started", **request.describe())
-    plan, inventory, _ = discover_and_plan(request.cas_id, deps, region=request.region)
+    plan, inventory, catalog = discover_and_plan(request.cas_id, deps, region=request.region)
     if plan is None:
         event(_log, "certificate not found", level=logging.WARNING, certId=request.cas_id)
-        return {
-            **base,
-            "ok": False,
-            "status": STATUS_NOT_FOUND,
-            "error": {
-                "type": "NotFound",
-                "message": f"CAS holds no certificate {request.cas_id}",
-            },
-            "counts": count_outcomes(()),
-            "results": [],
-            "findings": [],
-        }
-    base["certIdentifier"] = plan.cert.identifier
-    findings = [f.to_dict() for f in plan.findings]
+        return replace(
+            base,
+            error={"type": "NotFound", "message": f"CAS holds no certificate {request.cas_id}"},
+        )
+    base = replace(base, cert_identifier=plan.cert.identifier, findings=plan.findings)
     if request.dry_run or deps.settings.dry_run:
-        return {
-            **base,
-            "ok": not plan.refused,
-            "status": STATUS_DRY_RUN,
-            "plan": plan.to_dict(),
-            "findings": findings,
-        }
+        return replace(base, status=RunStatus.DRY_RUN, plan=plan, ok=not plan.refused)
     if plan.refused:
-        results = tuple(_skip_results(plan))
         event(
             _log,
             "certificate refused",
@@ -342,62 +348,100 @@ def deploy_cert(request: DeployRequest, deps: Deps) -> dict[str, Any]:
             certId=request.cas_id,
             codes=[c.value for c in refusal_codes(plan.findings)],
         )
-        return _summary(base, STATUS_REFUSED, results, findings, plan, ok=False)
+        results = tuple(skip_result(s) for s in plan.skipped)
+        return replace(base, status=RunStatus.REFUSED, results=results)
     _log_paused(plan)
-    # An FC retry of a run killed before it verified finds its certificate bound: it is
-    # "already current", but only the edge can say whether it is served.
-    stale = served_mismatches(plan, deps, inventory=inventory)
-    findings += [f.to_dict() for f in stale]
     results = apply_plan(plan, deps.clients.oss, deps.clients.cdn, deps.apply_options(), log=_log)
     status = _status(plan, results)
-    if stale and status in (STATUS_DEPLOYED, STATUS_NOTHING, STATUS_SUPERSEDED):
-        status = STATUS_PARTIAL
-    summary = _summary(
-        base,
-        status,
-        results,
-        findings,
-        plan,
-        ok=status in (STATUS_DEPLOYED, STATUS_NOTHING, STATUS_SUPERSEDED),
-    )
-    event(_log, "deploy-cert finished", status=status, counts=summary["counts"])
-    return summary
+    # An FC retry of a run killed before it verified finds its certificate bound: it is
+    # "already current", but only the edge can say whether it is served.
+    if unserved(plan) and status.ok:
+        status = RunStatus.PARTIAL
+    after = unserved_after(plan, results, inventory, catalog, _probe_unwritten(results, deps))
+    event(_log, "deploy-cert finished", status=status.value, outcomes=_outcomes(results))
+    return replace(base, status=status, results=results, findings=plan.findings + after)
 
 
-def served_mismatches(
-    plan: Plan, deps: Deps, *, inventory: Inventory | None = None
-) -> list[Finding]:
-    """One live probe of every `already-current` domain: a SERVED_MISMATCH finding for
-    each whose edge serves another certificate than `plan.cert` (e.g. a previous run
-    was killed before it verified). An edge that cannot be reached says nothing. Each
-    domain is probed at its `probe_edge` (`inventory` tells its edge host)."""
-    domains = [s.domain for s in plan.skipped if s.reason == ALREADY_CURRENT]
-    if not domains:
-        return []
-    expected = plan.cert.fingerprint_sha256.replace(":", "").upper()
-    served = {
-        domain: seen.fingerprint if seen is not None else None
-        for domain, seen in probe_all(domains, deps, inventory=inventory).items()
-    }
-    stale = [d for d, fingerprint in served.items() if fingerprint not in (None, expected)]
+def _probe_unwritten(results: Sequence[DomainResult], deps: Deps) -> Mapping[str, EdgeObservation]:
+    """What the edge serves at the domains whose write failed with the binding left as
+    the plan saw it (no re-read said otherwise); none once the run's time is up."""
+    failed = [
+        r.domain
+        for r in results
+        if r.outcome is Outcome.FAILED and r.verified is None and not r.notes
+    ]
+    deadline = deps.deadline
+    if not failed or (
+        deadline is not None and time.monotonic() + deps.settings.connect_timeout > deadline
+    ):
+        return {}
+    return probe_served(failed, deps)
+
+
+def unserved_after(
+    plan: Plan,
+    results: Sequence[DomainResult],
+    inventory: Inventory,
+    catalog: Catalog,
+    unwritten: Mapping[str, EdgeObservation],
+) -> tuple[Finding, ...]:
+    """SERVED_MISMATCH for each domain of `plan.actions` whose edge, when last probed,
+    served another certificate than the one configured there after the run: one whose
+    write failed with the binding left as it was (`unwritten`: what its edge serves),
+    one rolled back whose restore the edge did not confirm, one left failed with ours
+    bound but not served. Deployed and superseded domains need no word (the edge was
+    seen serving ours; another run's certificate is that run's to verify)."""
+    actions = {a.domain: a for a in plan.actions}
+    found: list[Finding] = []
+    for result in results:
+        action, record = actions.get(result.domain), inventory.get(result.domain)
+        if action is None or record is None:
+            continue
+        seen = EdgeObservation(None, result.served_sha256)
+        if result.domain in unwritten:
+            configured, observed = record, unwritten[result.domain]
+        elif result.outcome is Outcome.ROLLED_BACK and result.restored_verified is False:
+            configured, observed = replace(record, deployed=action.previous), seen
+        elif result.outcome is Outcome.FAILED and result.verified is False:
+            ours = DeployedCert(
+                Location.OSS if record.route is Route.OSS else Location.CDN,
+                plan.cert.cas_id,
+                "cas",
+                None,
+            )
+            configured, observed = replace(record, deployed=ours), seen
+        else:
+            continue
+        finding = served_mismatch(configured, observed, catalog, plan.cert)
+        if finding is not None:
+            found.append(finding)
+    return tuple(found)
+
+
+def unserved(plan: Plan) -> list[str]:
+    """The `already-current` domains whose edge serves another certificate (a
+    SERVED_MISMATCH of the plan): bound by an earlier run that did not verify it."""
+    current = {s.domain for s in plan.skipped if s.reason.code is ReasonCode.ALREADY_CURRENT}
+    stale = [
+        f.domain for f in plan.findings if f.code is Code.SERVED_MISMATCH and f.domain in current
+    ]
     if stale:
         event(_log, "bound but not served", level=logging.WARNING, domains=stale)
-    return [
-        make_finding(
-            Code.SERVED_MISMATCH,
-            domain,
-            f"certificate {plan.cert.cas_id} is bound, but the edge serves another one"
-            " (a previous run may have ended before verifying it)",
-        )
-        for domain in stale
-    ]
+    return stale
+
+
+def _outcomes(results: Sequence[DomainResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+    return counts
 
 
 def _log_paused(plan: Plan) -> None:
     paused = {
-        s.domain: s.reason.split(":", 1)[1]
+        s.domain: s.reason.cdn_status
         for s in plan.skipped
-        if s.code == CDN_STATUS and s.reason.split(":", 1)[1] in CDN_PAUSED_STATES
+        if s.reason.code is ReasonCode.CDN_STATUS and s.reason.cdn_status in CDN_PAUSED_STATES
     }
     if paused:
         event(
@@ -408,65 +452,18 @@ def _log_paused(plan: Plan) -> None:
         )
 
 
-def _skip_results(plan: Plan) -> list[DomainResult]:
-    from certpilot.jobs.deploy_cert.apply import skip_result
-
-    return [skip_result(s) for s in plan.skipped]
-
-
-def _status(plan: Plan, results: tuple[DomainResult, ...]) -> str:
+def _status(plan: Plan, results: tuple[DomainResult, ...]) -> RunStatus:
     if not plan.actions:
-        return STATUS_NOTHING
+        return RunStatus.NOTHING_TO_DO
     acted = {a.domain for a in plan.actions}
-    outcomes = [(r.outcome, r.reason) for r in results if r.domain in acted]
+    ends = [r for r in results if r.domain in acted]
     # A domain another run (or a person) moved on meanwhile is not a failure of ours:
     # it serves a certificate someone chose after us, and nothing was rolled back.
-    deployed = sum(1 for outcome, _ in outcomes if outcome is Outcome.DEPLOYED)
+    deployed = sum(1 for r in ends if r.outcome is Outcome.DEPLOYED)
     superseded = sum(
-        1
-        for outcome, reason in outcomes
-        if outcome is Outcome.SKIPPED and reason.startswith(SUPERSEDED)
+        1 for r in ends if r.outcome is Outcome.SKIPPED and r.reason.code is ReasonCode.SUPERSEDED
     )
     good = deployed + superseded
-    if good == len(outcomes):
-        return STATUS_DEPLOYED if deployed else STATUS_SUPERSEDED
-    return STATUS_PARTIAL if good else STATUS_FAILED
-
-
-def _summary(
-    base: dict[str, Any],
-    status: str,
-    results: tuple[DomainResult, ...],
-    findings: list[dict[str, Any]],
-    plan: Plan,
-    *,
-    ok: bool,
-) -> dict[str, Any]:
-    # Each result also says in words why a domain was left alone (the plan's detail).
-    details = {s.domain: s.detail for s in plan.skipped}
-    return {
-        **base,
-        "ok": ok,
-        "status": status,
-        "counts": count_outcomes(results),
-        "results": [{**r.to_dict(), "detail": details.get(r.domain, "")} for r in results],
-        "findings": findings,
-    }
-
-
-def error_summary(function: str, error: BaseException, request_id: str | None) -> dict[str, Any]:
-    """The JSON answer for an invocation that could not run (rejected event, bad
-    configuration, unreadable account). Carries no payload echo and no secret."""
-    status = STATUS_REJECTED if isinstance(error, EventError) else STATUS_ERROR
-    detail: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    if isinstance(error, CloudError):
-        detail.update(code=error.code, service=error.service, action=error.action)
-    elif not isinstance(error, CertpilotError):
-        detail["message"] = "internal error (see the function log)"
-    return {
-        "function": function,
-        "requestId": request_id,
-        "ok": False,
-        "status": status,
-        "error": detail,
-    }
+    if good == len(ends):
+        return RunStatus.DEPLOYED if deployed else RunStatus.SUPERSEDED
+    return RunStatus.PARTIAL if good else RunStatus.FAILED

@@ -5,7 +5,8 @@ the domains to deploy to (`actions`), the covered (or nearly covered) domains le
 alone with a named reason (`skipped`), and the findings about the certificate.
 A certificate that is expired, not yet valid, chain-incomplete, revoked or otherwise
 unusable in a browser is refused: findings, every covered domain skipped with
-`candidate-invalid:<CODE>`, and no actions.
+`candidate-invalid:<CODE>` (`ReasonCode.CANDIDATE_INVALID` with every refusing code), and
+no actions.
 
 A current certificate is replaced when it is invalid, or when the candidate expires
 later and the current one is held in CAS (so a failed verification can restore it).
@@ -14,10 +15,12 @@ One that CAS does not hold (an upload) is replaced only once it is invalid.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from certpilot.core.certref import CertRef
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.model import (
     Catalog,
@@ -29,29 +32,19 @@ from certpilot.core.model import (
     Route,
 )
 from certpilot.core.names import InvalidHostname, covers, normalize_hostname, wildcard_level_off
+from certpilot.core.outcomes import Reason, ReasonCode
 
-# Skip reasons (stable: reports and tests use them).
-BUCKET_DOMAIN = "bucket-domain"
-ALREADY_CURRENT = "already-current"
-CURRENT_EXPIRES_LATER = "current-expires-later"
-CURRENT_EXPIRY_UNKNOWN = "current-expiry-unknown"
-CURRENT_NOT_DUE = "current-not-due"
-NOT_COVERED = "not-covered"
-CANDIDATE_INVALID = "candidate-invalid"  # + ":<CODE>"
-PREVIOUS_UNKNOWN = "previous-unknown"
-CDN_STATUS = "cdn-status"  # + ":<status>"
-SERVED_MISMATCH = "served-mismatch"  # the edge serves another certificate than configured
 
-# Action reasons.
-NO_CERTIFICATE = "no-certificate"
-CURRENT_INVALID = "current-invalid"  # + ":<CODE>"
-NOT_COVERING = "current-not-covering"
-EXPIRES_LATER = "expires-later"
+class Rollback(str, enum.Enum):
+    """What a failed verification does, recorded on each action before anything changes."""
 
-# Rollback strategies recorded on each action before anything changes.
-ROLLBACK_RESTORE = "restore"  # bind / set the previous CAS certificate again
-ROLLBACK_REMOVE = "remove"  # OSS DeleteCertificate / CDN SSL off: there was none
-ROLLBACK_NONE = "none"  # the previous certificate is not in CAS: cannot be restored
+    RESTORE = "restore"  # bind / set the previous CAS certificate again
+    REMOVE = "remove"  # OSS DeleteCertificate / CDN SSL off: there was none
+    NONE = "none"  # the previous certificate is not in CAS: cannot be restored
+
+    def __str__(self) -> str:
+        return self.value
+
 
 # Findings about the candidate itself that make browsers reject it: refuse to deploy.
 REFUSING_CODES = frozenset(
@@ -69,8 +62,6 @@ REFUSING_CODES = frozenset(
 )
 # Date problems are judged here with `now`, never taken from the catalog's snapshot.
 _DATE_CODES = frozenset({Code.CERT_EXPIRED, Code.CERT_NOT_YET_VALID, Code.CERT_EXPIRING})
-_REFUSING_VALUES = frozenset(c.value for c in REFUSING_CODES)
-_DATE_VALUES = frozenset(c.value for c in _DATE_CODES)
 # CDN domain states in which the certificate cannot be configured or verified: a paused
 # (offline / stopping) domain serves nothing at the edge, so a write could never verify.
 CDN_PAUSED_STATES = frozenset({"offline", "stopping"})
@@ -80,7 +71,12 @@ _CDN_BLOCKED_STATES = CDN_PAUSED_STATES | frozenset(
 # Skips that a live probe of the served certificate may overturn (`plan_certificate`'s
 # `served`): the current certificate looks fine to the control plane.
 RECHECK_REASONS = frozenset(
-    {CURRENT_EXPIRES_LATER, CURRENT_EXPIRY_UNKNOWN, CURRENT_NOT_DUE, PREVIOUS_UNKNOWN}
+    {
+        ReasonCode.CURRENT_EXPIRES_LATER,
+        ReasonCode.CURRENT_EXPIRY_UNKNOWN,
+        ReasonCode.CURRENT_NOT_DUE,
+        ReasonCode.PREVIOUS_UNKNOWN,
+    }
 )
 
 
@@ -112,13 +108,13 @@ class Action:
     cas_id: int
     identifier: str  # `<id>-<region>`: OSS CertId
     cert_region: str  # CDN CertRegion
-    reason: str
+    reason: Reason
     previous: DeployedCert | None
     # OSS PreviousCertId; None: the domain has none. certpilot never sends Force: a first
     # binding sends neither, so a binding someone made meanwhile fails the write as a
     # conflict instead of being overwritten.
     previous_identifier: str | None
-    rollback: str  # restore | remove | none
+    rollback: Rollback
     api_name: str | None = None  # the domain as the service spells it (`.example.org`)
     edge_host: str | None = None  # where live probes connect (`DomainRecord.edge_host`)
 
@@ -127,45 +123,14 @@ class Action:
         """The CAS id of the certificate there now (None: none, or not held in CAS)."""
         return self.previous.cas_id if self.previous is not None else None
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        previous = self.previous
-        return {
-            "domain": self.domain,
-            "route": self.route.value,
-            "bucket": self.bucket,
-            "region": self.region,
-            "certId": self.cas_id,
-            "certIdentifier": self.identifier,
-            "reason": self.reason,
-            "previousCertId": previous.cas_id if previous else None,
-            "previousNotAfter": _iso(previous.not_after) if previous else None,
-            "rollback": self.rollback,
-        }
-
 
 @dataclass(frozen=True)
 class Skip:
     """A domain the certificate covers (or nearly covers) that is left alone."""
 
     domain: str
-    reason: str
-    detail: str = ""
+    reason: Reason
     route: Route | None = None
-
-    @property
-    def code(self) -> str:
-        """The reason without its detail suffix (`candidate-invalid:X` -> `candidate-invalid`)."""
-        return self.reason.split(":", 1)[0]
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
-        return {
-            "domain": self.domain,
-            "route": self.route.value if self.route else None,
-            "reason": self.reason,
-            "detail": self.detail,
-        }
 
 
 @dataclass(frozen=True)
@@ -178,28 +143,6 @@ class Plan:
     skipped: tuple[Skip, ...]
     findings: tuple[Finding, ...] = field(default=())
     refused: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form of the dry run."""
-        cert = self.cert
-        return {
-            "certificate": {
-                "certId": cert.cas_id,
-                "certIdentifier": cert.identifier,
-                "name": cert.name,
-                "commonName": cert.common_name,
-                "sans": list(cert.sans),
-                "issuer": cert.issuer,
-                "notBefore": _iso(cert.not_before),
-                "notAfter": _iso(cert.not_after),
-                "fingerprintSha256": cert.fingerprint_sha256,
-            },
-            "now": _iso(self.now),
-            "refused": self.refused,
-            "actions": [a.to_dict() for a in self.actions],
-            "skipped": [s.to_dict() for s in self.skipped],
-            "findings": [f.to_dict() for f in self.findings],
-        }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -292,35 +235,33 @@ def plan_certificate(
     for record in sorted(inventory.domains, key=lambda r: r.name):
         if not domain_covered(cert.sans, record.name):
             near = _near_miss(cert.sans, record.name)
-            if near:
-                skipped.append(Skip(record.name, NOT_COVERED, near, record.route))
+            if near is not None:
+                skipped.append(Skip(record.name, near, record.route))
             continue
         wrong = wrong_location(record)
         if wrong is not None:
             located.append(wrong)
         if record.route is Route.BUCKET_DOMAIN:
-            skipped.append(
-                Skip(record.name, BUCKET_DOMAIN, "Alibaba manages bucket domains", record.route)
-            )
+            skipped.append(Skip(record.name, Reason(ReasonCode.BUCKET_DOMAIN), record.route))
             continue
+        observed = (served or {}).get(record.name)
         if refusing:
-            code = refusing[0].value
             skipped.append(
                 Skip(
                     record.name,
-                    f"{CANDIDATE_INVALID}:{code}",
-                    "certificate refused: " + ", ".join(c.value for c in refusing),
+                    Reason(ReasonCode.CANDIDATE_INVALID, findings=refusing),
                     record.route,
                 )
             )
-            continue
-        decision = _decide(cert, record, now, policy, catalog, (served or {}).get(record.name))
-        if isinstance(decision, Skip):
-            skipped.append(decision)
-            if decision.reason == SERVED_MISMATCH:
-                located.append(make_finding(Code.SERVED_MISMATCH, record.name, decision.detail))
         else:
-            actions.append(decision)
+            decision = _decide(cert, record, now, policy, catalog, observed)
+            if isinstance(decision, Action):
+                actions.append(decision)
+                continue
+            skipped.append(decision)
+        mismatch = served_mismatch(record, observed, catalog, cert)
+        if mismatch is not None:
+            located.append(mismatch)
     return Plan(
         cert=cert,
         now=now,
@@ -328,6 +269,42 @@ def plan_certificate(
         skipped=tuple(skipped),
         findings=findings + tuple(located),
         refused=bool(refusing),
+    )
+
+
+def served_mismatch(
+    record: DomainRecord,
+    observed: EdgeObservation | None,
+    catalog: Catalog | None,
+    cert: CatalogCert | None = None,
+) -> Finding | None:
+    """SERVED_MISMATCH when a live probe saw `record`'s edge serve another certificate
+    than the one configured there, with both SHA-256 fingerprints as fields; else None.
+
+    The configured certificate is the catalog's (by CAS id) or `cert` when it is the
+    one bound; None too when what is configured or served cannot be told (no probe, no
+    known fingerprint: a SHA-1 the service reports is compared, but a SHA-256 is what
+    the finding carries, empty when unknown).
+    """
+    current = record.deployed
+    if observed is None or current is None or observed.sha256 is None:
+        return None
+    configured = _configured_fingerprints(current, catalog, cert)
+    sha256 = next((f for f in sorted(configured) if len(f) == 64), None)
+    sha1 = next((f for f in sorted(configured) if len(f) == 40), None)
+    # Like with like: a SHA-1 the service reports says nothing about a served SHA-256.
+    if not ((sha256 and observed.sha256) or (sha1 and observed.sha1)):
+        return None
+    if observed.sha256 in configured or observed.sha1 in configured:
+        return None
+    which = f"certificate {current.cas_id}" if current.cas_id is not None else "the configured one"
+    rejected = f"; browsers reject it ({observed.problem.value})" if observed.problem else ""
+    return make_finding(
+        Code.SERVED_MISMATCH,
+        record.name,
+        f"the edge serves another certificate than {which}{rejected}",
+        configured=sha256,
+        served=observed.sha256,
     )
 
 
@@ -362,20 +339,20 @@ def domain_covered(sans: tuple[str, ...], domain: str) -> bool:
     return covers(sans, domain)
 
 
-def _near_miss(sans: tuple[str, ...], name: str) -> str:
-    """Why a related domain is not covered ("" when it is simply another name)."""
+def _near_miss(sans: tuple[str, ...], name: str) -> Reason | None:
+    """Why a related domain is not covered (None when it is simply another name)."""
     try:
         host = normalize_hostname(name[2:] if name.startswith("*.") else name)
     except InvalidHostname:
-        return ""
+        return None
     off = wildcard_level_off(sans, host)
     if off:
-        return f"{Code.WILDCARD_LEVEL.value}: {off} covers exactly one label"
+        return Reason(ReasonCode.NOT_COVERED, finding=Code.WILDCARD_LEVEL, name=off)
     for san in sans:
         parent = san.split(".", 1)[1] if "." in san else ""
         if parent and parent.count(".") >= 1 and (host == parent or host.endswith("." + parent)):
-            return f"{Code.NAME_MISMATCH.value}: not among the certificate's names"
-    return ""
+            return Reason(ReasonCode.NOT_COVERED, finding=Code.NAME_MISMATCH)
+    return None
 
 
 def _decide(
@@ -389,22 +366,20 @@ def _decide(
     """Whether `cert` goes to the covered domain `record`, and why."""
     route = record.route
     if route is Route.CDN and record.cdn_status in _CDN_BLOCKED_STATES:
-        if record.cdn_status in CDN_PAUSED_STATES:
-            detail = (
-                f"the CDN domain is paused ({record.cdn_status}): it serves nothing, so a"
-                " certificate change could not be verified; it is deployed to once started again"
-            )
-        else:
-            detail = "the CDN domain cannot be configured in this state"
-        return Skip(record.name, f"{CDN_STATUS}:{record.cdn_status}", detail, route)
+        return Skip(record.name, Reason(ReasonCode.CDN_STATUS, cdn_status=record.cdn_status), route)
     if record.deployed is None:
-        return _action(cert, record, NO_CERTIFICATE)
+        return _action(cert, record, Reason(ReasonCode.NO_CERTIFICATE))
     current = _with_catalog_dates(record.deployed, catalog)
     record = replace(record, deployed=current)
     if _same_certificate(cert, current):
-        return Skip(record.name, ALREADY_CURRENT, f"certificate {cert.cas_id} is deployed", route)
+        return Skip(record.name, Reason(ReasonCode.ALREADY_CURRENT, cert_id=cert.cas_id), route)
     decision = _judge_current(cert, record, current, now, policy, catalog)
-    if observed is None or isinstance(decision, Action) or decision.reason not in RECHECK_REASONS:
+    if (
+        observed is None
+        or observed.problem is None
+        or isinstance(decision, Action)
+        or decision.reason.code not in RECHECK_REASONS
+    ):
         return decision
     return _judge_observation(cert, record, current, catalog, observed, decision)
 
@@ -421,41 +396,36 @@ def _judge_current(
     could be restored; else skip with the reason."""
     route = record.route
     invalid = _current_problem(current, record.name, now, catalog)
-    if invalid:
+    if invalid is not None:
         return _replacement(cert, record, invalid)
     if current.not_after is None:
-        return Skip(
-            record.name,
-            CURRENT_EXPIRY_UNKNOWN,
-            "the deployed certificate's expiry is not known",
-            route,
-        )
+        return Skip(record.name, Reason(ReasonCode.CURRENT_EXPIRY_UNKNOWN), route)
     if current.not_after >= cert.not_after:
         return Skip(
             record.name,
-            CURRENT_EXPIRES_LATER,
-            f"deployed certificate expires {_iso(current.not_after)}, "
-            f"not before this one ({_iso(cert.not_after)})",
+            Reason(
+                ReasonCode.CURRENT_EXPIRES_LATER,
+                cert_id=current.cas_id,
+                current_expires=current.not_after,
+                candidate_expires=cert.not_after,
+            ),
             route,
         )
     if current.cas_id is None:
         # Not held in CAS: a failed verification could not put it back (and OSS
         # PutCname may not even know its PreviousCertId). Replaced once it is invalid.
-        return Skip(
-            record.name,
-            PREVIOUS_UNKNOWN,
-            "the deployed certificate is not held in CAS and could not be restored if this"
-            " one fails to verify: it is replaced only once it is invalid",
-            route,
-        )
+        return Skip(record.name, Reason(ReasonCode.PREVIOUS_UNKNOWN), route)
     if policy.replace_only_when_due and current.not_after - now > timedelta(days=policy.renew_days):
         return Skip(
             record.name,
-            CURRENT_NOT_DUE,
-            f"deployed certificate is valid until {_iso(current.not_after)}",
+            Reason(
+                ReasonCode.CURRENT_NOT_DUE,
+                cert_id=current.cas_id,
+                current_expires=current.not_after,
+            ),
             route,
         )
-    return _action(cert, record, EXPIRES_LATER)
+    return _action(cert, record, Reason(ReasonCode.EXPIRES_LATER))
 
 
 def _judge_observation(
@@ -468,27 +438,36 @@ def _judge_observation(
 ) -> Action | Skip:
     """Let a live probe's verdict overturn `decision` when it is about `current`."""
     configured = _configured_fingerprints(current, catalog)
-    if not configured:
+    if not configured or observed.problem is None:
         return decision  # which certificate the edge serves cannot be told
     if observed.sha256 in configured or observed.sha1 in configured:
-        return _replacement(cert, record, f"{CURRENT_INVALID}:{observed.problem}")
-    which = f"certificate {current.cas_id}" if current.cas_id is not None else "the configured one"
-    served = (observed.sha256 or "?")[:16]
+        return _replacement(
+            cert, record, Reason(ReasonCode.CURRENT_INVALID, finding=observed.problem)
+        )
+    # A stale edge or DNS pointing elsewhere: the configured certificate is not to
+    # blame and is left alone.
     return Skip(
         record.name,
-        SERVED_MISMATCH,
-        f"the edge serves another certificate (SHA-256 {served}...) than {which}, and"
-        f" browsers reject it ({observed.problem}): a stale edge or DNS pointing elsewhere;"
-        " the configured certificate is not to blame and is left alone",
+        Reason(
+            ReasonCode.SERVED_MISMATCH,
+            finding=observed.problem,
+            cert_id=current.cas_id,
+            served_sha256=observed.sha256,
+        ),
         record.route,
     )
 
 
-def _configured_fingerprints(current: DeployedCert, catalog: Catalog | None) -> frozenset[str]:
-    """The fingerprints (SHA-256 from the catalog, or the service's own) of `current`."""
+def _configured_fingerprints(
+    current: DeployedCert, catalog: Catalog | None, cert: CatalogCert | None = None
+) -> frozenset[str]:
+    """The fingerprints (SHA-256 from the catalog, or the service's own) of `current`;
+    `cert` counts as the catalog's entry when it is the certificate bound."""
     found = set()
     known = catalog.by_id(current.cas_id) if catalog and current.cas_id is not None else None
-    if known is not None:
+    if known is None and cert is not None and _same_certificate(cert, current):
+        known = cert
+    if known is not None and known.fingerprint_sha256:
         found.add(_hex(known.fingerprint_sha256))
     reported = _hex(current.fingerprint)
     if len(reported) in (40, 64):  # SHA-1 (OSS) or SHA-256
@@ -517,29 +496,42 @@ def _same_certificate(cert: CatalogCert, current: DeployedCert) -> bool:
     return len(fingerprint) == 64 and fingerprint == _hex(cert.fingerprint_sha256)
 
 
+def _invalid(code: Code) -> Reason:
+    return Reason(ReasonCode.CURRENT_INVALID, finding=code)
+
+
 def _current_problem(
     current: DeployedCert, domain: str, now: datetime, catalog: Catalog | None
-) -> str:
-    """`current-invalid:<CODE>` / `current-not-covering` when the deployed one is broken."""
+) -> Reason | None:
+    """`current-invalid` (with the finding code) / `current-not-covering` when the
+    deployed one is broken, else None."""
     if current.not_after is not None and now > current.not_after:
-        return f"{CURRENT_INVALID}:{Code.CERT_EXPIRED.value}"
+        return _invalid(Code.CERT_EXPIRED)
     if current.not_before is not None and now < current.not_before:
-        return f"{CURRENT_INVALID}:{Code.CERT_NOT_YET_VALID.value}"
+        return _invalid(Code.CERT_NOT_YET_VALID)
     known = catalog.by_id(current.cas_id) if catalog and current.cas_id is not None else None
     if known is not None:
         if known.revoked:
-            return f"{CURRENT_INVALID}:{Code.CERT_REVOKED.value}"
+            return _invalid(Code.CERT_REVOKED)
         if not domain_covered(known.sans, domain):
-            return NOT_COVERING
+            return Reason(ReasonCode.CURRENT_NOT_COVERING, cert_id=known.cas_id)
         if not known.chain_complete:
-            return f"{CURRENT_INVALID}:{Code.CHAIN_INCOMPLETE.value}"
+            return _invalid(Code.CHAIN_INCOMPLETE)
         for problem in known.problems:
-            if problem in _REFUSING_VALUES and problem not in _DATE_VALUES:
-                return f"{CURRENT_INVALID}:{problem}"
-    return ""
+            code = _finding_code(problem)
+            if code in REFUSING_CODES and code not in _DATE_CODES:
+                return _invalid(code)
+    return None
 
 
-def _replacement(cert: CatalogCert, record: DomainRecord, reason: str) -> Action | Skip:
+def _finding_code(value: str) -> Code | None:
+    try:
+        return Code(value)
+    except ValueError:
+        return None
+
+
+def _replacement(cert: CatalogCert, record: DomainRecord, reason: Reason) -> Action | Skip:
     """Replace an invalid current certificate, unless OSS could not be told which one
     is bound (PutCname checks PreviousCertId)."""
     current = record.deployed
@@ -549,30 +541,27 @@ def _replacement(cert: CatalogCert, record: DomainRecord, reason: str) -> Action
         and current.cas_id is None
         and not current.identifier
     ):
-        return Skip(
-            record.name,
-            PREVIOUS_UNKNOWN,
-            f"{reason}, but the bound certificate's CertId is not known:"
-            " PreviousCertId cannot be given",
-            record.route,
-        )
+        # PutCname needs the bound certificate's CertId as PreviousCertId.
+        return Skip(record.name, Reason(ReasonCode.PREVIOUS_UNKNOWN, blocked=reason), record.route)
     return _action(cert, record, reason)
 
 
-def _action(cert: CatalogCert, record: DomainRecord, reason: str) -> Action:
+def _action(cert: CatalogCert, record: DomainRecord, reason: Reason) -> Action:
     previous = record.deployed
     previous_identifier: str | None = None
     if previous is not None:
         # As the service reported it (an upload's id too), else built from the CAS id.
         previous_identifier = previous.identifier or (
-            f"{previous.cas_id}-{previous.region}" if previous.cas_id is not None else None
+            CertRef(previous.cas_id, previous.region).identifier
+            if previous.cas_id is not None
+            else None
         )
     if previous is None:
-        rollback = ROLLBACK_REMOVE
+        rollback = Rollback.REMOVE
     elif previous.cas_id is not None:
-        rollback = ROLLBACK_RESTORE
+        rollback = Rollback.RESTORE
     else:
-        rollback = ROLLBACK_NONE
+        rollback = Rollback.NONE
     return Action(
         domain=record.name,
         route=record.route,
