@@ -192,11 +192,11 @@ def test_decision_per_domain(record: DomainRecord, expected: tuple[str, str]) ->
         (replace(NEW, not_after=NOW - TICK, not_before=NOW - 91 * DAY), Code.CERT_EXPIRED),
         (replace(NEW, not_before=NOW + DAY), Code.CERT_NOT_YET_VALID),
         (replace(NEW, chain_complete=False), Code.CHAIN_INCOMPLETE),
-        (replace(NEW, problems=("CHAIN_INCOMPLETE",)), Code.CHAIN_INCOMPLETE),
+        (replace(NEW, problems=(Code.CHAIN_INCOMPLETE,)), Code.CHAIN_INCOMPLETE),
         (replace(NEW, revoked=True), Code.CERT_REVOKED),
-        (replace(NEW, problems=("UNTRUSTED_ROOT",)), Code.UNTRUSTED_ROOT),
-        (replace(NEW, problems=("WEAK_KEY",)), Code.WEAK_KEY),
-        (replace(NEW, problems=("WEAK_SIGNATURE",)), Code.WEAK_SIGNATURE),
+        (replace(NEW, problems=(Code.UNTRUSTED_ROOT,)), Code.UNTRUSTED_ROOT),
+        (replace(NEW, problems=(Code.WEAK_KEY,)), Code.WEAK_KEY),
+        (replace(NEW, problems=(Code.WEAK_SIGNATURE,)), Code.WEAK_SIGNATURE),
     ],
 )
 def test_unusable_certificate_is_refused_with_its_finding(cert: CatalogCert, code: Code) -> None:
@@ -216,13 +216,12 @@ def test_unusable_certificate_is_refused_with_its_finding(cert: CatalogCert, cod
 @pytest.mark.parametrize(
     ("problems", "refused"),
     [
-        (("CHAIN_ORDER",), False),
-        (("CERT_EXPIRED",), False),  # dates are re-judged with `now`, not the snapshot
-        (("NOT_A_CODE",), False),
-        (("CHAIN_ORDER", "UNTRUSTED_ROOT"), True),
+        ((Code.CHAIN_ORDER,), False),
+        ((Code.CERT_EXPIRED,), False),  # dates are re-judged with `now`, not the snapshot
+        ((Code.CHAIN_ORDER, Code.UNTRUSTED_ROOT), True),
     ],
 )
-def test_only_browser_breaking_problems_refuse(problems: tuple[str, ...], refused: bool) -> None:
+def test_only_browser_breaking_problems_refuse(problems: tuple[Code, ...], refused: bool) -> None:
     plan = p.plan_certificate(
         replace(NEW, problems=problems), Inventory((oss("www.example.com"),)), NOW
     )
@@ -305,15 +304,15 @@ def test_actions_carry_what_apply_and_rollback_need() -> None:
             ("deploy", "current-invalid:CHAIN_INCOMPLETE"),
         ),
         (
-            replace(NEW, cas_id=101, problems=("UNTRUSTED_ROOT",)),
+            replace(NEW, cas_id=101, problems=(Code.UNTRUSTED_ROOT,)),
             ("deploy", "current-invalid:UNTRUSTED_ROOT"),
         ),
         (
-            replace(NEW, cas_id=101, problems=("WEAK_KEY", "CHAIN_ORDER")),
+            replace(NEW, cas_id=101, problems=(Code.WEAK_KEY, Code.CHAIN_ORDER)),
             ("deploy", "current-invalid:WEAK_KEY"),
         ),
         (
-            replace(NEW, cas_id=101, problems=("CHAIN_ORDER", "CERT_EXPIRING")),
+            replace(NEW, cas_id=101, problems=(Code.CHAIN_ORDER, Code.CERT_EXPIRING)),
             ("skip", R.CURRENT_EXPIRES_LATER),
         ),
         (replace(NEW, cas_id=101, not_after=NOW + 200 * DAY), ("skip", R.CURRENT_EXPIRES_LATER)),

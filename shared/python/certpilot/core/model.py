@@ -108,7 +108,7 @@ class CatalogCert:
     revoked: bool = False
     # Validation of the certificate itself (dates are re-judged by plan with its `now`):
     chain_complete: bool = True
-    problems: tuple[str, ...] = field(default=())  # finding codes such as CHAIN_INCOMPLETE
+    problems: tuple[Code, ...] = field(default=())  # finding codes such as CHAIN_INCOMPLETE
     # The findings behind `problems` with their messages, when the certificate was judged
     # from its PEM chain with signatures (a candidate's pre-write check); else empty.
     findings: tuple[Finding, ...] = field(default=())

@@ -59,7 +59,7 @@ def trusted_names(trust: TrustStore) -> frozenset[str]:
 
 def judge_chain(
     leaf_common_name: str, chain: Sequence[ChainEntry] | None, anchors: frozenset[str]
-) -> tuple[bool, tuple[str, ...]]:
+) -> tuple[bool, tuple[Code, ...]]:
     """(complete, finding codes) for a `CertChain[]` judged by names against `anchors`.
 
     Walks issuer names from the leaf: complete when it reaches a name in `anchors`
@@ -76,12 +76,12 @@ def judge_chain(
     index = next(
         (i for i, e in enumerate(remaining) if e.common_name.strip().lower() == leaf), None
     )
-    problems: list[str] = []
+    problems: list[Code] = []
     if index is None:
         # No entry for the leaf: the first one is taken as the leaf's issuer.
         return _walk(remaining.pop(0), remaining, anchors, problems, at_leaf=False)
     if index != 0:
-        problems.append(Code.CHAIN_ORDER.value)
+        problems.append(Code.CHAIN_ORDER)
     current = remaining.pop(index)
     return _walk(current, remaining, anchors, problems, at_leaf=True)
 
@@ -90,17 +90,17 @@ def _walk(
     current: ChainEntry,
     remaining: list[ChainEntry],
     anchors: frozenset[str],
-    problems: list[str],
+    problems: list[Code],
     *,
     at_leaf: bool,
-) -> tuple[bool, tuple[str, ...]]:
+) -> tuple[bool, tuple[Code, ...]]:
     for _ in range(len(remaining) + 1):
         subject = current.common_name.strip().lower()
         issuer = current.issuer_common_name.strip().lower()
         if subject == issuer:
             if subject in anchors:
                 return True, tuple(problems)
-            return False, (*problems, Code.UNTRUSTED_ROOT.value)
+            return False, (*problems, Code.UNTRUSTED_ROOT)
         if issuer in anchors:
             return True, tuple(problems)
         index = next(
@@ -112,12 +112,12 @@ def _walk(
             # intermediate whose issuer is unknown: the chain ends at a CA we do not
             # trust. (By names alone a second missing intermediate looks the same.)
             code = Code.CHAIN_INCOMPLETE if at_leaf else Code.UNTRUSTED_ROOT
-            return False, (*problems, code.value)
-        if index != 0 and Code.CHAIN_ORDER.value not in problems:
-            problems.append(Code.CHAIN_ORDER.value)
+            return False, (*problems, code)
+        if index != 0 and Code.CHAIN_ORDER not in problems:
+            problems.append(Code.CHAIN_ORDER)
         current = remaining.pop(index)
         at_leaf = False
-    return False, (*problems, Code.CHAIN_INCOMPLETE.value)
+    return False, (*problems, Code.CHAIN_INCOMPLETE)
 
 
 def _sans(names: Iterable[str]) -> tuple[str, ...]:
@@ -256,9 +256,7 @@ def judge_detail(
             f"certificate {detail.cas_id}: CAS's certificate text is not a readable PEM chain"
             f" ({type(error).__name__})",
         )
-        return replace(
-            base, problems=(Code.NOT_PEM.value,), findings=(finding,), signatures_checked=True
-        )
+        return replace(base, problems=(Code.NOT_PEM,), findings=(finding,), signatures_checked=True)
     verdict = judge_candidate(bundle, now=now, trust=trust, subject=subject, renew_days=renew_days)
     findings: list[Finding] = [f for f in verdict.findings if f.code not in _PLAN_JUDGES]
     missing = verdict.missing_issuer
@@ -268,13 +266,13 @@ def judge_detail(
         _, codes = judge_chain(detail.common_name, detail.chain, anchors)
         findings += [
             make_finding(
-                Code(code),
+                code,
                 subject,
-                f"certificate {detail.cas_id}: {Code(code).meaning} (judged by the names CAS"
+                f"certificate {detail.cas_id}: {code.meaning} (judged by the names CAS"
                 " lists in CertChain: its Cert does not carry those certificates)",
             )
             for code in codes
-            if code != Code.CHAIN_ORDER.value
+            if code is not Code.CHAIN_ORDER
         ]
         event(
             _log,
@@ -292,14 +290,14 @@ def judge_detail(
                 " certificate itself does not name: it is not deployed there",
             )
         )
-    codes_found = tuple(dict.fromkeys(f.code.value for f in findings))
+    codes_found = tuple(dict.fromkeys(f.code for f in findings))
     return replace(
         base,
         sans=sans,
         not_before=verdict.not_before,
         not_after=verdict.not_after,
         fingerprint_sha256=verdict.fingerprint_sha256,
-        chain_complete=Code.CHAIN_INCOMPLETE.value not in codes_found,
+        chain_complete=Code.CHAIN_INCOMPLETE not in codes_found,
         problems=codes_found,
         findings=tuple(findings),
         signatures_checked=True,

@@ -154,8 +154,7 @@ def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...
 
     Dates and revocation are judged here; other problems come from the catalog's
     validation (`cert.problems`), with the pre-write check's own findings (and their
-    messages) where it made them (`cert.findings`). Unknown codes in `problems` are
-    ignored.
+    messages) where it made them (`cert.findings`).
     """
     subject = cert.common_name or cert.name
     found: list[Finding] = []
@@ -180,13 +179,9 @@ def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...
             make_finding(Code.CERT_REVOKED, subject, f"certificate {cert.cas_id} is revoked")
         )
     problems = list(cert.problems)
-    if not cert.chain_complete and Code.CHAIN_INCOMPLETE.value not in problems:
-        problems.append(Code.CHAIN_INCOMPLETE.value)
-    for problem in problems:
-        try:
-            code = Code(problem)
-        except ValueError:
-            continue
+    if not cert.chain_complete and Code.CHAIN_INCOMPLETE not in problems:
+        problems.append(Code.CHAIN_INCOMPLETE)
+    for code in problems:
         if any(f.code is code for f in found):
             continue
         checked = [f for f in cert.findings if f.code is code]
@@ -517,18 +512,10 @@ def _current_problem(
             return Reason(ReasonCode.CURRENT_NOT_COVERING, cert_id=known.cas_id)
         if not known.chain_complete:
             return _invalid(Code.CHAIN_INCOMPLETE)
-        for problem in known.problems:
-            code = _finding_code(problem)
+        for code in known.problems:
             if code in REFUSING_CODES and code not in _DATE_CODES:
                 return _invalid(code)
     return None
-
-
-def _finding_code(value: str) -> Code | None:
-    try:
-        return Code(value)
-    except ValueError:
-        return None
 
 
 def _replacement(cert: CatalogCert, record: DomainRecord, reason: Reason) -> Action | Skip:
