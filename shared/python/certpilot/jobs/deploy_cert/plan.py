@@ -210,16 +210,18 @@ def plan_certificate(
 
     `catalog` (optional) lets the plan see the SANs and revocation of the certificates
     deployed now (by CAS id), and their exact dates. `served` (optional) maps a domain
-    to what a live probe found wrong with the certificate its edge serves (e.g.
-    WEAK_KEY); it can overturn only a skip of `RECHECK_REASONS`. It counts against the
-    current certificate only when the served fingerprint is the configured one's (the
-    catalog's SHA-256 for its CAS id, or the fingerprint the service reports): then the
-    current certificate is invalid. When it is another certificate, the domain is
-    skipped as `served-mismatch` with a SERVED_MISMATCH finding; when the configured
+    to what a live probe saw its edge serve (fingerprints) and what browsers reject in
+    it (e.g. WEAK_KEY). A rejection can overturn only a skip of `RECHECK_REASONS`, and
+    counts against the current certificate only when the served fingerprint is the
+    configured one's (the catalog's SHA-256 for its CAS id, or the fingerprint the
+    service reports): then the current certificate is invalid. When it is another
+    certificate, the domain is skipped as `served-mismatch`; when the configured
     fingerprint is unknown, the observation is ignored. Never raises for data it
     cannot use: such domains are skipped with a reason. `findings` are the
-    certificate's own, then a WRONG_LOCATION for each covered CDN domain that also has
-    a certificate on OSS and a SERVED_MISMATCH for each domain skipped as such.
+    certificate's own, then per covered domain a WRONG_LOCATION (a CDN domain that
+    also has a certificate on OSS) and a SERVED_MISMATCH (`served_mismatch`: a domain
+    left alone, whatever the reason, whose edge serves another certificate than the
+    configured one).
     """
     policy = policy or Policy()
     findings = certificate_findings(cert, now)
