@@ -1,0 +1,1 @@
+"""enforce-https: secure a newly bound domain, then make plain HTTP impossible, safely."""
