@@ -25,8 +25,8 @@ from certpilot.jobs.enforce_https.policy import (
     https_only_statement,
     merge_https_only,
     parse_document,
-    render,
     remove_https_only,
+    render,
     statements_kept,
 )
 
