@@ -174,3 +174,11 @@ class OssAdapter:
         client = self._client(region)
         request = models.PutBucketPolicyRequest(bucket=bucket, body=policy_json)
         self._caller.call("PutBucketPolicy", lambda: client.put_bucket_policy(request))
+
+    def delete_bucket_policy(self, bucket: str, region: str) -> None:
+        """Delete the bucket policy (DeleteBucketPolicy); no policy is not an error."""
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        request = models.DeleteBucketPolicyRequest(bucket=bucket)
+        self._caller.call("DeleteBucketPolicy", lambda: client.delete_bucket_policy(request))

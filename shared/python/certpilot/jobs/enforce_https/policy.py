@@ -302,7 +302,7 @@ def merge_https_only(
     loaded = _load(current)
     if isinstance(loaded, PolicyChange):
         return loaded
-    wanted_until = _normalise(allow_http_until)
+    wanted_until = normalise_instant(allow_http_until)
     ours = find_ours(loaded, bucket)
     if ours and all(item.allow_http_until == wanted_until for item in ours):
         return PolicyChange(ChangeKind.UNCHANGED, size=len(render(loaded).encode("utf-8")))
@@ -378,7 +378,8 @@ def _statements(text: str | None) -> Sequence[Any] | None:
     return statements if isinstance(statements, list) else None
 
 
-def _normalise(instant: datetime | None) -> datetime | None:
+def normalise_instant(instant: datetime | None) -> datetime | None:
+    """`instant` in UTC to the second (naive means UTC), as the policy spells it."""
     if instant is None:
         return None
     aware = instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
