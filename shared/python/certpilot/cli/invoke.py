@@ -54,7 +54,8 @@ def default_functions_dir() -> Path | None:
     checkout; None when neither exists (e.g. an installed wheel, outside a checkout)."""
     import certpilot
 
-    checkout = Path(certpilot.__file__).resolve().parent.parents[1]  # shared/python/certpilot
+    # <checkout>/shared/python/certpilot/__init__.py
+    checkout = Path(certpilot.__file__).resolve().parents[3]
     for candidate in (checkout / "functions", Path.cwd() / "functions"):
         if candidate.is_dir():
             return candidate
