@@ -85,9 +85,12 @@ def sandbox() -> Iterator[Sandbox]:
     assert process.stdout is not None
     stdout = process.stdout
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(line) for line in iter(stdout.readline, "")], daemon=True
-    ).start()
+
+    def read() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
     banner: list[str] = []
     try:
         while not banner or "Ctrl-C" not in banner[-1]:
