@@ -1,18 +1,22 @@
 """certpilot as a Python package: the editable install `make` does, and the wheel.
 
 The wheel test builds `pip wheel --no-deps .` from a copy of the repository and installs
-it, with its pinned dependencies from the package registry (pip's cache makes repeats
-fast), into a fresh virtual environment that knows nothing of the checkout.
+it, with its pinned dependencies, into a fresh virtual environment that knows nothing
+of the checkout. The dependencies come as wheels from a wheelhouse in `.venv`, built
+from the package registry (through pip's cache) the first time and reused while
+`shared/requirements.txt` stays the same.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +41,26 @@ def pinned_requirements() -> list[str]:
     """shared/requirements.txt, the FC layer's pins: `name==version` lines."""
     lines = (REPO / "shared" / "requirements.txt").read_text(encoding="utf-8").splitlines()
     return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def wheelhouse() -> Path:
+    """Wheels of the pinned dependencies and theirs, one folder per requirements file
+    content in the test environment's prefix (`.venv`), built once."""
+    requirements = REPO / "shared" / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    home = Path(sys.prefix) / f"wheelhouse-{digest}"
+    if home.is_dir():
+        return home
+    staging = Path(tempfile.mkdtemp(prefix=".wheelhouse-", dir=sys.prefix))
+    built = run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "-r", requirements, "-w", staging], REPO
+    )
+    assert built.returncode == 0, built.stderr
+    try:
+        staging.rename(home)  # complete or absent: a half-built one is never used
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return home
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -157,7 +181,8 @@ def test_the_wheel_runs_diagnose_cert_in_a_clean_environment(
     wheel: Path, tmp_path: Path, certificate: tuple[Path, Path]
 ) -> None:
     # given a new virtual environment with only the wheel and its dependencies installed
-    # (pip runs from the test environment: --python targets the new one)
+    # (pip runs from the test environment: --python targets the new one; the
+    # dependencies from the wheelhouse, offline)
     venv = tmp_path / "venv"
     made = run([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path)
     assert made.returncode == 0, made.stderr
@@ -173,6 +198,9 @@ def test_the_wheel_runs_diagnose_cert_in_a_clean_environment(
             "-q",
             "--no-compile",
             "--disable-pip-version-check",
+            "--no-index",
+            "--find-links",
+            wheelhouse(),
             wheel,
         ],
         tmp_path,
