@@ -3,6 +3,7 @@ they are real: a copy of the code with one forbidden import breaks exactly that 
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -94,3 +95,17 @@ def test_a_forbidden_import_breaks_its_contract(
     assert run.returncode == 1, run.stdout + run.stderr
     assert "1 broken" in run.stdout
     assert edge in run.stdout
+
+
+def test_the_handlers_never_import_the_emulator() -> None:
+    # given every module of functions/ (scripts, not a package: outside import-linter)
+    imported: set[str] = set()
+    for path in (REPO / "functions").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module)
+    # then certpilot is what they build on, and the emulator is nowhere
+    assert any(name.startswith("certpilot") for name in imported)
+    assert not [name for name in imported if name.split(".")[0] == "emulator"]
