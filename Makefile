@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 # --no-deps: `.venv/bin/certpilot` and `.venv/bin/python -m certpilot` work from anywhere.
 $(STAMP): requirements-dev.txt shared/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# Early 3.10 releases bundle a pip without editable installs of pyproject projects.
+	$(PY) -m pip install --quiet --disable-pip-version-check "pip>=22.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
