@@ -61,4 +61,4 @@ layer: $(STAMP)
 	@echo "layer ready in build/layer"
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache .import_linter_cache
