@@ -145,6 +145,13 @@ def test_invoke_finds_the_checkouts_functions_from_another_directory(tmp_path: P
     # then the checkout's handler ran and answered (a rejection), not "no functions"
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["status"] == "rejected"
+    # and a --functions-dir that is no folder is a usage error, before anything runs
+    missing = tmp_path / "no-such-folder"
+    wrong = run(
+        [BIN / "certpilot", "invoke", "deploy-cert", "--event", event, "--functions-dir", missing],
+        tmp_path,
+    )
+    assert wrong.returncode == 2 and wrong.stdout == ""
 
 
 @pytest.fixture(scope="module")
