@@ -4,16 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench layer clean
+.PHONY: test lint typecheck contracts unit demo sandbox bench layer clean
 
-$(STAMP): requirements-dev.txt shared/requirements.txt
+# The tools and the pinned runtime dependencies, then certpilot itself, editable and with
+# --no-deps: `.venv/bin/certpilot` and `.venv/bin/python -m certpilot` work from anywhere.
+$(STAMP): requirements-dev.txt shared/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# Early 3.10 releases bundle a pip without editable installs of pyproject projects.
+	$(PY) -m pip install --quiet --disable-pip-version-check "pip>=22.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -23,11 +30,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# The layering contracts of pyproject.toml [tool.importlinter].
+contracts: $(STAMP)
+	$(VENV)/bin/lint-imports --no-logo
+
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 demo: $(STAMP)
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) scripts/demo.py
+
+# The emulator with the demo estate, and the `export` lines that point certpilot at it.
+sandbox: $(STAMP)
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) scripts/sandbox.py
 
 bench: $(STAMP)
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $(PY) benchmarks/emulator_throughput.py
@@ -46,4 +61,4 @@ layer: $(STAMP)
 	@echo "layer ready in build/layer"
 
 clean:
-	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache .import_linter_cache

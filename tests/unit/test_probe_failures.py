@@ -75,7 +75,9 @@ def test_probe_served_leaves_out_a_domain_whose_probe_raises(
         return ServedCert(domain, "AA" * 32, chain_ok=True, name_ok=False)
 
     monkeypatch.setattr(probe, "probe_https", fake_probe)
-    settings = SimpleNamespace(edge_https=None, ca_bundle=None, connect_timeout=1.0, concurrency=4)
+    settings = SimpleNamespace(
+        edge_https=None, ca_bundle=None, connect_timeout=1.0, read_timeout=1.0, concurrency=4
+    )
     deps: Any = SimpleNamespace(settings=settings)
     # when the engine asks the edge about both
     found = engine.probe_served(["broken.example.com", "fine.example.com"], deps)

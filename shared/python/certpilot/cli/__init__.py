@@ -17,6 +17,21 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
+# What `certpilot --help` tells a user (the sub-commands list themselves below it).
+DESCRIPTION = """\
+HTTPS on autopilot for Alibaba Cloud OSS custom domains and CDN domains.
+
+certpilot puts CAS certificates where each domain's traffic is served (OSS
+certificate hosting or CDN), verifies them with a live TLS handshake and rolls
+back what does not take. In the cloud it runs as Function Compute functions;
+these commands run the same code from a shell."""
+
+EPILOG = """\
+Run `certpilot COMMAND --help` for a command's options. Settings are environment
+variables (CERTPILOT_*, ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET; see the README's
+"Settings"). Exit status: 0 success, 1 the command ran and found an error,
+2 the input or the configuration could not be used."""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -27,8 +42,18 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every registered sub-command."""
-    parser = _Parser(prog="certpilot", description=__doc__.splitlines()[0] if __doc__ else None)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from certpilot import __version__
+
+    parser = _Parser(
+        prog="certpilot",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"certpilot {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser, title="commands"
+    )
     sub.required = True
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"certpilot.cli.{name}")

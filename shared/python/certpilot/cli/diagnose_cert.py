@@ -80,9 +80,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--renew-days",
         type=_non_negative,
-        default=30,
+        default=None,
         metavar="N",
-        help="report CERT_EXPIRING within N days of notAfter (default 30)",
+        help="report CERT_EXPIRING within N days of notAfter"
+        " (default: $CERTPILOT_RENEW_DAYS, else 30)",
     )
     parser.add_argument(
         "--now", type=_instant, metavar="TIME", help="judge at this ISO 8601 time (default: now)"
@@ -145,12 +146,11 @@ def _diagnose(args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
         except CertificateError as exc:
             raise _InputProblem(f"--key {args.key}: {exc}") from None
     trust = _trust_store(args)
+    renew_days = _renew_days(args)
     now = args.now or datetime.now(timezone.utc)
     try:
         analysis = analyze_chain(bundle, trust)
-        findings = validate(
-            bundle, domain, now=now, trust=trust, key=key, renew_days=args.renew_days
-        )
+        findings = validate(bundle, domain, now=now, trust=trust, key=key, renew_days=renew_days)
         certificate = describe(bundle.leaf, now).to_dict()
     except CertificateError as exc:
         raise _InputProblem(f"--cert {args.cert}: {exc}") from None
@@ -171,6 +171,19 @@ def _diagnose(args: argparse.Namespace) -> tuple[dict[str, Any], list[Finding]]:
         "converted_pem": written,
     }
     return report, findings
+
+
+def _renew_days(args: argparse.Namespace) -> int:
+    """`--renew-days`, else `CERTPILOT_RENEW_DAYS` (validated as the jobs validate it)."""
+    from certpilot.core.errors import ConfigError
+    from certpilot.core.settings import RENEW_DAYS, Settings
+
+    if args.renew_days is not None:
+        return int(args.renew_days)
+    try:
+        return Settings.from_env({RENEW_DAYS: os.environ.get(RENEW_DAYS, "")}).renew_days
+    except ConfigError as exc:
+        raise _InputProblem(str(exc)) from None
 
 
 def _trust_store(args: argparse.Namespace) -> TrustStore:

@@ -48,13 +48,18 @@ class LocalContext:
     region: str
 
 
-def default_functions_dir() -> Path:
-    """`functions/` of the repository this package lives in, else of the working dir."""
+def default_functions_dir() -> Path | None:
+    """`functions/` of the certpilot checkout this package runs from (an editable install,
+    or `PYTHONPATH=shared/python`), else `./functions` when the working directory is a
+    checkout; None when neither exists (e.g. an installed wheel, outside a checkout)."""
     import certpilot
 
-    repo = Path(certpilot.__file__).resolve().parents[3]
-    candidate = repo / "functions"
-    return candidate if candidate.is_dir() else Path.cwd() / "functions"
+    # <checkout>/shared/python/certpilot/__init__.py
+    checkout = Path(certpilot.__file__).resolve().parents[3]
+    for candidate in (checkout / "functions", Path.cwd() / "functions"):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def register(subparsers: Any) -> None:
@@ -62,7 +67,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "invoke",
         help="run a function handler locally, exactly as Function Compute would",
-        description="Run functions/<name>/index.py handler(event_bytes, context) locally.",
+        description="Run a certpilot function locally with an event file, as Function"
+        " Compute would: functions/<name>/index.py handler(event_bytes, context), the"
+        " context carrying a request id and the environment's credentials. Prints the"
+        " handler's JSON result. Needs a certpilot checkout (its functions/ folder).",
     )
     parser.add_argument("function", metavar="FUNCTION", help=" | ".join(FUNCTIONS))
     parser.add_argument("--event", required=True, metavar="FILE", help="event file; - for stdin")
@@ -117,7 +125,15 @@ def run(args: argparse.Namespace) -> int:
     folder = FUNCTIONS.get(name)
     if folder is None:
         return _fail(f"unknown function {name!r}; choose one of {', '.join(FUNCTIONS)}")
-    path = (args.functions_dir or default_functions_dir()) / folder / "index.py"
+    functions_dir = args.functions_dir or default_functions_dir()
+    if functions_dir is None:
+        return _fail(
+            "no functions/ folder found: invoke runs the handlers of a certpilot checkout;"
+            " run it inside one or pass --functions-dir DIR"
+        )
+    if not functions_dir.is_dir():
+        return _fail(f"--functions-dir {functions_dir} is not a directory")
+    path = functions_dir / folder / "index.py"
     if not path.is_file():
         return _fail(f"function {name!r} is not implemented yet ({path} is missing)")
     try:

@@ -5,7 +5,9 @@ The connect address is the edge (`CERTPILOT_EDGE_HTTPS` / `CERTPILOT_EDGE_HTTP`,
 one (`edge_address`: a CDN domain's CNAME target, an OSS domain's bucket endpoint),
 else the domain itself on 443 / 80; SNI and Host always stay the domain (a wildcard
 domain's probe name, `probe_name`). Chains are verified against `CERTPILOT_CA_BUNDLE`
-when set, else certifi.
+when set, else certifi. `timeout` bounds connecting, `read_timeout` (default: the same)
+each wait for the server's bytes (`CERTPILOT_CONNECT_TIMEOUT` / `CERTPILOT_READ_TIMEOUT`).
+`Probes.from_settings` gives both probes their settings at once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import NamedTuple
 from certpilot.core.findings import Code
 from certpilot.core.log import with_context
 from certpilot.core.names import covers, wildcard_level_off
+from certpilot.core.settings import Settings
 
 DEFAULT_TIMEOUT = 5.0
 _FIRST_DELAY = 0.1
@@ -133,13 +136,16 @@ def _context(ca_bundle: str | None, *, verify: bool) -> ssl.SSLContext:
 
 
 def _handshake(
-    address: tuple[str, int], domain: str, context: ssl.SSLContext, timeout: float
+    address: tuple[str, int],
+    domain: str,
+    context: ssl.SSLContext,
+    timeout: float,
+    read_timeout: float | None = None,
 ) -> bytes:
-    with (
-        socket.create_connection(address, timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname=domain) as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
+    with socket.create_connection(address, timeout=timeout) as raw:
+        raw.settimeout(timeout if read_timeout is None else read_timeout)
+        with context.wrap_socket(raw, server_hostname=domain) as tls:
+            der = tls.getpeercert(binary_form=True)
     if not der:
         raise ssl.SSLError("the server sent no certificate")
     return der
@@ -151,10 +157,12 @@ def probe_https(
     edge: str | None = None,
     ca_bundle: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    read_timeout: float | None = None,
 ) -> ServedCert:
     """Handshake with `domain` (SNI) and describe the certificate it serves.
 
-    `edge` is `host:port` to connect to instead of `domain:443`. Never raises for
+    `edge` is `host:port` to connect to instead of `domain:443`; `timeout` bounds the
+    connection, `read_timeout` (None: `timeout`) each wait for the server. Never raises for
     network or TLS trouble, nor for a certificate that cannot be parsed (e.g. a
     duplicate extension): the result carries `error` instead.
     """
@@ -163,13 +171,13 @@ def probe_https(
     verify_code: int | None = None
     chain_ok = False
     try:
-        der = _handshake(address, domain, _context(ca_bundle, verify=True), timeout)
+        der = _handshake(address, domain, _context(ca_bundle, verify=True), timeout, read_timeout)
         chain_ok = True
     except ssl.SSLCertVerificationError as err:
         error = f"certificate verify failed: {err.verify_message or err.reason}"
         verify_code = err.verify_code
         try:
-            der = _handshake(address, domain, _context(None, verify=False), timeout)
+            der = _handshake(address, domain, _context(None, verify=False), timeout, read_timeout)
         except (OSError, ssl.SSLError) as again:
             return ServedCert(domain, error=_describe_error(again))
     except (OSError, ssl.SSLError) as err:
@@ -237,15 +245,26 @@ def _name_attr(name: object, oid: object) -> str | None:
 
 
 def probe_http(
-    domain: str, *, edge: str | None = None, path: str = "/", timeout: float = DEFAULT_TIMEOUT
+    domain: str,
+    *,
+    edge: str | None = None,
+    path: str = "/",
+    timeout: float = DEFAULT_TIMEOUT,
+    read_timeout: float | None = None,
 ) -> HttpResponse:
-    """GET `http://domain{path}` (via `edge` when given) without following redirects.
+    """GET `http://domain{path}` (via `edge`, `host:port`, when given; Host stays the
+    domain) without following redirects. `timeout` bounds the connection,
+    `read_timeout` (None: `timeout`) each wait for the answer.
 
-    Raises OSError when nothing answers.
+    Raises:
+        OSError: nothing answers, or not in time (`TimeoutError`).
     """
     host, port = parse_hostport(edge, 80) if edge else (domain, 80)
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
+        connection.connect()
+        if connection.sock is not None:  # connect() sets it (or raises)
+            connection.sock.settimeout(timeout if read_timeout is None else read_timeout)
         connection.request("GET", path, headers={"Host": domain, "User-Agent": "certpilot"})
         response = connection.getresponse()
         response.read()
@@ -253,6 +272,54 @@ def probe_http(
         return HttpResponse(response.status, headers.get("location"), headers)
     finally:
         connection.close()
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Live probes configured from the settings: where they connect
+    (`CERTPILOT_EDGE_HTTPS` / `CERTPILOT_EDGE_HTTP`), the trust store
+    (`CERTPILOT_CA_BUNDLE`) and their connect and read timeouts."""
+
+    edge_https: str | None = None
+    edge_http: str | None = None
+    ca_bundle: str | None = None
+    connect_timeout: float = DEFAULT_TIMEOUT
+    read_timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Probes:
+        """The probes `settings` describe."""
+        return cls(
+            edge_https=settings.edge_https,
+            edge_http=settings.edge_http,
+            ca_bundle=settings.ca_bundle,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+
+    def https(self, domain: str, *, edge_host: str | None = None) -> ServedCert:
+        """`probe_https` at `edge_address(edge_host, edge_https)` (see there)."""
+        return probe_https(
+            domain,
+            edge=edge_address(edge_host, self.edge_https),
+            ca_bundle=self.ca_bundle,
+            timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+
+    def http(self, domain: str, path: str = "/") -> HttpResponse:
+        """`probe_http` at `CERTPILOT_EDGE_HTTP` when set, else the domain on 80.
+
+        Raises:
+            OSError: nothing answers, or not in time.
+        """
+        return probe_http(
+            domain,
+            edge=self.edge_http,
+            path=path,
+            timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
 
 
 # OpenSSL X509_V_ERR_* codes (stable across OpenSSL 1.1 and 3) and what they mean here.
@@ -402,6 +469,7 @@ def poll_rounds(
     edge: str | None = None,
     ca_bundle: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    read_timeout: float | None = None,
     workers: int = VERIFY_WORKERS,
     probe: Callable[[str], ServedCert] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -423,11 +491,18 @@ def poll_rounds(
     Never raises for a probe's failure: a probe that raises counts as not served.
     A watch's own `edge` is the address it is probed at; `edge` is for watches without
     one. `probe(name)` (tests) replaces the live handshake, whatever the address.
+    `timeout` / `read_timeout` are each handshake's (see `probe_https`).
     """
 
     def live(watch: Watch) -> ServedCert:
         address = watch.edge or edge
-        return probe_https(watch.domain, edge=address, ca_bundle=ca_bundle, timeout=timeout)
+        return probe_https(
+            watch.domain,
+            edge=address,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+            read_timeout=read_timeout,
+        )
 
     run: Callable[[Watch], ServedCert] = (
         (lambda watch: probe(watch.domain)) if probe is not None else live

@@ -109,7 +109,8 @@ class ApplyOptions:
     verify_deadline: float = 120.0
     edge_https: str | None = None
     ca_bundle: str | None = None
-    probe_timeout: float = 5.0
+    probe_timeout: float = 5.0  # connecting
+    probe_read_timeout: float | None = None  # each wait for the edge; None: probe_timeout
     verify_workers: int = VERIFY_WORKERS  # handshakes at once in a verification round
     # The run's own deadline, a time of `apply_plan`'s clock (FC: its timeout minus a
     # margin); None: no budget. See `_Budget` for how it is shared out.
@@ -476,6 +477,7 @@ class _Rollout:
             edge=self.options.edge_https,
             ca_bundle=self.options.ca_bundle,
             timeout=self.options.probe_timeout,
+            read_timeout=self.options.probe_read_timeout,
             workers=self.options.verify_workers,
             probe=self.probe,
             clock=self.clock,

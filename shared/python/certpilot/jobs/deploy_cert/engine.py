@@ -89,6 +89,7 @@ class Deps:
             edge_https=s.edge_https,
             ca_bundle=s.ca_bundle,
             probe_timeout=s.connect_timeout,
+            probe_read_timeout=s.read_timeout,
             deadline=self.deadline,
         )
 
@@ -255,6 +256,7 @@ def probe_all(
                 edge=probe_edge(domain, s, inventory),
                 ca_bundle=s.ca_bundle,
                 timeout=s.connect_timeout,
+                read_timeout=s.read_timeout,
             )
         except Exception as err:  # one domain's probe must not stop the rest
             event(

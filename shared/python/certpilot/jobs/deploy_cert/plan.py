@@ -86,7 +86,8 @@ class Policy:
 
     `replace_only_when_due`: when False (deploy-cert: a certificate was just issued)
     a valid current certificate is replaced by any later-expiring one; when True
-    (sweeps) only inside the renewal window of `renew_days`.
+    (sweeps) only inside the renewal window of `renew_days` (`CERTPILOT_RENEW_DAYS`).
+    A candidate that itself expires inside that window gets a CERT_EXPIRING finding.
     """
 
     renew_days: int = 30
@@ -193,6 +194,20 @@ def certificate_findings(cert: CatalogCert, now: datetime) -> tuple[Finding, ...
     return tuple(found)
 
 
+def expiring_findings(cert: CatalogCert, now: datetime, renew_days: int) -> tuple[Finding, ...]:
+    """CERT_EXPIRING (a warning: it is still deployed) when `cert` is valid at `now` but
+    expires within `renew_days` days, as `diagnose-cert --renew-days` judges it."""
+    if not cert.not_before <= now <= cert.not_after:
+        return ()
+    if cert.not_after - now > timedelta(days=renew_days):
+        return ()
+    detail = (
+        f"certificate {cert.cas_id} expires on {_iso(cert.not_after)},"
+        f" inside the renewal window of {renew_days} days"
+    )
+    return (make_finding(Code.CERT_EXPIRING, cert.common_name or cert.name, detail),)
+
+
 def refusal_codes(findings: tuple[Finding, ...]) -> tuple[Code, ...]:
     """The codes among `findings` that forbid deploying the certificate."""
     return tuple(f.code for f in findings if f.code in REFUSING_CODES)
@@ -224,7 +239,7 @@ def plan_certificate(
     configured one).
     """
     policy = policy or Policy()
-    findings = certificate_findings(cert, now)
+    findings = certificate_findings(cert, now) + expiring_findings(cert, now, policy.renew_days)
     refusing = refusal_codes(findings)
     actions: list[Action] = []
     skipped: list[Skip] = []
