@@ -22,6 +22,7 @@ from typing import Any
 from emulator import fc
 from emulator.auth import Authenticator, AuthSettings
 from emulator.core import Request, Response, admin
+from emulator.edge_nodes import Fleet
 from emulator.faults import Faults
 from emulator.propagation import Propagating
 from emulator.state import State
@@ -88,6 +89,7 @@ class Platform:
         )
         self.faults = Faults()
         self.stats = Stats()
+        self.fleet = Fleet()  # the CDN edge's nodes (emulator.edge_nodes)
         self.runner = fc.FunctionRunner()
         self.pki: Any = None
         self.info: dict[str, Any] = {}
@@ -139,6 +141,8 @@ class Platform:
         overrides = _qps_overrides(settings.get("qps")) if "qps" in settings else None
         token_expired = _setting_bool(settings, "security_token_expired")
         verify_ownership = _setting_bool(settings, "verify_domain_ownership")
+        edge_nodes = _edge_nodes(settings)
+        edge_selection = _edge_selection(settings)
         if delay is not None:
             with self.state.lock:
                 self.state.propagation_delay = delay
@@ -151,6 +155,8 @@ class Platform:
         if verify_ownership is not None:
             with self.state.lock:
                 self.state.verify_domain_ownership = verify_ownership
+        if edge_nodes is not None or edge_selection is not None:
+            self.fleet.configure(nodes=edge_nodes, selection=edge_selection)
 
     def settings(self) -> dict[str, Any]:
         throttle = self.throttle.settings
@@ -162,6 +168,8 @@ class Platform:
             "clock_offset": self.auth.settings.clock_offset,
             "security_token_expired": self.auth.settings.security_token_expired,
             "verify_domain_ownership": self.state.verify_domain_ownership,
+            "edge_nodes": self.fleet.nodes,
+            "edge_node_selection": self.fleet.selection,
         }
 
     def reset(self) -> None:
@@ -172,6 +180,7 @@ class Platform:
         self.stats.clear()
         self.auth.settings = AuthSettings()
         self.auth.nonces.clear()
+        self.fleet.reset()
         self.throttle.configure(
             qps_scale=self.defaults.qps_scale, burst=self.defaults.burst, overrides={}
         )
@@ -216,8 +225,28 @@ _SETTINGS = frozenset(
         "clock_offset",
         "security_token_expired",
         "verify_domain_ownership",
+        "edge_nodes",
+        "edge_node_selection",
     }
 )
+
+
+def _edge_nodes(settings: Mapping[str, Any]) -> int | None:
+    value = settings.get("edge_nodes")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise ValueError("edge_nodes must be an integer between 1 and 64")
+    return value
+
+
+def _edge_selection(settings: Mapping[str, Any]) -> str | None:
+    value = settings.get("edge_node_selection")
+    if value is None:
+        return None
+    if value not in ("round_robin", "random"):
+        raise ValueError("edge_node_selection must be round_robin or random")
+    return str(value)
 
 
 def _finite(value: Any, what: str) -> float:
@@ -495,6 +524,12 @@ def get_invocations(state: State, request: Request) -> Response:
     if request_id:
         records = [r for r in records if r["requestId"] == request_id]
     return json_reply(200, {"invocations": records})
+
+
+@admin("GET", "edge/handshakes")
+def get_edge_handshakes(state: State, request: Request) -> Response:
+    host = request.query.get("host") or None
+    return json_reply(200, {"handshakes": platform_of(state).fleet.handshakes(host)})
 
 
 @admin("GET", "info")

@@ -32,11 +32,13 @@ from xml.sax.saxutils import escape
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from emulator.cdn.domains import serves
 from emulator.core import Response
 from emulator.policy import DENY, PolicyError, PolicyRequest, evaluate
 from emulator.state import BoundCertificate, Bucket, CdnConfig, CdnDomain, Cname, State
 
 if TYPE_CHECKING:
+    from emulator.edge_nodes import Fleet
     from emulator.pki import TestPki
 
 DEFAULT_DOCUMENT = "index.html"
@@ -88,6 +90,7 @@ class Edge:
         self.host = host
         self.pki = pki
         self._contexts: dict[str, ssl.SSLContext | None] = {}
+        self._leaves: dict[str, str | None] = {}
         self._managed: dict[str, tuple[str, str]] = {}
         self._cache_lock = threading.Lock()
         base = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -124,15 +127,27 @@ class Edge:
 
     # -- routing ------------------------------------------------------------------
 
-    def route(self, host: str, now: float) -> Route | None:
-        """The route of `host` as the edge sees it at `now`, or None if nothing serves it."""
+    def _fleet(self) -> Fleet:
+        from emulator.admin import platform_of
+
+        return platform_of(self.state).fleet
+
+    def pick_node(self, host: str) -> int:
+        """The CDN edge node that answers the next connection to `host`."""
+        return self._fleet().pick(host)
+
+    def route(self, host: str, now: float, node: int | None = None) -> Route | None:
+        """The route of `host` as the edge sees it at `now` (a CDN domain: as node `node`
+        of the fleet serves it; None: as every node does), or None if nothing serves it."""
+        nodes = self._fleet().nodes
         with self.state.lock:
             cdn = self._cdn_for(host)
             if cdn is not None:
-                if cdn.status.at(now) != "online":
+                if not serves(cdn, now, node=node, nodes=nodes):
                     return None
                 bucket, error = self._origin(cdn.sources, host)
-                return Route("cdn", host, bucket, error, cdn.configs.at(now))
+                configs = cdn.configs.at(now, node=node, nodes=nodes)
+                return Route("cdn", host, bucket, error, configs)
             cname = self._cname_for(host)
             if cname is not None and cname.status == "Enabled":
                 return Route("oss", host, self.state.buckets.get(cname.bucket), None)
@@ -185,14 +200,18 @@ class Edge:
         # Chosen: only OSS origins are emulated; any other origin answers 502.
         return None, Response(502, b"origin not emulated\n", {"Content-Type": "text/plain"})
 
-    def certificate_for(self, name: str, now: float) -> tuple[str, str] | None:
-        """(chain PEM, key PEM) the edge serves for SNI `name` at `now`, or None."""
+    def certificate_for(
+        self, name: str, now: float, node: int | None = None
+    ) -> tuple[str, str] | None:
+        """(chain PEM, key PEM) the edge serves for SNI `name` at `now` (a CDN domain: on
+        node `node` of the fleet; None: what every node serves once settled), or None."""
+        nodes = self._fleet().nodes
         with self.state.lock:
             cdn = self._cdn_for(name)
             if cdn is not None:
                 # Traffic goes to CDN: a certificate hosted on OSS does not count.
-                bound = cdn.ssl.at(now) if cdn.status.at(now) == "online" else None
-                return _pair(bound)
+                online = serves(cdn, now, node=node, nodes=nodes)
+                return _pair(cdn.ssl.at(now, node=node, nodes=nodes) if online else None)
             cname = self._cname_for(name)
             if cname is not None:
                 return _pair(cname.certificate.at(now)) if cname.status == "Enabled" else None
@@ -215,17 +234,59 @@ class Edge:
     def _on_sni(self, sock: Any, server_name: str | None, _base: ssl.SSLContext) -> int | None:
         if not server_name:
             return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
+        name = server_name.lower().rstrip(".")
+        now = self.state.now()
         try:
-            pair = self.certificate_for(server_name.lower().rstrip("."), self.state.now())
-            if pair is None:
-                return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-            context = self._context(*pair)
+            node = self.pick_node(name)
+            sock.edge_node = node  # the node answers the whole connection
+            pair = self.certificate_for(name, now, node)
+            context = self._context(*pair) if pair is not None else None
+            self._log_handshake(name, node, pair, context, now)
         except Exception:  # a broken state must fail one handshake, not the listener
             return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
+        if pair is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         if context is None:
             return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE
         sock.context = context
         return None
+
+    def _log_handshake(
+        self,
+        name: str,
+        node: int,
+        pair: tuple[str, str] | None,
+        context: ssl.SSLContext | None,
+        now: float,
+    ) -> None:
+        """Log a handshake of a CDN domain with the leaf served and whether every node
+        had the domain's latest certificate write (`emulator.edge_nodes`)."""
+        with self.state.lock:
+            cdn = self._cdn_for(name)
+            settled = cdn is not None and cdn.ssl.settled(now) and cdn.status.settled(now)
+        if cdn is None:
+            return
+        served = self._fingerprint(*pair) if pair is not None and context is not None else None
+        self._fleet().record(name, node, served, settled=settled, now=now)
+
+    def _fingerprint(self, chain_pem: str, key_pem: str) -> str | None:
+        """SHA-256 (upper hex) of the leaf the edge sends for this chain and key."""
+        digest = hashlib.sha256((chain_pem + "\0" + key_pem).encode()).hexdigest()
+        with self._cache_lock:
+            if digest in self._leaves:
+                return self._leaves[digest]
+        try:
+            leaf = x509.load_pem_x509_certificates(_leaf_first(chain_pem, key_pem).encode())[0]
+            value: str | None = (
+                hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+            )
+        except ValueError:
+            value = None
+        with self._cache_lock:
+            if len(self._leaves) >= MAX_CACHED_CONTEXTS:
+                self._leaves.clear()
+            self._leaves[digest] = value
+        return value
 
     def _context(self, chain_pem: str, key_pem: str) -> ssl.SSLContext | None:
         digest = hashlib.sha256((chain_pem + "\0" + key_pem).encode()).hexdigest()
@@ -242,15 +303,24 @@ class Edge:
     # -- HTTP ---------------------------------------------------------------------
 
     def handle(
-        self, scheme: str, method: str, target: str, headers: dict[str, str], client_ip: str
+        self,
+        scheme: str,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        client_ip: str,
+        node: int | None = None,
     ) -> tuple[Response, str]:
-        """Answer one request; returns the response and the Server header to send."""
+        """Answer one request; returns the response and the Server header to send.
+
+        `node`: the CDN edge node of the connection (its TLS handshake picked it); None
+        picks one for this request (plain HTTP)."""
         host = headers.get("host", "").lower().rstrip(".")
         host = re.sub(r":\d+$", "", host)
         if not host:
             return oss_error(400, "InvalidArgument", "Missing Host header.", "", ""), "AliyunOSS"
         now = self.state.now()
-        route = self.route(host, now)
+        route = self.route(host, now, self.pick_node(host) if node is None else node)
         if route is None:
             # Chosen: a host nothing serves gets what OSS answers for an unknown bucket.
             return oss_error(
@@ -514,7 +584,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(min(length, 1 << 20))
         headers = {k.lower(): v for k, v in self.headers.items()}
         response, self._server_header = self.server.edge.handle(
-            self.server.scheme, self.command, self.path, headers, str(self.client_address[0])
+            self.server.scheme,
+            self.command,
+            self.path,
+            headers,
+            str(self.client_address[0]),
+            getattr(self.connection, "edge_node", None),
         )
         self.send_response(response.status)
         for name, value in response.headers.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import sys
 import threading
@@ -52,8 +53,18 @@ class Throttled(ServiceError):
     """A call refused by flow control (counted apart from other errors)."""
 
 
-def throttled_error(flavor: str) -> Throttled:
-    """The flow-control refusal of each service (see README "Chosen behaviours")."""
+# The header the API gateway adds to a flow-control refusal: milliseconds to wait
+# (`alibabacloud_tea_openapi` reads it and raises ThrottlingException with `retry_after`).
+RETRY_AFTER_HEADER = "x-acs-retry-after"
+
+
+def throttled_error(flavor: str, wait: float = 0.0) -> Throttled:
+    """The flow-control refusal of each service (see README "Chosen behaviours").
+
+    RPC answers carry `x-acs-retry-after` (milliseconds until the action's bucket
+    holds a token again, at least 1): UNCONFIRMED (chosen) that the gateway sends it
+    on every `Throttling.User`; the SDK reads it whenever it is there.
+    """
     if flavor == "oss":
         return Throttled(
             503,
@@ -63,7 +74,10 @@ def throttled_error(flavor: str) -> Throttled:
         )
     if flavor == "fc":
         return Throttled(429, "ResourceExhausted", "Rate exceeded.")
-    return Throttled(400, "Throttling.User", "Request was denied due to user flow control.")
+    headers = {RETRY_AFTER_HEADER: str(max(1, math.ceil(wait * 1000)))}
+    return Throttled(
+        400, "Throttling.User", "Request was denied due to user flow control.", headers=headers
+    )
 
 
 class App:
@@ -88,8 +102,9 @@ class App:
             ServiceError: an injected error, or `Throttled`.
         """
         _inflict(key, self.platform.faults.take(key, params))
-        if not self.platform.throttle.allow(key, qps):
-            raise throttled_error(flavor)
+        throttle = self.platform.throttle
+        if not throttle.allow(key, qps):
+            raise throttled_error(flavor, throttle.wait_time(key))
 
     def after_operation(self, key: str, params: Mapping[str, str]) -> None:
         """Faults marked `after` for a call of `key` whose handler succeeded: its change

@@ -132,6 +132,9 @@ class CdnDomain:
     ssl: Propagating[BoundCertificate | None] = field(default_factory=lambda: Propagating(None))
     configs: Propagating[tuple[CdnConfig, ...]] = field(default_factory=lambda: Propagating(()))
     modified: float = 0.0
+    # A DomainStatus set through the estate or the admin API: reported as it is until
+    # cleared, whatever the domain's own lifecycle says.
+    pinned_status: str | None = None
 
 
 @dataclass

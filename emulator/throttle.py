@@ -89,6 +89,16 @@ class Throttle:
                 return True
             return False
 
+    def wait_time(self, action: str) -> float:
+        """Seconds until `action`'s bucket holds a token again (0 when it does)."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(action)
+            if bucket is None or bucket.rate <= 0:
+                return 0.0
+            tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * bucket.rate)
+            return max(0.0, (1.0 - tokens) / bucket.rate)
+
     def reset(self) -> None:
         """Refill every bucket (forget past calls)."""
         with self._lock:

@@ -37,6 +37,7 @@ Behaviours the public docs leave open are marked CHOSEN:
 
 from __future__ import annotations
 
+from emulator.cdn import admin_routes  # noqa: F401  (registers the admin routes)
 from emulator.cdn.cert_parsing import (
     ParsedCert,
     bound_leaf,
@@ -65,6 +66,7 @@ from emulator.cdn.configs import (
 from emulator.cdn.domains import (
     CDN_TYPES,
     CNAME_SUFFIX,
+    DOMAIN_STATUSES,
     SCOPES,
     SOURCE_TYPES,
     add_cdn_domain,
@@ -88,6 +90,7 @@ __all__ = [
     "CDN_TYPES",
     "CERT_REGIONS",
     "CNAME_SUFFIX",
+    "DOMAIN_STATUSES",
     "EXPIRE_SOON",
     "FEATURES",
     "FEATURES_BY_ID",

@@ -10,7 +10,7 @@ from typing import Any
 
 from emulator.cdn.domains import ensure_writable, lookup
 from emulator.cdn.errors import invalid
-from emulator.cdn.features import FEATURES, MUTEX, validate_feature
+from emulator.cdn.features import FEATURES, MUTEX, read_back_args, validate_feature
 from emulator.cdn.formats import csv
 from emulator.core import Params, RpcContext, ServiceError, rpc
 from emulator.state import CdnConfig, State
@@ -115,7 +115,7 @@ def _merge(
     return tuple(configs), made
 
 
-@rpc("cdn", "BatchSetCdnDomainConfig", qps=30)
+@rpc("cdn", "BatchSetCdnDomainConfig", qps=3)  # the current reference (older pages: 30)
 def batch_set_cdn_domain_config(ctx: RpcContext, params: Params) -> dict[str, Any]:
     """Configure features on up to 50 domains, all or none; returns the ConfigIds."""
     names = csv(params.required("DomainNames"))
@@ -175,7 +175,10 @@ def describe_cdn_domain_configs(ctx: RpcContext, params: Params) -> dict[str, An
                     "Status": "success" if c in live else "configuring",
                     "ParentId": c.parent_id,
                     "FunctionArgs": {
-                        "FunctionArg": [{"ArgName": k, "ArgValue": v} for k, v in c.args]
+                        "FunctionArg": [
+                            {"ArgName": k, "ArgValue": v}
+                            for k, v in read_back_args(c.function_name, c.args)
+                        ]
                     },
                 }
                 for c in configs

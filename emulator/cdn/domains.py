@@ -18,6 +18,22 @@ CDN_TYPES = ("web", "download", "video")
 SCOPES = ("domestic", "overseas", "global")
 SOURCE_TYPES = ("ipaddr", "domain", "oss", "fc_domain")
 MAX_SOURCES = 20
+# Every DomainStatus the SDK documents (DescribeUserDomains `DomainStatus`).
+DOMAIN_STATUSES = (
+    "online",
+    "offline",
+    "configuring",
+    "configure_failed",
+    "checking",
+    "check_failed",
+    "stopping",
+    "deleting",
+)
+# CHOSEN: a write to a domain in one of these states answers ServiceBusy (a change of
+# the domain itself is on its way); the edge keeps serving what it served before.
+BUSY_STATUSES = frozenset({"configuring", "stopping", "deleting"})
+# CHOSEN: the states in which the edge serves the domain's last configuration.
+SERVING_STATUSES = frozenset({"online", "configuring", "configure_failed"})
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -85,20 +101,41 @@ def lookup(state: State, raw: str) -> CdnDomain:
     return domain
 
 
+def _in_flight(value: Propagating[Any], now: float) -> bool:
+    """A write still on its way to the edge (an estate's never-settling
+    `edge_certificate` models a stuck edge, not a change in flight)."""
+    return not value.settled(now) and value.due() != float("inf")
+
+
 def domain_status(domain: CdnDomain, now: float) -> str:
-    """DomainStatus as the control plane reports it at `now`."""
+    """DomainStatus as the control plane reports it at `now`.
+
+    A status pinned through the estate or the admin API wins; else a pending
+    add/start/stop shows as `configuring` / `stopping`, and a certificate or feature
+    write still propagating as `configuring`, then the domain's own status again.
+    """
+    if domain.pinned_status is not None:
+        return domain.pinned_status
     target = domain.status.latest()
     if not domain.status.settled(now):
         return "stopping" if target == "offline" else "configuring"
-    if target == "online" and not (domain.ssl.settled(now) and domain.configs.settled(now)):
+    if _in_flight(domain.ssl, now) or _in_flight(domain.configs, now):
         return "configuring"
     return target
 
 
+def serves(domain: CdnDomain, now: float, *, node: int | None = None, nodes: int = 1) -> bool:
+    """Whether the edge (node `node` of `nodes`) serves the domain at `now`."""
+    if domain.pinned_status is not None:
+        return domain.pinned_status in SERVING_STATUSES
+    return domain.status.at(now, node=node, nodes=nodes) == "online"
+
+
 def ensure_writable(domain: CdnDomain, now: float) -> None:
-    """Raise ServiceBusy while the domain's own add/start/stop has not settled."""
-    # CHOSEN: only a pending status change (add/start/stop) blocks writes.
-    if not domain.status.settled(now):
+    """Raise ServiceBusy while the domain is `configuring` (its add/start/stop, or an
+    earlier certificate or feature write, is still propagating), `stopping` or
+    `deleting`: the documented "domain is configuring, please retry later"."""
+    if domain_status(domain, now) in BUSY_STATUSES:
         raise busy()
 
 

@@ -13,7 +13,7 @@ def not_found(domain: str) -> ServiceError:
 
 
 def busy() -> ServiceError:
-    """`ServiceBusy` 403: the domain's own status change has not settled yet."""
+    """`ServiceBusy` 403: the domain is configuring (a change is still propagating)."""
     return ServiceError(
         403, "ServiceBusy", "The specified Domain is configuring, please retry later."
     )

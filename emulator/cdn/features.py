@@ -126,3 +126,25 @@ def _arg_ok(name: str, value: str, given: dict[str, str]) -> bool:
             return len(parts) == 2 and all(_port_ok(p) for p in parts)
         return _port_ok(value)
     return True
+
+
+def read_back_args(
+    function_name: str, args: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """The arguments DescribeCdnDomainConfigs shows for a config set with `args`: the
+    service adds some the caller never sent (documented for `forward_scheme`, whose
+    `scheme_origin_port` Terraform's provider filters out of read-backs).
+
+    CHOSEN: which arguments are added and their values: `forward_scheme` gets
+    `scheme_origin_port` (80 for http, 443 for https, 80:443 for follow), `HSTS` gets
+    `https_hsts_include_subdomains=off`, when the caller left them out.
+    """
+    given = dict(args)
+    extra: list[tuple[str, str]] = []
+    if function_name == "forward_scheme" and "scheme_origin_port" not in given:
+        origin = given.get("scheme_origin", "follow")
+        port = {"http": "80", "https": "443"}.get(origin, "80:443")
+        extra.append(("scheme_origin_port", port))
+    if function_name == "HSTS" and "https_hsts_include_subdomains" not in given:
+        extra.append(("https_hsts_include_subdomains", "off"))
+    return (*args, *extra)

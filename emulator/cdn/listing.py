@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from emulator.cdn.domains import domain_status, lookup
+from emulator.cdn.domains import DOMAIN_STATUSES, domain_status, lookup, normalize_domain_name
 from emulator.cdn.errors import invalid
 from emulator.cdn.features import FEATURES_BY_ID
 from emulator.cdn.formats import csv, iso
-from emulator.core import Params, RpcContext, rpc
+from emulator.core import Params, RpcContext, ServiceError, rpc
 from emulator.state import CdnDomain, State
 
 RESOURCE_GROUP_ID = "rg-acfmemulator0001"
 SEARCH_TYPES = ("fuzzy_match", "pre_match", "suf_match", "full_match")
+MAX_LISTED_NAMES = 50  # DomainName may list up to 50 names, comma-separated
 
 T = TypeVar("T")
 
@@ -83,28 +84,57 @@ def _ordered(state: State) -> list[CdnDomain]:
     return sorted(state.cdn_domains.values(), key=lambda d: (d.created, d.name))
 
 
-def _search_matches(name: str, needle: str, how: str) -> bool:
+def _search_matches(name: str, needles: Sequence[str], how: str) -> bool:
     if how == "full_match":
-        return name == needle
+        return name in needles
     if how == "pre_match":
-        return name.startswith(needle)
+        return any(name.startswith(n) for n in needles)
     if how == "suf_match":
-        return name.endswith(needle)
-    return needle in name
+        return any(name.endswith(n) for n in needles)
+    return any(n in name for n in needles)
+
+
+def _exact(raw: str) -> str:
+    """A listed name as the domains are stored (A-labels); as given when malformed."""
+    try:
+        return normalize_domain_name(raw)
+    except ServiceError:
+        return raw
+
+
+def _needles(params: Params, how: str) -> list[str]:
+    """The names DomainName lists (comma-separated, at most 50)."""
+    raw = params.get_str("DomainName") or ""
+    needles = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    if len(needles) > MAX_LISTED_NAMES:
+        # CHOSEN: the code of this refusal (the limit itself is documented).
+        raise invalid("InvalidParameter", "DomainName lists more than 50 domain names.")
+    return [_exact(n) for n in needles] if how == "full_match" else needles
 
 
 @rpc("cdn", "DescribeUserDomains", qps=100)
 def describe_user_domains(ctx: RpcContext, params: Params) -> dict[str, Any]:
-    """List the account's domains, filtered and paged (PageSize 1..500)."""
+    """List the account's domains, filtered and paged (PageSize 1..500).
+
+    `DomainName` (up to 50 names, comma-separated) matches exactly unless
+    `DomainSearchType` is `fuzzy_match`, `pre_match` or `suf_match` (the SDK: "if you
+    specify the domain names to query but do not set DomainSearchType, the exact match
+    mode is used").
+    """
     number, size = page_params(params, 500)
-    needle = (params.get_str("DomainName") or "").strip().lower()
-    how = params.get_str("DomainSearchType", "fuzzy_match") or "fuzzy_match"
+    how = params.get_str("DomainSearchType", "full_match") or "full_match"
     if how not in SEARCH_TYPES:
         raise invalid(
             "InvalidDomainSearchType.ValueNotSupported",
             f"DomainSearchType {how} is not supported.",
         )
+    needles = _needles(params, how)
     status = params.get_str("DomainStatus")
+    if status is not None and status not in DOMAIN_STATUSES:
+        # CHOSEN: the code of this refusal.
+        raise invalid(
+            "InvalidDomainStatus.ValueNotSupported", f"DomainStatus {status} is not supported."
+        )
     cdn_types = csv(params.get_str("CdnType"))
     source = (params.get_str("Source") or "").lower()
     state = ctx.state
@@ -113,7 +143,7 @@ def describe_user_domains(ctx: RpcContext, params: Params) -> dict[str, Any]:
         found = [
             d
             for d in _ordered(state)
-            if (not needle or _search_matches(d.name, needle, how))
+            if (not needles or _search_matches(d.name, needles, how))
             and (not cdn_types or d.cdn_type in cdn_types)
             and (not status or domain_status(d, now) == status)
             and (not source or any(source in s["content"].lower() for s in d.sources))

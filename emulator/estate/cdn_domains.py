@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator.cdn.domains import CDN_TYPES, SCOPES, SOURCE_TYPES, new_domain
+from emulator.cdn.domains import CDN_TYPES, DOMAIN_STATUSES, SCOPES, SOURCE_TYPES, new_domain
 from emulator.cdn.features import FEATURES, MUTEX, arg_choices
 from emulator.estate.bindings import bound_certificate
 from emulator.estate.fields import (
@@ -56,18 +56,22 @@ def cdn_domain(state: State, value: Any, where: str, now: float, plan: Plan) -> 
             raise EstateError(f"{where}.sources: at least one source is needed")
     cdn_type = as_choice(item.get("cdn_type", "web"), f"{where}.cdn_type", CDN_TYPES)
     scope = as_choice(item.get("scope", "domestic"), f"{where}.scope", SCOPES)
-    status = as_choice(item.get("status", "online"), f"{where}.status", ("online", "offline"))
+    status = as_choice(item.get("status", "online"), f"{where}.status", DOMAIN_STATUSES)
     configs = _configs(state, item.get("configs", {}), f"{where}.configs")
     ssl = bound_certificate(item, where, "cas", "upload", now, plan)
+    # online / offline are the domain's own settled state; any other status is pinned
+    # (reported as it is, until cleared through the admin API) over an online domain.
     domain = new_domain(
         name,
         cdn_type=cdn_type,
         sources=sources,
         scope=scope,
-        status=status,
+        status="offline" if status == "offline" else "online",
         now=now,
         configs=configs,
     )
+    if status not in ("online", "offline"):
+        domain.pinned_status = status
     domain.ssl = ssl
     return domain
 

@@ -142,3 +142,18 @@ def edge_view(cloud: Any, domain: str) -> EdgeView:
 def served(cloud: Any, domain: str) -> str:
     """The SHA-256 fingerprint (upper hex) of the leaf the edge serves for `domain`."""
     return edge_view(cloud, domain).sha256
+
+
+def served_by_every_node(cloud: Any, domain: str, *, timeout: float = 10.0) -> str:
+    """What every CDN edge node serves for `domain` once they agree: polls until as many
+    consecutive handshakes as the fleet has nodes (round robin: one per node) agree."""
+    import time
+
+    nodes = int(cloud.settings()["edge_nodes"])
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {served(cloud, domain) for _ in range(nodes)}
+        if len(seen) == 1 or time.monotonic() > deadline:
+            assert len(seen) == 1, f"the edge nodes still disagree on {domain}: {seen}"
+            return seen.pop()
+        time.sleep(0.05)

@@ -28,10 +28,12 @@ from tests.e2e.deploy_helpers import (
     issue,
     outcomes,
     served,
+    served_by_every_node,
     sha256_of,
     use_estate,
     writes,
 )
+from tests.integration.polling import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -223,10 +225,11 @@ def test_verification_failure_rolls_the_domain_back(
     account: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given the edge takes longer to pick up changes than the verification deadline
-    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "0.4")
+    monkeypatch.setenv("CERTPILOT_VERIFY_DEADLINE", "0.3")
     before = bound(account)
     old_static = served(account, "static.example.com")
-    account.settings(propagation_delay=30)
+    old_cdn = served_by_every_node(account, "cdn.example.com")
+    account.settings(propagation_delay=1.0)
     new = issue(account, ["*.example.com"], days=90)
     # when the event is handled
     summary = invoke(account, cloudevent(account, new["certId"]))
@@ -242,10 +245,26 @@ def test_verification_failure_rolls_the_domain_back(
     assert result["docs.example.com"]["rollback"] == "remove"
     assert (summary["ok"], summary["status"]) == (False, "failed")
     assert bound(account) == before
-    assert served(account, "static.example.com") == old_static
-    # and the edge was probed again after the rollback: it serves the restored state
-    for domain in (*TARGETS, *CDN_TARGETS):
+    poll(lambda: served(account, "static.example.com"), lambda sha: sha == old_static)
+    # and the edge was probed again after the rollback: OSS serves the restored state
+    for domain in TARGETS:
         assert result[domain]["restoredVerified"] is True, result[domain]
+    # while CDN refused the rollback as busy (ServiceBusy) until our write had reached
+    # every edge node: it was rolled back then; its restore is one more propagation
+    # away, so whether the short watch saw it depends on timing, and the reason says
+    refused = account.action_stats("cdn:SetCdnDomainSSLCertificate")
+    assert refused["errors"] >= len(CDN_TARGETS)
+    assert refused["calls"] - refused["errors"] == 2 * len(CDN_TARGETS)
+    for domain in CDN_TARGETS:
+        reason = result[domain]["reason"]
+        confirmed = result[domain]["restoredVerified"]
+        assert ("not confirmed at the edge" in reason) is (confirmed is False), result[domain]
+    # and every CDN edge node serves the previous certificate again
+    poll(
+        lambda: served_by_every_node(account, "cdn.example.com"),
+        lambda sha: sha == old_cdn,
+        timeout=10,
+    )
 
 
 def test_other_event_shapes_are_accepted(account: Any) -> None:
@@ -598,9 +617,10 @@ def test_writes_all_go_out_before_verification_starts(
     assert kinds.count("write") == 40
     assert "write" not in kinds[kinds.index("probe") :]
     # ...and verifying took a few rounds of one probe per pending domain, not one
-    # wait per domain: no domain was probed more than a 1 s propagation takes
+    # wait per domain: no domain was probed more than a 1 s propagation takes (at most
+    # 6 rounds, each of up to 3 consecutive handshakes: CERTPILOT_VERIFY_CONSECUTIVE)
     probes = [domain for kind, domain in record if kind == "probe"]
-    assert max(probes.count(d) for d in set(probes)) <= 6
+    assert max(probes.count(d) for d in set(probes)) <= 6 * 3
 
 
 def test_cdn_certificates_bound_by_cas_reference_need_no_per_domain_lookup(

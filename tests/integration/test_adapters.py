@@ -29,6 +29,7 @@ from certpilot.core.errors import (
 from certpilot.core.model import Location
 from tests import pki
 from tests.integration.clients import calls, make_clients
+from tests.integration.polling import poll
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +204,14 @@ def test_oss_bad_secret_is_an_auth_error_at_once(estate: Any) -> None:
 # --------------------------------------------------------------------------- CDN
 
 
+def settled(clients: Any, domain: str) -> None:
+    """Wait until `domain` is online again: a write to a configuring domain is ServiceBusy."""
+    poll(
+        lambda: {d.name: d.status for d in clients.cdn.list_domains()}[domain],
+        lambda status: status == "online",
+    )
+
+
 def test_cdn_certificate_lifecycle(estate: Any) -> None:
     # Given a CDN domain without HTTPS
     clients = make_clients(estate)
@@ -223,7 +232,8 @@ def test_cdn_certificate_lifecycle(estate: Any) -> None:
     assert domains["cdn.example.com"].ssl_on and not domains["img.example.com"].ssl_on
     assert domains["img.example.com"].sources[0].type == "oss"
 
-    # And disabling turns HTTPS off
+    # And, once the change has propagated, disabling turns HTTPS off
+    settled(clients, "cdn.example.com")
     clients.cdn.disable_certificate("cdn.example.com")
     assert clients.cdn.certificate_info("cdn.example.com") is None
     assert clients.cdn.https_certificates() == {}  # NoHttpsDomain means an empty list
@@ -257,6 +267,7 @@ def test_cdn_feature_configs(estate: Any) -> None:
         "cdn.example.com",
         "img.example.com",
     }
+    settled(clients, "cdn.example.com")
     clients.cdn.delete_config("cdn.example.com", config.config_id)
     assert clients.cdn.domain_configs("cdn.example.com", ["https_force"]) == []
 

@@ -282,7 +282,15 @@ def test_user_domains_page_up_to_500_with_typed_fields(cdn: Client, state: State
 @pytest.mark.parametrize(
     ("needle", "how", "expected"),
     [
-        ("shop", None, ["cdn.shop.example.com", "shop.example.com", "shop.example.org"]),
+        # no DomainSearchType: exact match (the SDK's documented default)
+        ("shop", None, []),
+        ("shop.example.com", None, ["shop.example.com"]),
+        (
+            "shop.example.com,Shop.Example.org,nope.example.com",
+            None,
+            ["shop.example.com", "shop.example.org"],
+        ),
+        ("shop", "fuzzy_match", ["cdn.shop.example.com", "shop.example.com", "shop.example.org"]),
         ("shop", "pre_match", ["shop.example.com", "shop.example.org"]),
         (".org", "suf_match", ["shop.example.org"]),
         ("shop.example.com", "full_match", ["shop.example.com"]),

@@ -92,8 +92,31 @@ def test_throttled_waits_at_least_half_the_backoff_and_what_the_service_asked() 
 
     plain = policy.backoff(2, err(ThrottledError), 0.0)
     asked = policy.backoff(1, err(ThrottledError, retry_after=1.5), 0.0)
-    capped = policy.backoff(1, err(ThrottledError, retry_after=60.0), 0.0)
+    long = policy.backoff(1, err(ThrottledError, retry_after=60.0), 0.0)
 
     assert plain == pytest.approx(0.2)  # cap 0.4, equal jitter floor
     assert asked == pytest.approx(1.5)
-    assert capped == pytest.approx(5.0)
+    # a hint longer than the backoff cap is honoured in full: waiting less only earns
+    # another refusal (the deadline decides whether to wait at all)
+    assert long == pytest.approx(60.0)
+
+
+def test_a_retry_after_hint_is_waited_in_full_within_the_deadline() -> None:
+    # Given a throttled call whose answer asks for 8 s, then succeeds
+    clock = FakeClock()
+    call, count = failing(err(ThrottledError, "Throttling.User", retry_after=8.0))
+    # When it is retried with a 30 s deadline (backoff cap 5 s)
+    assert retrier(clock, max_delay=5.0, deadline=30.0).call(call) == "ok"
+    # Then it waited the 8 s asked for, not the 5 s cap
+    assert count[0] == 2 and clock.sleeps == [pytest.approx(8.0)]
+
+
+def test_a_retry_after_hint_past_the_deadline_ends_the_retries_at_once() -> None:
+    # Given a throttled answer asking for 60 s and a 30 s retry deadline
+    clock = FakeClock()
+    call, count = failing(err(ThrottledError, "Throttling.User", retry_after=60.0))
+    # Then the error surfaces without a pause that could not end in time
+    with pytest.raises(ThrottledError) as raised:
+        retrier(clock, deadline=30.0).call(call)
+    assert raised.value.retry_after == 60.0
+    assert count[0] == 1 and clock.sleeps == []

@@ -9,6 +9,7 @@ import pytest
 from certpilot.cloud._common import parse_time, translate_oss, translate_tea
 from certpilot.core.errors import (
     AuthError,
+    BusyError,
     CloudError,
     ConflictError,
     DomainNotVerified,
@@ -27,7 +28,7 @@ from certpilot.core.errors import (
         ("Throttling", 400, ThrottledError),
         ("Throttling.Api", 429, ThrottledError),
         ("FlowControlError", 400, ThrottledError),
-        ("ServiceBusy", 403, ThrottledError),
+        ("ServiceBusy", 403, BusyError),
         ("MetaOperationQpsLimitExceeded", 503, ThrottledError),
         ("ResourceExhausted", 429, ThrottledError),
         ("InternalError", 500, TransientError),

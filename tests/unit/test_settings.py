@@ -44,6 +44,7 @@ def test_every_variable_is_read() -> None:
         settings.READ_TIMEOUT: "7.5",
         settings.MAX_ATTEMPTS: "3",
         settings.RETRY_DEADLINE: "12",
+        settings.VERIFY_CONSECUTIVE: "5",
     }
 
     s = Settings.from_env(env)
@@ -58,6 +59,7 @@ def test_every_variable_is_read() -> None:
         "cas_region": "ap-southeast-1",
         "renew_days": 14,
         "verify_deadline": 30.5,
+        "verify_consecutive": 5,
         "concurrency": 4,
         "log_level": "DEBUG",
         "dry_run": True,

@@ -77,6 +77,32 @@ class CdnConfigRef:
     config_id: str
 
 
+def feature_in_place(configs: Iterable[CdnConfig], wanted: CdnFunction) -> bool:
+    """Whether feature `wanted` is configured as wanted: some config of the same
+    `functionName` has every argument `wanted` sets, with the same value.
+
+    Pure. Only the arguments the caller owns are compared: a read-back
+    (DescribeCdnDomainConfigs) may carry arguments nobody sent (the service adds
+    `scheme_origin_port` to `forward_scheme`, for one) or that someone else set, and
+    those never make a feature look different. Values compare without surrounding
+    blanks, `on`/`off` without case.
+    """
+
+    def same(a: str, b: str) -> bool:
+        a, b = a.strip(), b.strip()
+        return a == b or (a.lower() in ("on", "off") and a.lower() == b.lower())
+
+    for config in configs:
+        if config.function_name != wanted.name:
+            continue
+        if all(
+            name in config.args and same(config.args[name], str(value))
+            for name, value in wanted.args.items()
+        ):
+            return True
+    return False
+
+
 def _port(value: Any) -> int | None:
     return int_or_none(value)
 

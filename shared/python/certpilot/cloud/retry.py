@@ -3,8 +3,9 @@
 Only errors that say so are retried (`CloudError.retryable`: throttling, 5xx,
 timeouts, dropped connections). Auth, not-found, conflict and validation errors
 surface at once. A throttled call waits at least what the service asked for
-(`retry_after`) and never less than half the backoff (equal jitter); other errors use
-full jitter. The clock, sleep and random source are injectable for tests.
+(`retry_after`, however long: a hint past the deadline ends the retries) and never
+less than half the backoff (equal jitter); other errors use full jitter. The clock,
+sleep and random source are injectable for tests.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class RetryPolicy:
         if isinstance(error, ThrottledError):
             delay = cap / 2 + rnd * cap / 2
             if error.retry_after is not None:
-                delay = max(delay, min(error.retry_after, self.max_delay))
+                # The service said when: waiting less only earns another refusal.
+                delay = max(delay, error.retry_after)
             return delay
         return rnd * cap
 

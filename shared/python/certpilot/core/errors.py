@@ -6,7 +6,8 @@ error raised here carries a secret.
 
     CertpilotError
       CloudError(service, action, code, status, request_id, message)
-        ThrottledError   Throttling*, *QpsLimitExceeded, FlowControlError, ServiceBusy, 429
+        ThrottledError   Throttling*, *QpsLimitExceeded, FlowControlError, 429
+          BusyError      ServiceBusy: busy, e.g. configuring while a change propagates
         TransientError   5xx, timeouts, dropped connections                   (retryable)
         NotFoundError    *.NotFound, NoSuch*, FunctionNotFound, HTTP 404
           DomainNotVerified  NeedVerifyDomainOwnership (OSS: the binding is not there)
@@ -134,6 +135,15 @@ class ThrottledError(CloudError):
     retryable = True
 
 
+class BusyError(ThrottledError):
+    """The resource is busy with an earlier change (CDN `ServiceBusy`: "the domain is
+    configuring, please retry later"): retry once that change has propagated, which
+    may take far longer than flow control (about a minute on CDN). The adapters retry
+    it like throttling (a short backoff: the same code also means an overloaded
+    service); a write that must wait out a propagation retries it further within its
+    own budget (deploy-cert's apply does)."""
+
+
 class TransientError(CloudError):
     """A server-side or network failure that may succeed when retried."""
 
@@ -190,10 +200,10 @@ _AUTH_PREFIXES = (
     "NoPermission",
     "InvalidAuthorization",
 )
+_BUSY_CODES = frozenset({"ServiceBusy"})
 _THROTTLE_CODES = frozenset(
     {
         "FlowControlError",
-        "ServiceBusy",
         "QpsLimitExceeded",
         "TooManyRequests",
         "SlowDown",
@@ -256,6 +266,8 @@ def error_class(code: str | None, status: int | None, ec: str | None = None) -> 
         return DomainNotVerified
     if code.lower() in _AUTH_CODES_LOWER or code.startswith(_AUTH_PREFIXES):
         return AuthError
+    if code in _BUSY_CODES:
+        return BusyError
     if (
         code in _THROTTLE_CODES
         or code.startswith(_THROTTLE_PREFIXES)

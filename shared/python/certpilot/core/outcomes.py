@@ -77,6 +77,7 @@ class ReasonCode(str, enum.Enum):
     SERVED_MISMATCH = "served-mismatch"  # `finding`: why browsers reject what is served
     # How a write ended (apply).
     OUT_OF_TIME = "out-of-time"  # not written: too little of the run's time left
+    BUSY = "busy"  # not written: the domain stayed busy (ServiceBusy, `error`, `waited`)
     SUPERSEDED = "superseded"  # another certificate was bound after ours: left as it is
     WRITE_FAILED = "write-failed"  # the cloud refused the write (`error`)
     VERIFY_FAILED = "verify-failed"  # the edge did not serve it (`problem`)
@@ -140,6 +141,7 @@ class NoteKind(str, enum.Enum):
     OUTCOME_UNKNOWN = "outcome-unknown"  # the write raised and the re-read failed too
     BINDING_UNKNOWN = "binding-unknown"  # the re-read before a CDN rollback failed
     ROLLBACK_APPLIED = "rollback-applied"  # the rollback raised, yet it was applied
+    BUSY_WAITED = "busy-waited"  # the call was refused as busy `count` times first
 
     def __str__(self) -> str:
         return self.value
@@ -153,15 +155,19 @@ class Note:
     error: CallError  # the call that raised
     reread: CallError | None = None  # the re-read that failed too (OUTCOME_UNKNOWN)
     bound: Binding | None = None  # what the re-read found
+    count: int | None = None  # BUSY_WAITED: how many busy answers came first
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
-        return {
+        data: dict[str, object] = {
             "kind": self.kind.value,
             "error": self.error.to_dict(),
             "reread": self.reread.to_dict() if self.reread else None,
             "bound": self.bound.to_dict() if self.bound else None,
         }
+        if self.count is not None:
+            data["count"] = self.count
+        return data
 
 
 @dataclass(frozen=True)

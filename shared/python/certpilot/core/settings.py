@@ -29,6 +29,7 @@ REGION = "CERTPILOT_REGION"
 CAS_REGION = "CERTPILOT_CAS_REGION"
 RENEW_DAYS = "CERTPILOT_RENEW_DAYS"
 VERIFY_DEADLINE = "CERTPILOT_VERIFY_DEADLINE"
+VERIFY_CONSECUTIVE = "CERTPILOT_VERIFY_CONSECUTIVE"
 CONCURRENCY = "CERTPILOT_CONCURRENCY"
 LOG_LEVEL = "CERTPILOT_LOG_LEVEL"
 DRY_RUN = "CERTPILOT_DRY_RUN"
@@ -51,6 +52,7 @@ ALL_VARIABLES: tuple[str, ...] = (
     CAS_REGION,
     RENEW_DAYS,
     VERIFY_DEADLINE,
+    VERIFY_CONSECUTIVE,
     CONCURRENCY,
     LOG_LEVEL,
     DRY_RUN,
@@ -97,6 +99,9 @@ class Settings:
     cas_region: str = DEFAULT_REGION
     renew_days: int = 30
     verify_deadline: float = 120.0
+    # Consecutive consistent handshakes that judge a domain (a CDN change reaches its
+    # edge nodes one by one: one lucky handshake proves little).
+    verify_consecutive: int = 3
     concurrency: int = 8
     log_level: str = "INFO"
     dry_run: bool = False
@@ -128,6 +133,7 @@ class Settings:
             cas_region=_text(env, CAS_REGION) or cls.cas_region,
             renew_days=_int(env, RENEW_DAYS, cls.renew_days, lo=0, hi=365),
             verify_deadline=_float(env, VERIFY_DEADLINE, cls.verify_deadline, lo=0.0),
+            verify_consecutive=_int(env, VERIFY_CONSECUTIVE, cls.verify_consecutive, lo=1, hi=20),
             concurrency=_int(env, CONCURRENCY, cls.concurrency, lo=1, hi=64),
             log_level=_log_level(env),
             dry_run=_bool(env, DRY_RUN),

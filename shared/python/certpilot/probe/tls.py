@@ -362,9 +362,12 @@ class Verification:
 
     ok: bool
     served: ServedCert
-    attempts: int
+    attempts: int  # probing rounds
     elapsed: float
     reason: str  # "" when ok
+    # Consecutive handshakes that agreed when it ended (ok: at least the watch's
+    # `consecutive`; else how far the last streak got).
+    agreed: int = 0
 
 
 def _hex(fingerprint: str) -> str:
@@ -451,6 +454,10 @@ class Watch:
     # `host:port` to connect to for this watch (see `edge_address`); None: `poll_rounds`'
     # `edge`, else the name itself on 443.
     edge: str | None = None
+    # How many consecutive handshakes (new connections, one right after the other) must
+    # all show no problem: an edge of many nodes may serve the old and the new state
+    # side by side while a change propagates, one lucky handshake proves little.
+    consecutive: int = 1
 
 
 def round_intervals() -> Iterator[float]:
@@ -481,7 +488,10 @@ def poll_rounds(
 
     Each round probes every pending watch once, concurrently (at most `workers`
     handshakes at a time, each in the caller's context so logs keep the request id).
-    A watch leaves when its problem is "" (ok) or when its own deadline, counted from
+    A watch leaves when its problem is "" on `watch.consecutive` consecutive handshakes
+    (a round confirms a good answer at once with further handshakes, each a new
+    connection: the edge may answer each from another node; any problem ends the
+    streak, and the next round starts a new one), or when its own deadline, counted from
     its `started`, has passed; every watch is probed at least once, and the last
     problem is the reason. Rounds start `round_intervals()` apart (the next one at
     once when a round took longer), and the round that meets a pending deadline is
@@ -515,12 +525,14 @@ def poll_rounds(
     pool = ThreadPoolExecutor(size, thread_name_prefix="verify") if size > 1 else None
     last: dict[str, ServedCert] = {}
 
-    def timely(key: str) -> tuple[ServedCert, bool]:
-        """(what the edge served, whether it was probed now): none past `stop_at`."""
+    def timely(key: str) -> tuple[ServedCert, bool, int]:
+        """(what the edge served, whether it was probed now, how many consecutive
+        handshakes agreed): none past `stop_at`."""
         watch = pending[key]
         if stop_at is not None and clock() >= stop_at:
-            return last.get(key) or ServedCert(watch.domain, error=OUT_OF_TIME), False
-        return _safe_probe(run, watch), True
+            return last.get(key) or ServedCert(watch.domain, error=OUT_OF_TIME), False, 0
+        served, agreed = _confirmed(run, watch)
+        return served, True, agreed
 
     safe = with_context(timely)
     try:
@@ -530,7 +542,7 @@ def poll_rounds(
             answers = list(pool.map(safe, keys)) if pool else [safe(k) for k in keys]
             now = clock()
             out_of_time = stop_at is not None and now >= stop_at
-            for key, (served, probed) in zip(keys, answers, strict=True):
+            for key, (served, probed, agreed) in zip(keys, answers, strict=True):
                 watch = pending[key]
                 if probed:
                     attempts[key] += 1
@@ -539,7 +551,14 @@ def poll_rounds(
                 elapsed = now - watch.started
                 if reason and elapsed < watch.deadline and not out_of_time:
                     continue
-                verification = Verification(not reason, served, attempts[key], elapsed, reason)
+                if reason and agreed:
+                    reason = (
+                        f"{agreed} of {watch.consecutive} consecutive handshakes agreed,"
+                        f" then: {reason}"
+                    )
+                verification = Verification(
+                    not reason, served, attempts[key], elapsed, reason, agreed=agreed
+                )
                 results[key] = verification
                 del pending[key]
                 if on_result is not None:
@@ -556,6 +575,24 @@ def poll_rounds(
         if pool is not None:
             pool.shutdown(wait=True)
     return results
+
+
+def _confirmed(run: Callable[[Watch], ServedCert], watch: Watch) -> tuple[ServedCert, int]:
+    """Probe `watch` up to `watch.consecutive` times in a row while each answer shows
+    no problem; (the last answer, how many agreed). A streak that breaks returns the
+    answer that broke it, whose problem says why (e.g. one node still serves the old
+    certificate)."""
+    served = _safe_probe(run, watch)
+    if watch.problem(served):
+        return served, 0
+    agreed = 1
+    while agreed < watch.consecutive:
+        again = _safe_probe(run, watch)
+        problem = watch.problem(again)
+        if problem:
+            return again, agreed
+        served, agreed = again, agreed + 1
+    return served, agreed
 
 
 def _safe_probe(run: Callable[[Watch], ServedCert], watch: Watch) -> ServedCert:

@@ -21,6 +21,16 @@ meanwhile (another run) is not rolled back but reported `skipped` with reason
 
 Every result carries a typed `Reason` (`certpilot.core.outcomes`) and the `Note`s of
 what re-reads showed; the words are rendered by `certpilot.jobs.deploy_cert.summary`.
+
+A domain busy with an earlier change (CDN `ServiceBusy`: it is `configuring` until
+that change has reached every edge node, about a minute) is written, or rolled back,
+once it is free: the write or rollback is retried (`_BusyRetry`) within the run's time
+budget. A write still refused at the end of it is `skipped` with reason `busy`; a
+rollback, `failed` (`rollback-failed`) with error code `ServiceBusy`.
+
+Verification and the restore check judge a domain on `verify_consecutive` consecutive
+handshakes that all agree (`probe.tls.Watch.consecutive`): a CDN edge serves the old
+and the new certificate side by side, node by node, while a change propagates.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from typing import Protocol
 
 from certpilot.core.cloudtypes import CnameInfo
 from certpilot.core.errors import (
+    BusyError,
     CertpilotError,
     CloudError,
     ConflictError,
@@ -115,6 +126,14 @@ class ApplyOptions:
     # The run's own deadline, a time of `apply_plan`'s clock (FC: its timeout minus a
     # margin); None: no budget. See `_Budget` for how it is shared out.
     deadline: float | None = None
+    # Consecutive consistent handshakes that verify a domain (and its restore).
+    verify_consecutive: int = 3
+    # How long a write or a rollback waits out `ServiceBusy` (the domain is configuring),
+    # at most: capped by the run's budget; pauses start at `busy_pause` and double up
+    # to `busy_max_pause` (or what the service asked for, if it did).
+    busy_wait: float = 120.0
+    busy_pause: float = 0.5
+    busy_max_pause: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -203,6 +222,89 @@ class _OutOfTime(CertpilotError):
     """Not written: too little time left to verify and roll back."""
 
 
+class _StillBusy(CertpilotError):
+    """Not written (or not rolled back): the domain stayed busy (ServiceBusy) for all
+    the time it had."""
+
+    def __init__(self, error: BusyError, waited: float, refusals: int) -> None:
+        super().__init__(f"{error.action} answered {error.code} {refusals} times")
+        self.error = error
+        self.waited = waited
+        self.refusals = refusals
+
+
+class _BusyRetry:
+    """Runs a write (or rollback) again while the service answers ServiceBusy, pausing
+    `busy_pause` doubling to `busy_max_pause` (at least any retry-after the answer
+    carried), until `stop` (a clock time) would be crossed.
+
+    A busy answer may come from our own earlier attempt: the adapter retries a call
+    whose answer was lost, and the attempt that was applied put the domain in
+    `configuring`. So after each busy answer `done()` (a re-read of the binding) is
+    asked first: when the binding already shows what the call sets, it is not sent
+    again. When the re-read fails, a write stops waiting (`give_up_unknown`: the caller
+    settles an unknown outcome its usual way, verifying it as written) rather than
+    re-sending, and so re-propagating, a write that may already be ours; a rollback
+    keeps waiting: restoring the state the plan saw is right either way."""
+
+    def __init__(
+        self,
+        options: ApplyOptions,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        log: logging.Logger,
+    ) -> None:
+        self.options = options
+        self.clock = clock
+        self.sleep = sleep
+        self.log = log
+
+    def run(
+        self,
+        call: Callable[[], None],
+        stop: float,
+        domain: str,
+        done: Callable[[], bool],
+        *,
+        give_up_unknown: bool,
+    ) -> tuple[int, bool]:
+        """`call()` until it is not refused as busy; returns how many refusals it took,
+        and whether `done()` found it applied by an earlier attempt.
+
+        Raises:
+            _StillBusy: still busy, and the next pause would end past `stop`.
+            CloudError: any other failure, as raised.
+        """
+        pause = self.options.busy_pause
+        refusals = 0
+        began = self.clock()
+        while True:
+            try:
+                call()
+                return refusals, False
+            except BusyError as error:
+                refusals += 1
+                try:
+                    if done():
+                        return refusals, True
+                except CloudError:
+                    if give_up_unknown:
+                        raise _StillBusy(error, self.clock() - began, refusals) from None
+                wait = max(pause, error.retry_after or 0.0)
+                if self.clock() + wait > stop:
+                    raise _StillBusy(error, self.clock() - began, refusals) from None
+                event(
+                    self.log,
+                    "domain busy: retrying",
+                    domain=domain,
+                    action=error.action,
+                    refusals=refusals,
+                    wait=round(wait, 3),
+                )
+                self.sleep(wait)
+                pause = min(pause * 2, self.options.busy_max_pause)
+
+
 @dataclass(frozen=True)
 class _Budget:
     """How a run with a deadline shares its time: writes, then verification, then
@@ -233,10 +335,22 @@ class _Budget:
 
     def can_write(self, now: float, *, verify: bool) -> bool:
         """Whether a write started at `now` leaves time to verify and roll it back."""
+        stop = self.write_stop(verify=verify)
+        return stop is None or now <= stop
+
+    def write_stop(self, *, verify: bool) -> float | None:
+        """The last clock time a write may start at (None: no budget)."""
         if self.deadline is None:
-            return True
+            return None
         need = self.verify + ROLLBACK_ALLOWANCE + self.restore_wait if verify else 0.0
-        return now + need <= self.deadline
+        return self.deadline - need
+
+    @property
+    def rollback_stop(self) -> float | None:
+        """The clock time rollbacks must be done by, leaving the restore check its time."""
+        if self.deadline is None:
+            return None
+        return self.deadline - self.restore_wait
 
 
 @dataclass
@@ -289,6 +403,13 @@ class _Rollout:
         self.sleep = sleep
         self.results: dict[str, DomainResult] = {}
         self.budget = _Budget.of(options, clock())
+        self.busy = _BusyRetry(options, clock, sleep, log)
+
+    def _busy_stop(self, started: float, budget_stop: float | None) -> float:
+        """Until when a busy domain is waited for: `busy_wait` from `started`, and
+        never past the budget's own stop."""
+        stop = started + self.options.busy_wait
+        return stop if budget_stop is None else min(stop, budget_stop)
 
     def run(self) -> dict[str, DomainResult]:
         written = self._write_all()
@@ -313,6 +434,9 @@ class _Rollout:
                 written.append(track)
             elif isinstance(error, _OutOfTime):
                 self._finish(track, Outcome.SKIPPED, Reason(ReasonCode.OUT_OF_TIME))
+            elif isinstance(error, _StillBusy):
+                reason = Reason(ReasonCode.BUSY, error=_call(error.error), waited=error.waited)
+                self._finish(track, Outcome.SKIPPED, reason, error.error.code)
             else:
                 reason, code = _failure(ReasonCode.WRITE_FAILED, error)
                 self._finish(track, Outcome.FAILED, reason, code)
@@ -325,11 +449,29 @@ class _Rollout:
             raise _OutOfTime(
                 "not written: too little of the run's time left to verify and roll it back"
             )
+        stop = self._busy_stop(track.started, self.budget.write_stop(verify=self.options.verify))
+        action = track.action
         try:
-            _deploy(track.action, self.oss, self.cdn)
+            refusals, earlier = self.busy.run(
+                lambda: _deploy(action, self.oss, self.cdn),
+                stop,
+                action.domain,
+                lambda: binding_key(read_binding(action, self.oss, self.cdn)) == _ours(action),
+                give_up_unknown=True,
+            )
+        except _StillBusy as still:
+            if not self._applied_anyway(track, still.error):
+                raise
         except CloudError as error:
             if not self._applied_anyway(track, error):
                 raise
+        else:
+            busy = CallError(_deploy_action(action), "ServiceBusy")
+            if refusals:
+                track.notes.append(Note(NoteKind.BUSY_WAITED, busy, count=refusals))
+            if earlier:
+                bound = Binding(BindingState.CERTIFICATE, _ours(action))
+                track.notes.append(Note(NoteKind.APPLIED_DESPITE_ERROR, busy, bound=bound))
         track.written = self.clock()
 
     def _applied_anyway(self, track: _Track, error: CloudError) -> bool:
@@ -410,6 +552,7 @@ class _Rollout:
                 track.written,
                 self._capped(self.budget.verify, track.written, self.budget.verify_stop),
                 self._edge(track.action),
+                consecutive=self.options.verify_consecutive,
             )
             for domain, track in by_domain.items()
         }
@@ -535,8 +678,24 @@ class _Rollout:
                 if binding_key(bound) != ours:
                     self._supersede(track, bound)
                     return
+        stop = self._busy_stop(self.clock(), self.budget.rollback_stop)
         try:
-            _roll_back(action, self.oss, self.cdn)
+            refusals, _ = self.busy.run(
+                lambda: _roll_back(action, self.oss, self.cdn),
+                stop,
+                action.domain,
+                lambda: (
+                    binding_key(read_binding(action, self.oss, self.cdn))
+                    == _rollback_target(action)
+                ),
+                give_up_unknown=False,
+            )
+            if refusals:
+                busy = CallError(_deploy_action(action), "ServiceBusy")
+                track.notes.append(Note(NoteKind.BUSY_WAITED, busy, count=refusals))
+        except _StillBusy as still:
+            track.notes.append(Note(NoteKind.BUSY_WAITED, _call(still.error), count=still.refusals))
+            raise still.error from None
         except UNCERTAIN as error:
             # OSS: PreviousCertId = ours, so a binding changed by someone else conflicts.
             try:
@@ -578,7 +737,12 @@ class _Rollout:
             )
             wait = self._capped(self.budget.restore_wait, track.undone, self.budget.deadline)
             watches[domain] = Watch(
-                probe_name(domain), problem, track.undone, wait, self._edge(action)
+                probe_name(domain),
+                problem,
+                track.undone,
+                wait,
+                self._edge(action),
+                consecutive=self.options.verify_consecutive,
             )
 
         def settle(domain: str, restored: Verification) -> None:
@@ -651,6 +815,11 @@ class _Rollout:
 VERIFY_FAILED = "VerifyFailed"
 # `error_code` of a domain whose handling hit a bug (the other domains carried on).
 INTERNAL = "Internal"
+
+
+def _deploy_action(action: Action) -> str:
+    """The API that writes `action`'s certificate (and rolls it back)."""
+    return "PutCname" if action.route is Route.OSS else "SetCdnDomainSSLCertificate"
 
 
 def _call(error: CloudError) -> CallError:

@@ -91,6 +91,7 @@ class Deps:
             probe_timeout=s.connect_timeout,
             probe_read_timeout=s.read_timeout,
             deadline=self.deadline,
+            verify_consecutive=s.verify_consecutive,
         )
 
 
@@ -361,7 +362,14 @@ def run_deploy(request: DeployRequest, deps: Deps) -> DeployReport:
         status = RunStatus.PARTIAL
     after = unserved_after(plan, results, inventory, catalog, _probe_unwritten(results, deps))
     event(_log, "deploy-cert finished", status=status.value, outcomes=_outcomes(results))
-    return replace(base, status=status, results=results, findings=plan.findings + after)
+    return replace(
+        base,
+        status=status,
+        results=results,
+        findings=plan.findings + after,
+        # How many consecutive consistent handshakes judged each verification and restore.
+        verify_consecutive=deps.settings.verify_consecutive,
+    )
 
 
 def _probe_unwritten(results: Sequence[DomainResult], deps: Deps) -> Mapping[str, EdgeObservation]:

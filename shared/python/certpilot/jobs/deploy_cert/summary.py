@@ -45,6 +45,9 @@ class DeployReport:
     plan: Plan | None = None  # the dry run's plan
     ok: bool | None = None  # None: `status.ok`
     error: Mapping[str, Any] | None = None
+    # Consecutive consistent handshakes that judged each verification and restore
+    # (None: nothing was verified).
+    verify_consecutive: int | None = None
 
 
 def render(report: DeployReport) -> dict[str, Any]:
@@ -68,6 +71,8 @@ def render(report: DeployReport) -> dict[str, Any]:
     else:
         data["counts"] = count_outcomes(report.results)
         data["results"] = [result_dict(r) for r in report.results]
+    if report.verify_consecutive is not None:
+        data["verifyConsecutive"] = report.verify_consecutive
     data["findings"] = [f.to_dict() for f in report.findings]
     return data
 
@@ -259,6 +264,12 @@ def reason_words(reason: Reason, route: Route | None = None) -> str:
         )
     if code is ReasonCode.OUT_OF_TIME:
         return "not written: too little of the run's time left to verify and roll it back"
+    if code is ReasonCode.BUSY:
+        waited = f" for {reason.waited:.1f}s" if reason.waited is not None else ""
+        return (
+            f"not written: {_error_words(reason, 'the write')} (the domain stayed configuring"
+            f" an earlier change{waited}, all the time the run could give it)"
+        )
     if code is ReasonCode.WRITE_FAILED:
         return _error_words(reason, "the write failed")
     if code is ReasonCode.INCOMPLETE_PLAN:
@@ -314,6 +325,11 @@ def note_words(note: Note, route: Route | None = None) -> str:
         return (
             f"{error} and re-reading the binding failed ({reread}): whether the write was"
             " applied is unknown, so it was verified as if written"
+        )
+    if note.kind is NoteKind.BUSY_WAITED:
+        return (
+            f"{note.error.action} answered {note.error.code} {note.count or 0} times first"
+            " (the domain was configuring an earlier change)"
         )
     if note.kind is NoteKind.BINDING_UNKNOWN:
         return (
