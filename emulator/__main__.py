@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from emulator.state import DEFAULT_REGION, State
+from emulator.state import CAS_REGIONS, DEFAULT_REGION, State
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,6 +57,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--access-key-secret", help="default: random per start")
     parser.add_argument("--security-token", help="require this STS token on every call")
     parser.add_argument("--account-id", default="1234567890123456")
+    parser.add_argument(
+        "--cas-region",
+        default=CAS_REGIONS[0],
+        choices=CAS_REGIONS,
+        help="the account's CAS site: cn-hangzhou (China site) or ap-southeast-1"
+        " (International site): CertIdentifier suffix and the CertRegion CDN accepts",
+    )
     parser.add_argument(
         "--function",
         action="append",
@@ -134,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_key_secret=args.access_key_secret,
         security_token=args.security_token,
         propagation_delay=args.propagation_delay,
+        cas_region=args.cas_region,
     )
     layers = [str(Path(p).resolve()) for p in args.layer]
     functions = []
@@ -147,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             qps_scale=args.qps_scale,
             burst=args.burst,
             functions=functions,
+            cas_region=args.cas_region,
         ),
     )
     workdir = Path(tempfile.mkdtemp(prefix="emulator-"))
@@ -154,11 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for spec in functions:
             platform.register_function(spec)
+        # Bound before the PKI is made: its certificates name the control plane's
+        # OCSP responders and CRLs, so the port must be known first.
+        control = ControlPlane(App(state, platform), args.host, args.port)
+        closers.append(control.close)
         test_pki = _optional("pki", "TestPki")
         if test_pki is not None:
-            platform.pki = test_pki.create(workdir)
-        control = ControlPlane(App(state, platform), args.host, args.port).start()
-        closers.append(control.close)
+            platform.pki = test_pki.create(workdir, base_url=control.url)
+        control.start()
         closers.append(platform.close)
         edge_class = _optional("edge", "Edge")
         edge = None
@@ -189,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "security_token": state.security_token,
             "account_id": state.account_id,
             "region": DEFAULT_REGION,
+            "cas_region": state.cas_region,
             "functions": [spec["name"] for spec in functions],
             "pid": os.getpid(),
         }

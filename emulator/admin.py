@@ -25,7 +25,7 @@ from emulator.core import Request, Response, admin
 from emulator.edge_nodes import Fleet
 from emulator.faults import Faults
 from emulator.propagation import Propagating
-from emulator.state import State
+from emulator.state import CAS_REGIONS, State
 from emulator.throttle import Throttle, ThrottleSettings
 
 # Names (fields, properties) never dumped: any name containing one of these.
@@ -75,6 +75,7 @@ class Defaults:
     qps_scale: float = 1.0
     burst: float = 1.0
     functions: list[dict[str, Any]] = field(default_factory=list)
+    cas_region: str = "cn-hangzhou"
 
 
 class Platform:
@@ -82,7 +83,9 @@ class Platform:
 
     def __init__(self, state: State, defaults: Defaults | None = None) -> None:
         self.state = state
-        self.defaults = defaults or Defaults(propagation_delay=state.propagation_delay)
+        self.defaults = defaults or Defaults(
+            propagation_delay=state.propagation_delay, cas_region=state.cas_region
+        )
         self.auth = Authenticator(state, AuthSettings())
         self.throttle = Throttle(
             ThrottleSettings(qps_scale=self.defaults.qps_scale, burst=self.defaults.burst)
@@ -143,6 +146,9 @@ class Platform:
         verify_ownership = _setting_bool(settings, "verify_domain_ownership")
         edge_nodes = _edge_nodes(settings)
         edge_selection = _edge_selection(settings)
+        cas_region = settings.get("cas_region")
+        if cas_region is not None and cas_region not in CAS_REGIONS:
+            raise ValueError(f"cas_region must be one of {', '.join(CAS_REGIONS)}")
         if delay is not None:
             with self.state.lock:
                 self.state.propagation_delay = delay
@@ -157,6 +163,10 @@ class Platform:
                 self.state.verify_domain_ownership = verify_ownership
         if edge_nodes is not None or edge_selection is not None:
             self.fleet.configure(nodes=edge_nodes, selection=edge_selection)
+        if cas_region is not None:
+            # The account's site; certificates already held keep the region they had.
+            with self.state.lock:
+                self.state.cas_region = cas_region
 
     def settings(self) -> dict[str, Any]:
         throttle = self.throttle.settings
@@ -170,6 +180,7 @@ class Platform:
             "verify_domain_ownership": self.state.verify_domain_ownership,
             "edge_nodes": self.fleet.nodes,
             "edge_node_selection": self.fleet.selection,
+            "cas_region": self.state.cas_region,
         }
 
     def reset(self) -> None:
@@ -186,6 +197,9 @@ class Platform:
         )
         with self.state.lock:
             self.state.propagation_delay = self.defaults.propagation_delay
+            self.state.cas_region = self.defaults.cas_region
+        if self.pki is not None:
+            self.pki.forget_revocations()
         for spec in self.defaults.functions:
             self.register_function(spec)
 
@@ -227,6 +241,7 @@ _SETTINGS = frozenset(
         "verify_domain_ownership",
         "edge_nodes",
         "edge_node_selection",
+        "cas_region",
     }
 )
 

@@ -12,10 +12,18 @@ revoking a certificate. Behaviours not settled by the public docs are marked "ch
   `CertChain[]` describes the same certificates in the same order.
 - `StartDate` / `EndDate` are calendar dates in China Standard Time (UTC+8); the
   exact instants are `NotBefore` / `NotAfter` (ms).
-- ListUserCertificateOrder: OrderType defaults to CPACK (documented) and CPACK / BUY
-  list nothing (the emulator sells no certificates). Without Status, CERT / UPLOAD list
-  ISSUED and WILLEXPIRED certificates only (documented); WILLEXPIRED means `notAfter`
-  within 30 days. Newest first; ShowSize 1-1000 (upper bound chosen).
+- ListUserCertificateOrder: OrderType defaults to CPACK (documented). CERT / UPLOAD list
+  certificates by their dates only: ISSUED, WILLEXPIRED (`notAfter` within 30 days),
+  EXPIRED; without Status ISSUED and WILLEXPIRED (documented). Their rows carry no
+  `Status` (the SDK documents it for CPACK / BUY rows only) and no revocation state:
+  CAS does not learn that a CA revoked a certificate. A CERT / UPLOAD listing with an
+  order-only Status (REVOKED, PAYED, ...) lists nothing (chosen). CPACK / BUY list the
+  orders of purchased certificates (`/_emulator/cas/issue` with `order`), without
+  `CertificateId` (documented for CERT / UPLOAD rows only) but with `OrderId` and
+  `InstanceId`, which GetUserCertificateDetail of the certificate also reports (the
+  link, chosen); their `Status` is REVOKED once the certificate is revoked, else
+  ISSUED / WILLEXPIRED / EXPIRED; without Status every order. Newest first; ShowSize
+  1-1000 (upper bound chosen).
 - `InstanceId` / `ResourceId` are `cas-upload-<id>` or `cas-ivauto-<id>` (chosen).
 - Deleting a certificate that is bound to OSS or CDN succeeds (chosen); the bindings
   keep their own copy.
@@ -42,15 +50,14 @@ from emulator.state import CasCertificate, State
 
 WILL_EXPIRE_SECONDS = 30 * 86400
 MAX_NAME_LENGTH = 64
-CERT_STATUSES = ("ISSUED", "WILLEXPIRED", "EXPIRED", "REVOKED")
-ORDER_STATUSES = ("PAYED", "CHECKING", "CHECKED_FAIL", "NOTACTIVATED")
+CERT_STATUSES = ("ISSUED", "WILLEXPIRED", "EXPIRED")
+ORDER_STATUSES = ("PAYED", "CHECKING", "CHECKED_FAIL", "NOTACTIVATED", "REVOKED")
 ORDER_TYPES = ("CPACK", "BUY", "UPLOAD", "CERT")
+REVOCATION_REASONS = {flag.value: flag for flag in x509.ReasonFlags}
 
 
 def certificate_status(cert: CasCertificate, now: float) -> str:
-    """ISSUED, WILLEXPIRED (notAfter within 30 days), EXPIRED or REVOKED at `now`."""
-    if cert.revoked:
-        return "REVOKED"
+    """ISSUED, WILLEXPIRED (notAfter within 30 days) or EXPIRED at `now` (dates only)."""
     remaining = cert.not_after.timestamp() - now
     if remaining <= 0:
         return "EXPIRED"
@@ -59,7 +66,14 @@ def certificate_status(cert: CasCertificate, now: float) -> str:
     return "ISSUED"
 
 
+def order_status(cert: CasCertificate, now: float) -> str:
+    """The Status of a purchased certificate's order: REVOKED, else by its dates."""
+    return "REVOKED" if cert.revoked else certificate_status(cert, now)
+
+
 def instance_id(cert: CasCertificate) -> str:
+    if cert.order_type:
+        return f"cas-{cert.order_type.lower()}-{cert.order_id}"
     return f"cas-{'upload' if cert.source == 'upload' else 'ivauto'}-{cert.id}"
 
 
@@ -73,12 +87,48 @@ def add_certificate(state: State, cert: CasCertificate) -> None:
     state.certificates[cert.id] = cert
 
 
-def revoke(state: State, cert_id: int) -> CasCertificate:
-    """Mark a CAS certificate revoked (as its CA would); raises KeyError if unknown."""
+def revoke(
+    state: State,
+    cert_id: int | None = None,
+    *,
+    serial: int | None = None,
+    fingerprint: str | None = None,
+    reason: x509.ReasonFlags | None = None,
+) -> list[CasCertificate]:
+    """Revoke a certificate as its CA would: by CAS id, serial number or fingerprint
+    (SHA-256 or SHA-1 hex of the leaf). The test PKI's OCSP and CRL answer revoked from
+    then on; the CAS copies of that certificate are marked (only a purchased one's
+    order shows it). Returns the CAS certificates concerned (maybe none, for a serial
+    the PKI issued outside CAS).
+
+    Raises KeyError when nothing is known by that id, serial or fingerprint.
+    """
+    pki = _pki(state)
+    wanted = (fingerprint or "").replace(":", "").upper()
     with state.lock:
-        cert = state.certificates[cert_id]
-        cert.revoked = True
-        return cert
+        if cert_id is not None:
+            matches = [state.certificates[cert_id]]  # KeyError: unknown id
+        else:
+            matches = [
+                c
+                for c in state.certificates.values()
+                if (serial is not None and int(c.serial, 16) == serial)
+                or (wanted and wanted in (c.sha256, c.fingerprint_sha1))
+            ]
+        leaves = [_leaf(c.cert_pem, c.key_pem) for c in matches]
+        if serial is not None and not matches:
+            authority = pki.find_serial(serial)
+            if authority is None:
+                raise KeyError(serial)
+            pki.revoke(authority, serial, reason)
+        elif not matches:
+            raise KeyError(fingerprint)
+        for cert, leaf in zip(matches, leaves, strict=True):
+            authority = pki.issuer_of(leaf)
+            if authority is not None:
+                pki.revoke(authority, leaf.serial_number, reason)
+            cert.revoked = True
+        return matches
 
 
 def _ms(moment: datetime) -> int:
@@ -137,6 +187,7 @@ def upload_user_certificate(ctx: RpcContext, params: Params) -> dict[str, Any]:
 
 
 def _order_item(cert: CasCertificate, now: float) -> dict[str, Any]:
+    """A CERT / UPLOAD row: the certificate, without any Status (see the module notes)."""
     return {
         "CertificateId": cert.id,
         "Name": cert.name,
@@ -150,10 +201,40 @@ def _order_item(cert: CasCertificate, now: float) -> dict[str, Any]:
         "Fingerprint": cert.fingerprint_sha1,
         "Sha2": cert.sha256,
         "SerialNo": cert.serial,
-        "Status": certificate_status(cert, now),
         "InstanceId": instance_id(cert),
         "ResourceGroupId": "rg-default",
         **_subject(cert),
+    }
+
+
+def _purchase_item(cert: CasCertificate, now: float) -> dict[str, Any]:
+    """A CPACK / BUY row: the order of a purchased certificate (no CertificateId)."""
+    wildcards = sum(1 for name in cert.sans if name.startswith("*."))
+    domain_type = (
+        ("WILDCARD" if wildcards else "ONE")
+        if len(cert.sans) <= 1
+        else ("M_WILDCARD" if wildcards == len(cert.sans) else "MIX" if wildcards else "MULTIPLE")
+    )
+    return {
+        "OrderId": cert.order_id,
+        "AliyunOrderId": cert.order_id,
+        "InstanceId": instance_id(cert),
+        "SourceType": cert.order_type.lower(),
+        "Status": order_status(cert, now),
+        "Domain": cert.common_name,
+        "DomainCount": len(cert.sans) - wildcards,
+        "WildDomainCount": wildcards,
+        "DomainType": domain_type,
+        "CertType": "DV",
+        "Algorithm": certinfo.key_algorithm(_leaf(cert.cert_pem, cert.key_pem)),
+        "CertStartTime": _ms(cert.not_before),
+        "CertEndTime": _ms(cert.not_after),
+        "BuyDate": cert.created_ms,
+        "ProductCode": "emulator-dv",
+        "ProductName": "Emulator DV",
+        "RootBrand": cert.issuer,
+        "PartnerOrderId": f"emu-{cert.order_id}",
+        "TrusteeStatus": "unTrustee",
     }
 
 
@@ -175,21 +256,32 @@ def list_user_certificate_order(ctx: RpcContext, params: Params) -> dict[str, An
     size = params.get_int("ShowSize", 50, lo=1, hi=1000)
     assert page is not None and size is not None
     keyword = params.get_str("Keyword") or ""
-    wanted = (status,) if status else ("ISSUED", "WILLEXPIRED")
     state = ctx.state
     with state.lock:
         now = state.now()
-        selected: list[CasCertificate] = []
+        newest_first = sorted(state.certificates.values(), key=lambda c: -c.id)
         if order_type in ("CERT", "UPLOAD"):
+            # Dates only: an order-only Status (REVOKED, PAYED, ...) matches nothing.
+            wanted = (status,) if status else ("ISSUED", "WILLEXPIRED")
             selected = [
                 cert
-                for cert in sorted(state.certificates.values(), key=lambda c: -c.id)
+                for cert in newest_first
                 if (order_type == "CERT" or cert.source == "upload")
                 and certificate_status(cert, now) in wanted
                 and (not keyword or _matches_keyword(cert, keyword))
             ]
+            render = _order_item
+        else:
+            selected = [
+                cert
+                for cert in newest_first
+                if cert.order_type == order_type
+                and (not status or order_status(cert, now) == status)
+                and (not keyword or _matches_keyword(cert, keyword))
+            ]
+            render = _purchase_item
         window = selected[(page - 1) * size : page * size]
-        items = [_order_item(cert, now) for cert in window]
+        items = [render(cert, now) for cert in window]
     return {
         "CertificateOrderList": items,
         "TotalCount": len(selected),
@@ -248,6 +340,7 @@ def get_user_certificate_detail(ctx: RpcContext, params: Params) -> dict[str, An
         "BuyInAliyun": cert.source == "issued",
         "CertIdentifier": cert.identifier,
         "InstanceId": instance_id(cert),
+        **({"OrderId": cert.order_id} if cert.order_id is not None else {}),
         "ResourceGroupId": "rg-default",
         "CertChain": [_chain_entry(c, now) for c in _chain(cert.cert_pem)],
         "Tags": [],
@@ -307,13 +400,22 @@ def _when(value: Any, field: str) -> datetime | None:
 
 
 def issue(
-    state: State, sans: list[str], *, name: str | None = None, **recipe: Any
+    state: State,
+    sans: list[str],
+    *,
+    name: str | None = None,
+    order: str = "",
+    **recipe: Any,
 ) -> CasCertificate:
     """Issue a certificate with the emulator's PKI and add it to CAS as "issued".
 
+    `order` "BUY" / "CPACK": a purchased certificate, also listed as such an order.
     `recipe` goes to `TestPki.issue` (ca, days, not_before, not_after, key_type, chain,
-    ...). Raises pki.PkiError for a bad recipe, ServiceError(NameRepeat) for a name in use.
+    ...). Raises pki.PkiError (a ValueError) for a bad recipe or order type,
+    ServiceError(NameRepeat) for a name in use.
     """
+    if order and order not in ORDER_TYPES[:2]:
+        raise pki_module.PkiError(f"order must be BUY or CPACK, got {order!r}")
     cert_pem, key_pem = _pki(state).issue(sans, **recipe)
     with state.lock:
         cert = certinfo.make_cas_certificate(
@@ -321,6 +423,9 @@ def issue(
         )
         if not name:
             cert.name = f"cert-{cert.id}"
+        if order:
+            cert.order_type = order
+            cert.order_id = state.next_order_id()
         add_certificate(state, cert)
     return cert
 
@@ -329,7 +434,8 @@ def issue(
 def admin_issue(state: State, request: Request) -> Response:
     """`{"sans": [...], "ca": "one"|"two"|"untrusted", "days": 90, "name": ...,
     "notBefore": ISO, "notAfter": ISO, "keyType": "ec"|"rsa", "chain": ...}` ->
-    `{"certId", "identifier", "name", "notAfter"}`."""
+    `{"certId", "identifier", "name", "notAfter"}`; `"order": "BUY"|"CPACK"` makes it a
+    purchased certificate (also listed as an order)."""
     try:
         body = _json_body(request)
         sans = body.get("sans")
@@ -342,6 +448,7 @@ def admin_issue(state: State, request: Request) -> Response:
             "not_after": _when(body.get("notAfter"), "notAfter"),
             "key_type": str(body.get("keyType", "ec")),
             "chain": str(body.get("chain", "complete")),
+            "order": str(body.get("order") or "").upper(),
         }
         name = body.get("name")
         cert = issue(state, sans, name=str(name) if name else None, **recipe)
@@ -362,13 +469,36 @@ def admin_issue(state: State, request: Request) -> Response:
 
 @admin("POST", "cas/revoke")
 def admin_revoke(state: State, request: Request) -> Response:
-    """`{"certId": N}` -> `{"certId": N, "revoked": true}`; 404 for an unknown id."""
+    """`{"certId": N}` or `{"serial": "<hex>"}` or `{"fingerprint": "<SHA-256|SHA-1 hex>"}`,
+    optional `"reason"` (RFC 5280 name, e.g. "keyCompromise") -> `{"revoked": true,
+    "certIds": [...], "serial": "<hex>"}`; 404 when nothing matches."""
     try:
-        cert_id = int(_json_body(request)["certId"])
+        body = _json_body(request)
+        cert_id = int(body["certId"]) if body.get("certId") is not None else None
+        serial = int(str(body["serial"]).replace(":", ""), 16) if body.get("serial") else None
+        fingerprint = str(body["fingerprint"]) if body.get("fingerprint") else None
+        if cert_id is None and serial is None and fingerprint is None:
+            raise ValueError("no selector")
+        raw_reason = body.get("reason")
+        reason = REVOCATION_REASONS[str(raw_reason)] if raw_reason else None
     except (ValueError, TypeError, KeyError):
-        return _admin_error(400, "InvalidParameter", 'expected {"certId": <integer>}')
+        return _admin_error(
+            400,
+            "InvalidParameter",
+            'expected {"certId": <integer>} or {"serial": "<hex>"} or {"fingerprint": "<hex>"},'
+            f' optional "reason" one of {", ".join(REVOCATION_REASONS)}',
+        )
     try:
-        revoke(state, cert_id)
+        revoked = revoke(state, cert_id, serial=serial, fingerprint=fingerprint, reason=reason)
     except KeyError:
-        return _admin_error(404, "NotFound", f"The certificate {cert_id} does not exist.")
-    return admin_api.json_reply(200, {"certId": cert_id, "revoked": True})
+        return _admin_error(404, "NotFound", "No certificate matches.")
+    serials = sorted({c.serial for c in revoked}) or [format(serial or 0, "x")]
+    return admin_api.json_reply(
+        200,
+        {
+            "revoked": True,
+            "certId": revoked[0].id if revoked else None,
+            "certIds": [c.id for c in revoked],
+            "serial": serials[0],
+        },
+    )

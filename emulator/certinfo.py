@@ -179,6 +179,7 @@ def make_cas_certificate(
         sha256=fingerprint(leaf, hashes.SHA256()),
         serial=format(leaf.serial_number, "x"),
         created_ms=int(state.now() * 1000),
+        region=state.cas_region,
     )
 
 

@@ -10,6 +10,13 @@
 `issue()` turns a recipe (names, validity, key type, signature hash, chain shape) into a
 PEM chain and a PEM private key. Keys are generated per call and never written to disk
 except by the caller.
+
+Revocation: made with a `base_url` (the control plane's), every intermediate and leaf
+names an OCSP responder (Authority Information Access) and a CRL distribution point
+there, `{base_url}/pki/ocsp/<ca>` and `{base_url}/pki/crl/<ca>.crl`, which
+`emulator.revocation` serves from this object's records (`status`, `revoke`). CA Two
+answers OCSP through a delegated responder (a certificate with the OCSP-signing EKU that
+CA Two issued); the root and the other CAs sign their answers themselves.
 """
 
 from __future__ import annotations
@@ -17,17 +24,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from emulator import idn
 
 CA_NAMES = ("one", "two", "untrusted")
+# Every authority that issues something (roots sign the intermediates).
+AUTHORITIES = ("root", "one", "two", "untrusted-root", "untrusted")
+# CAs that answer OCSP through a delegated responder rather than with their own key.
+DELEGATED_OCSP = ("two",)
 KEY_TYPES = ("ec", "rsa", "rsa1024")
 CHAIN_SHAPES = ("complete", "leaf-only", "wrong-order", "with-root")
 SIGNATURE_HASHES = ("sha256", "sha1")
@@ -75,8 +88,44 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
+def revocation_extensions(
+    base_url: str | None, issuer: str
+) -> list[x509.AuthorityInformationAccess | x509.CRLDistributionPoints]:
+    """The AIA (OCSP) and CRL distribution point extensions for a certificate that
+    authority `issuer` signs; none without `base_url`."""
+    if not base_url:
+        return []
+    root = base_url.rstrip("/")
+    return [
+        x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(f"{root}/pki/ocsp/{issuer}"),
+                )
+            ]
+        ),
+        x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(f"{root}/pki/crl/{issuer}.crl")],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        ),
+    ]
+
+
 def _make_ca(
-    common_name: str, organization: str, now: dt.datetime, parent: _Authority | None
+    common_name: str,
+    organization: str,
+    now: dt.datetime,
+    parent: _Authority | None,
+    *,
+    base_url: str | None = None,
+    parent_name: str = "",
 ) -> _Authority:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = _name(common_name, organization)
@@ -114,7 +163,48 @@ def _make_ca(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(parent.key.public_key()), False
         )
+        for extension in revocation_extensions(base_url, parent_name):
+            builder = builder.add_extension(extension, False)
     return _Authority(key, builder.sign(signer, hashes.SHA256()))
+
+
+def _make_responder(name: str, ca: _Authority, now: dt.datetime) -> _Authority:
+    """A delegated OCSP responder certificate for `ca` (EKU OCSPSigning, RFC 6960 4.2.2.2)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"{name} OCSP Responder", "Emulator OCSP"))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(_serial(f"{name} OCSP Responder"))
+        .not_valid_before(now - _LEAF_BACKDATE)
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
+        .add_extension(x509.OCSPNoCheck(), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    return _Authority(key, cert)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A revoked serial: when, and the RFC 5280 reason (None: unspecified)."""
+
+    revoked_at: dt.datetime
+    reason: x509.ReasonFlags | None = None
+
+
+@dataclass
+class _Records:
+    """What each CA has issued and revoked (serial numbers), like a CA's database."""
+
+    issued: dict[str, set[int]] = field(default_factory=dict)
+    revoked: dict[tuple[str, int], Revocation] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _serial(seed: str) -> int:
@@ -150,27 +240,71 @@ class TestPki:
 
     __test__ = False  # not a pytest test class despite the name
 
-    def __init__(self, directory: Path, authorities: dict[str, _Authority]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        authorities: dict[str, _Authority],
+        *,
+        base_url: str | None = None,
+        responders: dict[str, _Authority] | None = None,
+    ) -> None:
         self.directory = directory
         self._ca = authorities
+        self.base_url = base_url
+        self._responders = responders or {}
+        self._records = _Records()
         self.ca_bundle_path = directory / "ca-bundle.pem"
         self.untrusted_bundle_path = directory / "untrusted-root.pem"
 
     @classmethod
-    def create(cls, directory: Path) -> TestPki:
+    def create(cls, directory: Path, *, base_url: str | None = None) -> TestPki:
         """Make the CA hierarchy and write the trusted root to `directory/ca-bundle.pem`
-        (and the untrusted root to `directory/untrusted-root.pem`)."""
+        (and the untrusted root to `directory/untrusted-root.pem`).
+
+        `base_url` (the control plane, `http://127.0.0.1:PORT`): where the OCSP
+        responders and CRLs are served; without it nothing names one.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(_UTC).replace(microsecond=0)
         root = _make_ca("Emulator Root CA", "Emulator Trust Services", now, None)
-        one = _make_ca("Emulator CA One", "Emulator One Certificates Ltd", now, root)
-        two = _make_ca("Emulator CA Two", "Emulator Two Trust Inc", now, root)
-        bad_root = _make_ca("Untrusted Root", "Untrusted Test Authority", now, None)
-        bad = _make_ca("Untrusted CA", "Untrusted Test Authority", now, bad_root)
-        pki = cls(
-            directory,
-            {"root": root, "one": one, "two": two, "untrusted-root": bad_root, "untrusted": bad},
+        one = _make_ca(
+            "Emulator CA One",
+            "Emulator One Certificates Ltd",
+            now,
+            root,
+            base_url=base_url,
+            parent_name="root",
         )
+        two = _make_ca(
+            "Emulator CA Two",
+            "Emulator Two Trust Inc",
+            now,
+            root,
+            base_url=base_url,
+            parent_name="root",
+        )
+        bad_root = _make_ca("Untrusted Root", "Untrusted Test Authority", now, None)
+        bad = _make_ca(
+            "Untrusted CA",
+            "Untrusted Test Authority",
+            now,
+            bad_root,
+            base_url=base_url,
+            parent_name="untrusted-root",
+        )
+        authorities = {
+            "root": root,
+            "one": one,
+            "two": two,
+            "untrusted-root": bad_root,
+            "untrusted": bad,
+        }
+        responders = {
+            name: _make_responder(name, authorities[name], now) for name in DELEGATED_OCSP
+        }
+        pki = cls(directory, authorities, base_url=base_url, responders=responders)
+        for name, parent in (("one", "root"), ("two", "root"), ("untrusted", "untrusted-root")):
+            pki._records.issued.setdefault(parent, set()).add(authorities[name].cert.serial_number)
         pki.ca_bundle_path.write_text(root.pem)
         pki.untrusted_bundle_path.write_text(bad_root.pem)
         return pki
@@ -193,6 +327,69 @@ class TestPki:
         if ca not in CA_NAMES:
             raise PkiError(f"unknown ca {ca!r}: expected one of {', '.join(CA_NAMES)}")
         return self._ca[ca]
+
+    # --- the CA's records: what the OCSP responders and CRLs answer -------------------
+
+    def authority(self, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """(certificate, key) of authority `name` (one of AUTHORITIES); KeyError if unknown."""
+        found = self._ca[name]
+        return found.cert, found.key
+
+    def ocsp_signer(self, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey, bool]:
+        """(certificate, key, delegated) that signs authority `name`'s OCSP answers."""
+        delegated = self._responders.get(name)
+        if delegated is not None:
+            return delegated.cert, delegated.key, True
+        cert, key = self.authority(name)
+        return cert, key, False
+
+    def issuer_of(self, cert: x509.Certificate) -> str | None:
+        """The name of the authority that signed `cert` (name and signature), or None."""
+        for name, found in self._ca.items():
+            if found.cert.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(found.cert)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return name
+        return None
+
+    def status(self, name: str, serial: int) -> Revocation | str:
+        """A Revocation for a revoked serial of authority `name`, "good" for one it
+        issued, "unknown" for any other serial."""
+        with self._records.lock:
+            revoked = self._records.revoked.get((name, serial))
+            if revoked is not None:
+                return revoked
+            return "good" if serial in self._records.issued.get(name, set()) else "unknown"
+
+    def revoked(self, name: str) -> dict[int, Revocation]:
+        """Every revoked serial of authority `name`."""
+        with self._records.lock:
+            return {s: r for (ca, s), r in self._records.revoked.items() if ca == name}
+
+    def revoke(self, name: str, serial: int, reason: x509.ReasonFlags | None = None) -> Revocation:
+        """Record `serial` of authority `name` revoked now (the first revocation stays)."""
+        with self._records.lock:
+            key = (name, serial)
+            if key not in self._records.revoked:
+                now = dt.datetime.now(_UTC).replace(microsecond=0)
+                self._records.revoked[key] = Revocation(now, reason)
+            return self._records.revoked[key]
+
+    def find_serial(self, serial: int) -> str | None:
+        """The authority that issued `serial`, or None."""
+        with self._records.lock:
+            for name, serials in self._records.issued.items():
+                if serial in serials:
+                    return name
+        return None
+
+    def forget_revocations(self) -> None:
+        """Un-revoke everything (the emulator's reset: a fresh world)."""
+        with self._records.lock:
+            self._records.revoked.clear()
 
     def issue(
         self,
@@ -274,7 +471,11 @@ class TestPki:
                 False,
             )
         )
+        for extension in revocation_extensions(self.base_url, ca):
+            builder = builder.add_extension(extension, False)
         leaf = builder.sign(authority.key, hashes.SHA256())
+        with self._records.lock:
+            self._records.issued.setdefault(ca, set()).add(leaf.serial_number)
         leaf_pem = leaf.public_bytes(serialization.Encoding.PEM).decode("ascii")
         if signature_hash == "sha1":
             leaf_pem = _resign_sha1(leaf, authority.key)

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from emulator import admin as admin_api
-from emulator import auth, cas, cdn, fc, oss  # noqa: F401  (registers operations)
+from emulator import auth, cas, cdn, fc, oss, revocation  # noqa: F401  (registers operations)
 from emulator.core import (
     ADMIN_ROUTES,
     FC_VERSION,
@@ -124,6 +124,8 @@ class App:
         """
         if request.path.startswith("/_emulator/"):
             return self.handle_admin(request)
+        if request.path.startswith(revocation.PREFIX):
+            return self.handle_pki(request)
         try:
             if request.path.startswith(_FC_PREFIX):
                 key, response, outcome = self.handle_fc(request)
@@ -148,6 +150,28 @@ class App:
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             return admin_api.admin_error(500, f"{type(exc).__name__}: {exc}")
+
+    def handle_pki(self, request: Request) -> Response:
+        """The test PKI's OCSP responders and CRLs (unauthenticated, like a real CA's):
+        faults and stats apply under `pki:OCSP` / `pki:CRL`, no flow control.
+
+        Raises:
+            DropConnection: when an injected fault says to drop the connection.
+        """
+        key = revocation.action_of(request)
+        try:
+            _inflict(key, self.platform.faults.take(key, dict(request.query)))
+            response = revocation.handle(self.platform.pki, request)
+            outcome = "ok"
+        except DropConnection as drop:
+            self.platform.stats.record(drop.action, "error")
+            raise
+        except ServiceError as err:
+            # A CA's HTTP server, not an API: a bare status with a text body.
+            response = Response(err.status, err.message.encode(), {"Content-Type": "text/plain"})
+            outcome = "error"
+        self.platform.stats.record(key, outcome)
+        return response
 
     def handle_fc(self, request: Request) -> tuple[str, Response, str]:
         request.request_id = fc.fc_request_id()
@@ -396,5 +420,6 @@ class ControlPlane:
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a loop that never started
+            self._server.shutdown()
         self._server.server_close()

@@ -20,6 +20,10 @@ from emulator.propagation import Propagating
 
 DEFAULT_REGION = "cn-hangzhou"
 CAS_REGION = "cn-hangzhou"
+# CAS has one region per site: the China site's certificates are `<id>-cn-hangzhou`, the
+# International site's `<id>-ap-southeast-1` (CertIdentifier, GetCertificateDetail docs).
+CAS_REGIONS = ("cn-hangzhou", "ap-southeast-1")
+ORDER_TYPES = ("BUY", "CPACK")
 
 
 @dataclass
@@ -41,12 +45,24 @@ class CasCertificate:
     serial: str  # lower hex
     created_ms: int
     region: str = CAS_REGION
+    # Revoked by its CA (the test PKI's OCSP and CRL say so). CAS itself knows only for
+    # a purchased certificate (`order_type`), whose order then shows Status REVOKED.
     revoked: bool = False
+    # "BUY" / "CPACK" for a certificate bought through CAS (listed as an order too);
+    # "" for an uploaded one or one issued outside any order.
+    order_type: str = ""
+    order_id: int | None = None
 
     @property
     def identifier(self) -> str:
         """CAS `CertIdentifier`, which OSS PutCname takes as `CertId`."""
         return f"{self.id}-{self.region}"
+
+    @property
+    def cas_knows_revoked(self) -> bool:
+        """Whether CAS (and so OSS and CDN) knows it is revoked: a purchased certificate
+        whose order was revoked. CAS does not learn that an outside CA revoked an upload."""
+        return self.revoked and bool(self.order_type)
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,7 @@ class State:
         security_token: str | None = None,
         propagation_delay: float = 0.3,
         clock: Callable[[], float] = time.time,
+        cas_region: str = CAS_REGION,
     ) -> None:
         self.lock = threading.RLock()
         self.account_id = account_id
@@ -180,6 +197,9 @@ class State:
         self.security_token = security_token
         self.propagation_delay = propagation_delay
         self.clock = clock
+        # The account's site: where its CAS certificates live (CertIdentifier suffix, the
+        # only CertRegion CDN finds them in).
+        self.cas_region = cas_region
         self.reset()
 
     def reset(self) -> None:
@@ -195,6 +215,7 @@ class State:
             self.verify_domain_ownership = True
             self.dns_txt: dict[str, str] = {}
             self._ids = itertools.count(10_000_001)
+            self._order_ids = itertools.count(80_000_001)
             self._config_ids = itertools.count(5_000_001)
 
     def now(self) -> float:
@@ -202,6 +223,9 @@ class State:
 
     def next_cert_id(self) -> int:
         return next(self._ids)
+
+    def next_order_id(self) -> int:
+        return next(self._order_ids)
 
     def next_config_id(self) -> int:
         return next(self._config_ids)

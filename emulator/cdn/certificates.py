@@ -43,7 +43,7 @@ def _resolve_certificate(
         cas = state.certificates.get(cert_id)
         if cas is None or cas.region != region:
             raise invalid("Certificate.NotFind", "The certificate does not exist.")
-        if cas.revoked:
+        if cas.cas_knows_revoked:
             raise invalid("Certificate.StatusError", "The status of the certificate is invalid.")
         _check_fits(cas.sans, cas.not_after, domains, moment)
         return BoundCertificate(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cryptography import x509
+
 from emulator.certinfo import make_cas_certificate
 from emulator.core import ServiceError
 from emulator.estate.fields import (
@@ -34,6 +36,7 @@ _KEYS = {
     "source",
     "revoked",
     "cas",
+    "order",
 }
 
 
@@ -65,8 +68,9 @@ def certificate(
     source = as_choice(item.get("source", "upload"), f"{where}.source", ("upload", "issued"))
     in_cas = as_bool(item.get("cas", True), f"{where}.cas")
     revoked = as_bool(item.get("revoked", False), f"{where}.revoked")
-    if revoked and not in_cas:
-        raise EstateError(f"{where}.revoked: only a certificate held by CAS can be revoked")
+    order = as_choice(item.get("order", ""), f"{where}.order", ("", "BUY", "CPACK"))
+    if order and (not in_cas or source != "issued"):
+        raise EstateError(f"{where}.order: only a certificate CAS issued (source issued) has one")
     if "days" in item and "not_after" in item:
         raise EstateError(f"{where}: give either days or not_after, not both")
     days = item.get("days", 90)
@@ -108,4 +112,15 @@ def certificate(
             raise EstateError(f"{where}: CAS refuses it: {err.code}: {err.message}") from None
         cas.revoked = revoked
         cas.created_ms = int(now * 1000)
+        if order:
+            cas.order_type = order
+            cas.order_id = state.next_order_id()
+    if revoked:
+        # Revoked by its CA: the PKI's OCSP responder and CRL say so from now on.
+        leaf = x509.load_pem_x509_certificates(chain_pem.encode())
+        for cert in leaf:
+            authority = pki.issuer_of(cert)
+            if authority is not None and authority in CA_NAMES:
+                pki.revoke(authority, cert.serial_number)
+                break
     return PlannedCert(name, chain_pem, key_pem, cas)

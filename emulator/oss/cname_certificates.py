@@ -70,7 +70,7 @@ def _bound_by_cert_id(state: State, text: str, domain: str, now: float) -> Bound
     cert = state.certificates.get(cert_id)
     if cert is None or region not in (None, cert.region):
         raise oss_error("cert_unknown", f"The certificate {text!r} does not exist.")
-    if cert.revoked:
+    if cert.cas_knows_revoked:
         raise oss_error("cert_revoked", f"The certificate {text!r} has been revoked.")
     if not certinfo.cert_covers(cert, domain):
         raise oss_error(

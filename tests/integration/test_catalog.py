@@ -21,7 +21,17 @@ ESTATE: dict[str, Any] = {
         {"name": "partial", "sans": ["partial.example.com"], "ca": "one", "chain": "leaf-only"},
         {"name": "order", "sans": ["order.example.com"], "ca": "one", "chain": "wrong-order"},
         {"name": "internal", "sans": ["internal.example.com"], "ca": "untrusted"},
-        {"name": "revoked", "sans": ["*.example.com"], "ca": "two", "revoked": True},
+        # Purchased through CAS, then revoked: its order says REVOKED.
+        {
+            "name": "revoked",
+            "sans": ["revoked.example.com"],
+            "ca": "two",
+            "source": "issued",
+            "order": "BUY",
+            "revoked": True,
+        },
+        # Uploaded, then revoked by its CA: CAS cannot know (only OCSP / CRL tell).
+        {"name": "ca-revoked", "sans": ["ca-revoked.example.com"], "ca": "one", "revoked": True},
         {
             "name": "expired",
             "sans": ["old.example.com"],
@@ -31,7 +41,7 @@ ESTATE: dict[str, Any] = {
         },
     ]
 }
-USABLE = 6  # all but the revoked and the expired one
+USABLE = 8  # all but the expired one: CAS lists certificates by their dates only
 
 
 @pytest.fixture
@@ -48,10 +58,23 @@ def test_catalog_parses_and_judges_every_certificate(loaded: Any) -> None:
     # When the catalog is loaded
     result = catalog.load(clients, trust)
 
-    # Then each usable and revoked certificate is there, judged by its chain
+    # Then each usable certificate is there, judged by its chain
     by_name = {c.name: c for c in result.certificates}
-    assert set(by_name) == {"good", "idn", "backup", "partial", "order", "internal", "revoked"}
-    judged = {n: (c.chain_complete, c.problems) for n, c in by_name.items() if n != "revoked"}
+    assert set(by_name) == {
+        "good",
+        "idn",
+        "backup",
+        "partial",
+        "order",
+        "internal",
+        "revoked",
+        "ca-revoked",
+    }
+    judged = {
+        n: (c.chain_complete, c.problems)
+        for n, c in by_name.items()
+        if n not in ("revoked", "ca-revoked")
+    }
     assert judged == {
         "good": (True, ()),
         "idn": (True, ()),
@@ -67,7 +90,9 @@ def test_catalog_parses_and_judges_every_certificate(loaded: Any) -> None:
     assert len(good.fingerprint_sha256) == 64 and good.issuer
     assert by_name["idn"].sans == ("xn--bcher-kva.example.com",)
     assert by_name["good"].issuer != by_name["backup"].issuer
+    # And only the purchased one is known revoked, from its order (not the listing row)
     assert by_name["revoked"].revoked and not by_name["revoked"].valid_at(good.not_before)
+    assert [c.name for c in result.certificates if c.revoked] == ["revoked"]
 
 
 def test_catalog_costs_one_detail_call_per_usable_certificate(loaded: Any) -> None:
@@ -83,7 +108,8 @@ def test_catalog_costs_one_detail_call_per_usable_certificate(loaded: Any) -> No
 
     # Then the listing took one call per status asked, the details one per usable
     # certificate, and every detail call asked CAS to leave out Cert and Key
-    assert calls(loaded, "cas:ListUserCertificateOrder") == 2  # usable + REVOKED
+    # usable certificates + revoked BUY orders + revoked CPACK orders
+    assert calls(loaded, "cas:ListUserCertificateOrder") == 3
     assert calls(loaded, "cas:GetUserCertificateDetail") == USABLE
     applied = {f["id"]: f["applied"] for f in loaded.admin("GET", "faults")["faults"]}
     assert applied[probe["id"]] == USABLE
@@ -134,7 +160,7 @@ def test_many_certificates_are_paged(cloud: Any) -> None:
 
 
 def test_a_refused_revoked_filter_does_not_fail_the_catalog(loaded: Any) -> None:
-    # Given a CAS that refuses Status=REVOKED for certificates (UNCONFIRMED in the docs)
+    # Given a CAS that refuses Status=REVOKED for orders
     clients = make_clients(loaded)
     loaded.faults(
         action="cas:ListUserCertificateOrder",
@@ -145,7 +171,7 @@ def test_a_refused_revoked_filter_does_not_fail_the_catalog(loaded: Any) -> None
     # When the catalog is loaded
     result = catalog.load(clients, TrustStore.from_file(loaded.ca_bundle))
 
-    # Then the usable certificates are all there, only the revoked one is unknown
+    # Then the usable certificates are all there, only the order's revocation is unknown
     assert len(result.certificates) == USABLE
     assert not any(c.revoked for c in result.certificates)
 
@@ -161,7 +187,7 @@ def test_a_candidate_is_judged_from_its_pem_chain_like_the_names_judge_it(loaded
     judged = {
         name: catalog.load_candidate(clients, trust, cert.cas_id, now)
         for name, cert in listed.items()
-        if name != "revoked"
+        if name not in ("revoked", "ca-revoked")
     }
 
     # Then every one was checked from its PEM, and

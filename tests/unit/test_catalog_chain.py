@@ -83,7 +83,9 @@ def test_detail_becomes_a_catalog_cert() -> None:
     assert cert.chain_complete and cert.problems == () and not cert.revoked
 
 
-def test_a_revoked_listing_becomes_a_revoked_catalog_cert() -> None:
+def test_a_certificate_rows_status_is_not_taken_for_revocation() -> None:
+    # given a certificate row (OrderType CERT) that says REVOKED: CAS documents Status
+    # for orders only, and cannot know that a CA revoked an uploaded certificate
     summary = CasSummary(
         cas_id=9,
         name="old",
@@ -97,10 +99,12 @@ def test_a_revoked_listing_becomes_a_revoked_catalog_cert() -> None:
         status="REVOKED",
     )
 
+    # when it becomes a catalog certificate
     cert = from_summary(summary, "cn-hangzhou")
 
-    assert cert.revoked and cert.identifier == "9-cn-hangzhou"
-    assert not cert.valid_at(datetime(2025, 6, 1, tzinfo=timezone.utc))
+    # then it is not marked revoked (its CA is asked instead)
+    assert not cert.revoked and cert.identifier == "9-cn-hangzhou"
+    assert cert.valid_at(datetime(2025, 6, 1, tzinfo=timezone.utc))
 
 
 def test_detail_without_optional_fields_still_parses() -> None:

@@ -55,7 +55,7 @@ def test_a_served_leaf_with_a_duplicate_extension_is_an_error_not_an_exception(
     der = duplicate_san_leaf()
     with pytest.raises(x509.DuplicateExtension):
         _ = x509.load_der_x509_certificate(der).extensions
-    monkeypatch.setattr(probe, "_handshake", lambda *_args: der)
+    monkeypatch.setattr(probe, "_handshake", lambda *_args: (der, ()))
     # when it is probed
     served = probe_https("a.example.com", edge="127.0.0.1:1")
     # then the result says so and still identifies what was served

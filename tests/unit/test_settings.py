@@ -45,6 +45,7 @@ def test_every_variable_is_read() -> None:
         settings.MAX_ATTEMPTS: "3",
         settings.RETRY_DEADLINE: "12",
         settings.VERIFY_CONSECUTIVE: "5",
+        settings.REVOCATION_TIMEOUT: "2.5",
     }
 
     s = Settings.from_env(env)
@@ -67,6 +68,7 @@ def test_every_variable_is_read() -> None:
         "read_timeout": 7.5,
         "max_attempts": 3,
         "retry_deadline": 12.0,
+        "revocation_timeout": 2.5,
     }
     assert s.parsed_endpoint() == Endpoint("http", "127.0.0.1", 8123)
     assert set(env) < set(settings.ALL_VARIABLES)

@@ -8,6 +8,7 @@ its public PEM chain (`Cert`) to verify signatures, and CAS has no call that ret
 listings carry no PEM). So `get_certificate(..., with_pem=True)` asks with
 `CertFilter=false` for that one certificate and drops `Key` (and the SM2 keys) from the
 answer here, before anything else sees it: no dataclass holds it, nothing logs it.
+The revocation check of the candidate asks its CA about that same PEM.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from certpilot.cloud._common import (
     parse_time,
 )
 from certpilot.core.certref import CertRef
-from certpilot.core.cloudtypes import CasDetail, CasSummary, ChainEntry
+from certpilot.core.cloudtypes import CasDetail, CasOrder, CasSummary, ChainEntry
 
 SERVICE = "cas"
 # ShowSize: documented default 50, maximum not documented; 50 is safe (chosen).
@@ -103,6 +104,19 @@ def parse_detail(body: Mapping[str, Any], cas_id: int, region: str) -> CasDetail
         algorithm=body.get("Algorithm") or None,
         chain=chain,
         cert_pem=str(body.get("Cert") or "") or None,
+        order_id=int_or_none(body.get("OrderId")),
+        instance_id=str(body.get("InstanceId") or "") or None,
+    )
+
+
+def parse_order(item: Mapping[str, Any]) -> CasOrder:
+    """A CPACK / BUY `CertificateOrderList[]` item."""
+    return CasOrder(
+        order_id=int_or_none(item.get("OrderId")),
+        instance_id=str(item.get("InstanceId") or "") or None,
+        status=str(item.get("Status") or "").upper(),
+        domain=str(item.get("Domain") or item.get("CommonName") or ""),
+        end=parse_time(item.get("CertEndTime")) or parse_time(item.get("EndDate")),
     )
 
 
@@ -115,34 +129,41 @@ class CasAdapter(TeaAdapter):
         super().__init__(client, caller, runtime)
         self._region = region
 
-    def list_certificates(self, status: str | None = None) -> list[CasSummary]:
-        """Certificates held by CAS (ListUserCertificateOrder OrderType=CERT, all pages).
-
-        Without `status` CAS lists the usable ones (ISSUED and WILLEXPIRED); pass
-        `status="EXPIRED"` for the expired ones.
-        """
+    def _list_rows(self, order_type: str, status: str | None) -> list[Mapping[str, Any]]:
+        """Every `CertificateOrderList[]` row of ListUserCertificateOrder, all pages."""
         from alibabacloud_cas20200407 import models
 
-        summaries: list[CasSummary] = []
-        seen = 0
+        found: list[Mapping[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
             body = self._call(
                 "ListUserCertificateOrder",
                 "list_user_certificate_order_with_options",
                 models.ListUserCertificateOrderRequest(
-                    order_type="CERT", status=status, current_page=page, show_size=LIST_PAGE
+                    order_type=order_type, status=status, current_page=page, show_size=LIST_PAGE
                 ),
             )
             rows = body.get("CertificateOrderList") or []
-            seen += len(rows)
-            for row in rows:
-                summary = parse_summary(row)
-                if summary is not None:
-                    summaries.append(summary)
+            found.extend(rows)
             total = int_or_none(body.get("TotalCount"))
-            if not rows or total is None or seen >= total:
+            if not rows or total is None or len(found) >= total:
                 break
-        return summaries
+        return found
+
+    def list_certificates(self, status: str | None = None) -> list[CasSummary]:
+        """Certificates held by CAS (ListUserCertificateOrder OrderType=CERT, all pages).
+
+        Without `status` CAS lists the usable ones (ISSUED and WILLEXPIRED); pass
+        `status="EXPIRED"` for the expired ones. These rows say nothing of revocation.
+        """
+        rows = self._list_rows("CERT", status)
+        return [s for s in (parse_summary(row) for row in rows) if s is not None]
+
+    def list_orders(self, status: str | None = None) -> list[CasOrder]:
+        """Purchased certificates' orders (OrderType BUY, then CPACK; all pages), e.g.
+        `status="REVOKED"`: the only revocation CAS itself reports."""
+        return [
+            parse_order(row) for kind in ("BUY", "CPACK") for row in self._list_rows(kind, status)
+        ]
 
     def get_certificate(self, cas_id: int, *, with_pem: bool = False) -> CasDetail:
         """One certificate's details, without its key.

@@ -108,3 +108,18 @@ class CasDetail:
     # not asked for or not sent. (Whether CAS's `Cert` carries the intermediates that
     # `CertChain` lists is UNCONFIRMED: `discovery.catalog.load_candidate` handles both.)
     cert_pem: str | None = None
+    # A purchased certificate's order (links it to a ListUserCertificateOrder CPACK/BUY row).
+    order_id: int | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CasOrder:
+    """A purchased certificate's order, as ListUserCertificateOrder (CPACK / BUY) lists
+    it: no CertificateId; `OrderId` / `InstanceId` name it in the certificate's detail."""
+
+    order_id: int | None
+    instance_id: str | None
+    status: str  # ISSUED | WILLEXPIRED | EXPIRED | REVOKED | PAYED ...
+    domain: str
+    end: datetime | None

@@ -37,6 +37,7 @@ CONNECT_TIMEOUT = "CERTPILOT_CONNECT_TIMEOUT"
 READ_TIMEOUT = "CERTPILOT_READ_TIMEOUT"
 MAX_ATTEMPTS = "CERTPILOT_MAX_ATTEMPTS"
 RETRY_DEADLINE = "CERTPILOT_RETRY_DEADLINE"
+REVOCATION_TIMEOUT = "CERTPILOT_REVOCATION_TIMEOUT"
 
 # Every variable above, for documentation and `--help` listings.
 ALL_VARIABLES: tuple[str, ...] = (
@@ -60,6 +61,7 @@ ALL_VARIABLES: tuple[str, ...] = (
     READ_TIMEOUT,
     MAX_ATTEMPTS,
     RETRY_DEADLINE,
+    REVOCATION_TIMEOUT,
 )
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -109,6 +111,9 @@ class Settings:
     read_timeout: float = 10.0
     max_attempts: int = 5
     retry_deadline: float = 30.0
+    # Seconds for asking one certificate's CA (OCSP, then CRL) whether it is revoked;
+    # 0 turns the check off.
+    revocation_timeout: float = 4.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -141,6 +146,7 @@ class Settings:
             read_timeout=_float(env, READ_TIMEOUT, cls.read_timeout, lo=0.1),
             max_attempts=_int(env, MAX_ATTEMPTS, cls.max_attempts, lo=1, hi=20),
             retry_deadline=_float(env, RETRY_DEADLINE, cls.retry_deadline, lo=0.0),
+            revocation_timeout=_float(env, REVOCATION_TIMEOUT, cls.revocation_timeout, lo=0.0),
         )
         if settings.endpoint is not None:
             settings.parsed_endpoint()  # validate early

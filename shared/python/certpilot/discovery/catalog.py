@@ -1,10 +1,15 @@
 """The certificates CAS holds, parsed into `model.CatalogCert` (never their keys).
 
 `load()` lists the usable certificates (ListUserCertificateOrder OrderType=CERT: CAS
-returns ISSUED and WILLEXPIRED by default), plus the revoked ones so that a deployed
-certificate that was revoked is known as such, then reads each usable certificate's
-details (GetUserCertificateDetail with CertFilter=true: no PEM, no key) for exact
-validity dates, `CertIdentifier` and the chain.
+returns ISSUED and WILLEXPIRED by default), then reads each one's details
+(GetUserCertificateDetail with CertFilter=true: no PEM, no key) for exact validity
+dates, `CertIdentifier` and the chain.
+
+Revocation: a certificate row says nothing of it (CAS does not learn that a CA revoked
+an uploaded certificate); CAS reports it only for purchased certificates, as the
+`Status` REVOKED of their order (OrderType BUY / CPACK), which names the certificate by
+`OrderId` / `InstanceId` (as its detail does). Those are marked revoked here; any other
+certificate's revocation is asked of its CA (`certpilot.certs.revocation`, by the jobs).
 
 A candidate about to be written (`load_candidate`) is judged from its PEM chain with
 signatures (`certs.candidate`): see there. Every other certificate (what is deployed
@@ -28,7 +33,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from certpilot.core.certref import DEFAULT_REGION, CertRef
-from certpilot.core.cloudtypes import CasDetail, CasSummary, ChainEntry
+from certpilot.core.cloudtypes import CasDetail, CasOrder, CasSummary, ChainEntry
 from certpilot.core.errors import AuthError, CloudError, NotFoundError
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.log import event, get_logger, with_context
@@ -158,10 +163,10 @@ def from_detail(
 
 
 def from_summary(summary: CasSummary, region: str) -> CatalogCert:
-    """A CatalogCert from the listing alone (used for revoked certificates: no detail call).
+    """A CatalogCert from the listing alone (no detail call).
 
     The listing's dates are calendar days, so validity is approximate; the chain is
-    not judged.
+    not judged; a certificate row's Status is not revocation (module docstring).
     """
     return CatalogCert(
         cas_id=summary.cas_id,
@@ -174,16 +179,25 @@ def from_summary(summary: CasSummary, region: str) -> CatalogCert:
         not_after=summary.end or _EPOCH,
         fingerprint_sha256=summary.sha256 or "",
         region=region,
-        revoked=summary.status.upper() == "REVOKED",
     )
 
 
-def _revoked(cas: CasAdapter) -> list[CasSummary]:
-    # UNCONFIRMED: CAS documents Status=REVOKED for orders (CPACK/BUY); whether it
-    # filters OrderType=CERT too is not settled. A refusal of the filter itself costs
-    # only the revoked flag, so it does not fail the catalog.
+def order_revoked(detail: CasDetail, orders: Iterable[CasOrder]) -> bool:
+    """Whether one of the revoked `orders` is `detail`'s (by OrderId, else InstanceId)."""
+    for order in orders:
+        if detail.order_id is not None and order.order_id == detail.order_id:
+            return True
+        if detail.instance_id and order.instance_id == detail.instance_id:
+            return True
+    return False
+
+
+def _revoked(cas: CasAdapter) -> list[CasOrder]:
+    # Status=REVOKED is documented for CPACK/BUY orders. A refusal costs only the
+    # revoked flag of purchased certificates (their CA's OCSP/CRL still tells), so it
+    # does not fail the catalog.
     try:
-        return cas.list_certificates("REVOKED")
+        return cas.list_orders("REVOKED")
     except CloudError as error:
         if error.retryable or isinstance(error, AuthError):
             raise
@@ -310,13 +324,13 @@ class Listing:
 
     usable: tuple[CasSummary, ...]  # ISSUED and WILLEXPIRED (CAS's default)
     expired: tuple[CasSummary, ...] = ()
-    revoked: tuple[CasSummary, ...] = ()
+    revoked_orders: tuple[CasOrder, ...] = ()  # purchased certificates' revoked orders
 
     @property
     def summaries(self) -> tuple[CasSummary, ...]:
         """Every listed certificate once (by CAS id), usable ones first."""
         seen: dict[int, CasSummary] = {}
-        for summary in (*self.usable, *self.expired, *self.revoked):
+        for summary in (*self.usable, *self.expired):
             seen.setdefault(summary.cas_id, summary)
         return tuple(seen.values())
 
@@ -324,9 +338,10 @@ class Listing:
 def list_all(
     clients: CloudClients, *, include_expired: bool = False, include_revoked: bool = True
 ) -> Listing:
-    """List the CAS certificates (no detail call): one listing per status group, all pages.
+    """List the CAS certificates (no detail call): one listing per status group, all pages,
+    and (`include_revoked`) the revoked orders of purchased certificates.
 
-    A refused REVOKED filter costs only the revoked group (see `_revoked`).
+    A refused REVOKED filter costs only the revoked orders (see `_revoked`).
 
     Raises:
         CloudError: a listing failed after retries.
@@ -335,7 +350,7 @@ def list_all(
     return Listing(
         usable=tuple(cas.list_certificates()),
         expired=tuple(cas.list_certificates("EXPIRED")) if include_expired else (),
-        revoked=tuple(_revoked(cas)) if include_revoked else (),
+        revoked_orders=tuple(_revoked(cas)) if include_revoked else (),
     )
 
 
@@ -362,7 +377,6 @@ def load(
     """
     del now  # dates are re-judged by plan with its own `now`
     cas = clients.cas
-    region = clients.settings.cas_region
     wanted = list(covering) if covering is not None else None
 
     def relevant(summary: CasSummary) -> bool:
@@ -378,7 +392,7 @@ def load(
     usable = [s for s in listing.usable if relevant(s)]
     if include_expired:
         usable += [s for s in listing.expired if relevant(s)]
-    revoked = [s for s in listing.revoked if relevant(s)] if include_revoked else []
+    orders = listing.revoked_orders if include_revoked else ()
     anchors = trusted_names(trust) if usable else frozenset()
     certificates: list[CatalogCert] = []
     if usable:
@@ -386,9 +400,7 @@ def load(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog") as pool:
             fetch = with_context(lambda s: cas.get_certificate(s.cas_id))
             details = list(pool.map(fetch, usable))
-        certificates = [from_detail(d, anchors) for d in details]
-    known = {c.cas_id for c in certificates}
-    certificates += [from_summary(s, region) for s in revoked if s.cas_id not in known]
+        certificates = [from_detail(d, anchors, revoked=order_revoked(d, orders)) for d in details]
     certificates.sort(key=lambda c: c.cas_id)
     event(
         _log,

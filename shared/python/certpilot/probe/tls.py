@@ -53,6 +53,7 @@ class ServedCert:
     error: str | None = None  # handshake or verification error
     verify_code: int | None = None  # OpenSSL X509_V_ERR_* when the chain did not verify
     fingerprint_sha1: str | None = None  # SHA-1 of the leaf (what OSS ListCname reports)
+    chain: tuple[bytes, ...] = ()  # DER as sent, leaf first (empty when not known)
 
     @property
     def ok(self) -> bool:
@@ -141,14 +142,35 @@ def _handshake(
     context: ssl.SSLContext,
     timeout: float,
     read_timeout: float | None = None,
-) -> bytes:
+) -> tuple[bytes, tuple[bytes, ...]]:
+    """(leaf DER, the chain as sent in DER, leaf first; () when the ssl module cannot tell)."""
     with socket.create_connection(address, timeout=timeout) as raw:
         raw.settimeout(timeout if read_timeout is None else read_timeout)
         with context.wrap_socket(raw, server_hostname=domain) as tls:
             der = tls.getpeercert(binary_form=True)
+            chain = _sent_chain(tls)
     if not der:
         raise ssl.SSLError("the server sent no certificate")
-    return der
+    return der, chain
+
+
+def _sent_chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
+    # Python 3.13 has SSLSocket.get_unverified_chain(); 3.10 to 3.12 have it on the
+    # underlying _ssl object only. Without either, revocation checks of what an edge
+    # serves are skipped (the chain is not known), nothing else changes.
+    getter = getattr(tls, "get_unverified_chain", None) or getattr(
+        getattr(tls, "_sslobj", None), "get_unverified_chain", None
+    )
+    if getter is None:
+        return ()
+    import _ssl
+
+    der_encoding = getattr(_ssl, "ENCODING_DER", 2)
+    try:
+        certs = getter() or []
+        return tuple(c if isinstance(c, bytes) else c.public_bytes(der_encoding) for c in certs)
+    except (ssl.SSLError, AttributeError, ValueError, TypeError):
+        return ()
 
 
 def probe_https(
@@ -171,18 +193,22 @@ def probe_https(
     verify_code: int | None = None
     chain_ok = False
     try:
-        der = _handshake(address, domain, _context(ca_bundle, verify=True), timeout, read_timeout)
+        der, sent = _handshake(
+            address, domain, _context(ca_bundle, verify=True), timeout, read_timeout
+        )
         chain_ok = True
     except ssl.SSLCertVerificationError as err:
         error = f"certificate verify failed: {err.verify_message or err.reason}"
         verify_code = err.verify_code
         try:
-            der = _handshake(address, domain, _context(None, verify=False), timeout, read_timeout)
+            der, sent = _handshake(
+                address, domain, _context(None, verify=False), timeout, read_timeout
+            )
         except (OSError, ssl.SSLError) as again:
             return ServedCert(domain, error=_describe_error(again))
     except (OSError, ssl.SSLError) as err:
         return ServedCert(domain, error=_describe_error(err))
-    served = _served(domain, der, chain_ok=chain_ok, error=error)
+    served = replace(_served(domain, der, chain_ok=chain_ok, error=error), chain=sent)
     return replace(served, verify_code=verify_code) if verify_code is not None else served
 
 

@@ -17,10 +17,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from certpilot.core.errors import ForeignRegion
+from certpilot.core.errors import ForeignRegion, NotFoundError
 from certpilot.core.findings import Code, Finding
 from certpilot.core.log import event, get_logger, with_context
-from certpilot.core.model import Catalog, DeployedCert, EdgeObservation, Location, Route
+from certpilot.core.model import (
+    Catalog,
+    CatalogCert,
+    DeployedCert,
+    EdgeObservation,
+    Location,
+    Route,
+)
 from certpilot.core.outcomes import Outcome, ReasonCode, RunStatus
 from certpilot.core.settings import Settings
 from certpilot.events import DeployRequest, parse_deploy_event
@@ -38,6 +45,7 @@ from certpilot.jobs.deploy_cert.summary import DeployReport, render
 from certpilot.probe.tls import edge_address, probe_name
 
 if TYPE_CHECKING:
+    from certpilot.certs.revocation import Revocation
     from certpilot.certs.trust import TrustStore
     from certpilot.cloud.clients import CloudClients
     from certpilot.core.model import Inventory
@@ -176,11 +184,12 @@ def discover_and_plan(
     # reject is refused before any write. Then only the certificates that cover the
     # same domains are read in detail (what is deployed there now), not the whole
     # catalog: CAS answers 100 detail calls a second, accounts hold thousands.
-    named = catalog_module.load_candidate(
-        deps.clients, trust, cas_id, now, renew_days=deps.settings.renew_days
-    )
-    if named is None:
+    # The same PEM tells the candidate's CA for the revocation check below.
+    try:
+        detail = deps.clients.cas.get_certificate(cas_id, with_pem=True)
+    except NotFoundError:
         return None, inventory, Catalog(certificates=())
+    named = catalog_module.judge_detail(detail, trust, now, renew_days=deps.settings.renew_days)
     targets = [r.name for r in inventory.domains if domain_covered(named.sans, r.name)]
     # Expired certificates too: one named by an event must be refused with its finding.
     listing = catalog_module.list_all(deps.clients, include_expired=True)
@@ -209,6 +218,10 @@ def discover_and_plan(
             cas=listing.summaries,
             regions={c.cas_id: c.region for c in catalog.certificates},
         )
+    # Ask the candidate's CA whether it is revoked (CAS knows only for a purchased one):
+    # a revoked candidate is refused before any write. (Current certificates are asked
+    # about as the edge serves them: `probe_served`.)
+    cert, catalog = with_revocation(cert, detail.cert_pem, catalog, deps, trust)
     policy = policy or Policy(renew_days=deps.settings.renew_days)
     plan = plan_certificate(cert, inventory, now, policy, catalog)
     # Every covered domain left alone is asked what its edge serves: a current
@@ -221,7 +234,7 @@ def discover_and_plan(
         for s in plan.skipped
         if s.reason.code not in _NOT_PROBED and _has_certificate(inventory, s.domain)
     ]
-    served = probe_served(keep, deps, inventory=inventory)
+    served = probe_served(keep, deps, inventory=inventory, trust=trust)
     if served:
         plan = plan_certificate(cert, inventory, now, policy, catalog, served)
     return plan, inventory, catalog
@@ -230,6 +243,80 @@ def discover_and_plan(
 def _has_certificate(inventory: Inventory, domain: str) -> bool:
     record = inventory.get(domain)
     return record is not None and record.deployed is not None
+
+
+def check_candidate_revocation(
+    cas_id: int, pem: str | None, deps: Deps, trust: TrustStore
+) -> Revocation | None:
+    """Ask the CA of CAS certificate `cas_id` (public PEM chain `pem`, as CAS holds it)
+    whether it is revoked, within `CERTPILOT_REVOCATION_TIMEOUT` (`certs.revocation`).
+    UNKNOWN (NOT_AVAILABLE) without a PEM; None when the check is off (timeout 0)."""
+    from certpilot.certs.revocation import Revocation, RevocationStatus, Unknown, check_pem
+
+    timeout = deps.settings.revocation_timeout
+    if timeout <= 0:
+        return None
+    verdict = (
+        check_pem(pem, trust=trust, timeout=timeout)
+        if pem
+        else Revocation(RevocationStatus.UNKNOWN, why=Unknown.NOT_AVAILABLE)
+    )
+    event(
+        _log,
+        "revocation checked",
+        level=logging.INFO if verdict.why is None else logging.WARNING,
+        certId=cas_id,
+        **verdict.to_dict(),
+    )
+    return verdict
+
+
+def with_revocation(
+    cert: CatalogCert, pem: str | None, catalog: Catalog, deps: Deps, trust: TrustStore
+) -> tuple[CatalogCert, Catalog]:
+    """`cert` (and its catalog entry) marked `revoked` when its CA says so
+    (`check_candidate_revocation` of its PEM). UNKNOWN changes nothing: it is never
+    taken for revoked."""
+    verdict = check_candidate_revocation(cert.cas_id, pem, deps, trust)
+    if verdict is None or not verdict.revoked or cert.revoked:
+        return cert, catalog
+    cert = replace(cert, revoked=True)
+    others = tuple(c for c in catalog.certificates if c.cas_id != cert.cas_id)
+    return cert, Catalog(certificates=(*others, cert))
+
+
+def revoked_served(
+    served: Mapping[str, ServedCert], deps: Deps, trust: TrustStore
+) -> dict[str, EdgeObservation]:
+    """A CERT_REVOKED observation for each domain whose served certificate its CA says
+    is revoked. Each distinct served chain is asked about once, concurrently (many
+    domains share one certificate), within `CERTPILOT_REVOCATION_TIMEOUT` each."""
+    from certpilot.certs.revocation import check_many
+
+    timeout = deps.settings.revocation_timeout
+    chains = {
+        domain: _pem(seen.chain)
+        for domain, seen in served.items()
+        if seen.chain and seen.fingerprint is not None
+    }
+    if timeout <= 0 or not chains:
+        return {}
+    verdicts = check_many(
+        chains, trust=trust, timeout=timeout, concurrency=deps.settings.concurrency
+    )
+    return {
+        domain: EdgeObservation(
+            Code.CERT_REVOKED, served[domain].fingerprint, served[domain].fingerprint_sha1
+        )
+        for domain, verdict in verdicts.items()
+        if verdict.revoked
+    }
+
+
+def _pem(chain: Sequence[bytes]) -> str:
+    import ssl
+
+    return "".join(ssl.DER_cert_to_PEM_cert(der) for der in chain)
 
 
 def probe_edge(domain: str, settings: Settings, inventory: Inventory | None) -> str | None:
@@ -273,19 +360,29 @@ def probe_all(
 
 
 def probe_served(
-    domains: Sequence[str], deps: Deps, *, inventory: Inventory | None = None
+    domains: Sequence[str],
+    deps: Deps,
+    *,
+    inventory: Inventory | None = None,
+    trust: TrustStore | None = None,
 ) -> dict[str, EdgeObservation]:
     """What the edge serves for `domains` (fingerprints), and what browsers would reject
     in it (domains not reachable, serving no certificate or whose probe failed are
-    left out). Probes with `probe_all`."""
+    left out). Probes with `probe_all`; a certificate browsers would accept is asked
+    about at its CA (`revoked_served`, `trust` for its issuer): CERT_REVOKED if revoked."""
     from certpilot.probe.tls import served_finding_code
 
     found: dict[str, EdgeObservation] = {}
+    fine: dict[str, ServedCert] = {}
     for domain, served in probe_all(domains, deps, inventory=inventory).items():
         if served is None or served.fingerprint is None:
             continue
         code = served_finding_code(served)
         found[domain] = EdgeObservation(code, served.fingerprint, served.fingerprint_sha1)
+        if code is None:
+            fine[domain] = served
+    if fine:
+        found.update(revoked_served(fine, deps, trust or deps.trust_store()))
     rejected = {d: seen.problem.value for d, seen in found.items() if seen.problem is not None}
     if rejected:
         event(_log, "served certificates rejected by browsers", domains=rejected)
