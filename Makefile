@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports --no-logo
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2  # two workers, one emulator each: the suite waits on I/O more than CPU
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
