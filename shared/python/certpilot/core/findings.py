@@ -47,6 +47,11 @@ class Code(str, enum.Enum):
     # Not in DESIGN §6: CAS reports revoked certificates and §5 fails over on them;
     # `certpilot.jobs.deploy_cert.plan` refuses them under this code.
     CERT_REVOKED = "CERT_REVOKED"
+    # enforce-https and the sweep (DESIGN §6).
+    FALLBACK_ACTIVE = "FALLBACK_ACTIVE"
+    ENFORCEMENT_BLOCKED = "ENFORCEMENT_BLOCKED"
+    POLICY_UNMERGEABLE = "POLICY_UNMERGEABLE"
+    NOT_JUDGED = "NOT_JUDGED"
 
     def __str__(self) -> str:
         return self.value
@@ -112,6 +117,18 @@ _CODE_INFO: Mapping[Code, _CodeInfo] = {
         _E, None, "the edge serves another certificate than configured"
     ),
     Code.CERT_REVOKED: _CodeInfo(_E, "NET::ERR_CERT_REVOKED", "revoked by its CA"),
+    Code.FALLBACK_ACTIVE: _CodeInfo(
+        _W, None, "an emergency HTTP fallback is in force, until the time it names"
+    ),
+    Code.ENFORCEMENT_BLOCKED: _CodeInfo(
+        _W,
+        None,
+        "HTTPS not forced because a domain or CDN origin of the bucket still needs HTTP",
+    ),
+    Code.POLICY_UNMERGEABLE: _CodeInfo(
+        _E, None, "the bucket policy cannot take our statement: left as it was"
+    ),
+    Code.NOT_JUDGED: _CodeInfo(_W, None, "could not be judged (errors, time): never an all-clear"),
 }
 
 if set(_CODE_INFO) != set(Code):  # pragma: no cover - guards edits of the table above
