@@ -70,6 +70,9 @@ class DeployRequest:
     account_id: str | None = None
     dry_run: bool = False
     reason: str | None = None
+    # Restrict the rollout to these domains (A-labels); empty: every domain it covers.
+    # enforce-https gives a newly bound domain its certificate this way.
+    only: tuple[str, ...] = ()
 
     @property
     def identifier(self) -> str:
@@ -85,6 +88,7 @@ class DeployRequest:
             "eventId": self.event_id,
             "eventType": self.event_type,
             "dryRun": self.dry_run,
+            **({"only": list(self.only)} if self.only else {}),
         }
 
 

@@ -38,6 +38,12 @@ READ_TIMEOUT = "CERTPILOT_READ_TIMEOUT"
 MAX_ATTEMPTS = "CERTPILOT_MAX_ATTEMPTS"
 RETRY_DEADLINE = "CERTPILOT_RETRY_DEADLINE"
 REVOCATION_TIMEOUT = "CERTPILOT_REVOCATION_TIMEOUT"
+# enforce-https.
+ENFORCE_SKIP_BUCKETS = "CERTPILOT_ENFORCE_SKIP_BUCKETS"
+ENFORCE_SKIP_DOMAINS = "CERTPILOT_ENFORCE_SKIP_DOMAINS"
+HSTS_MAX_AGE = "CERTPILOT_HSTS_MAX_AGE"
+HSTS_INCLUDE_SUBDOMAINS = "CERTPILOT_HSTS_INCLUDE_SUBDOMAINS"
+CDN_FEATURES = "CERTPILOT_CDN_FEATURES"
 
 # Every variable above, for documentation and `--help` listings.
 ALL_VARIABLES: tuple[str, ...] = (
@@ -62,7 +68,16 @@ ALL_VARIABLES: tuple[str, ...] = (
     MAX_ATTEMPTS,
     RETRY_DEADLINE,
     REVOCATION_TIMEOUT,
+    ENFORCE_SKIP_BUCKETS,
+    ENFORCE_SKIP_DOMAINS,
+    HSTS_MAX_AGE,
+    HSTS_INCLUDE_SUBDOMAINS,
+    CDN_FEATURES,
 )
+
+# The CDN features enforce-https can apply (`CERTPILOT_CDN_FEATURES`), all by default.
+CDN_FEATURE_NAMES: tuple[str, ...] = ("https_force", "hsts", "http2", "gzip")
+HSTS_MAX_AGE_LIMIT = 63_072_000  # two years: the longest max-age browsers preload
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
@@ -114,6 +129,12 @@ class Settings:
     # Seconds for asking one certificate's CA (OCSP, then CRL) whether it is revoked;
     # 0 turns the check off.
     revocation_timeout: float = 4.0
+    # enforce-https: buckets and domains never enforced, HSTS, the CDN features to apply.
+    enforce_skip_buckets: tuple[str, ...] = ()
+    enforce_skip_domains: tuple[str, ...] = ()
+    hsts_max_age: int = 5_184_000
+    hsts_include_subdomains: bool = False
+    cdn_features: tuple[str, ...] = CDN_FEATURE_NAMES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +168,11 @@ class Settings:
             max_attempts=_int(env, MAX_ATTEMPTS, cls.max_attempts, lo=1, hi=20),
             retry_deadline=_float(env, RETRY_DEADLINE, cls.retry_deadline, lo=0.0),
             revocation_timeout=_float(env, REVOCATION_TIMEOUT, cls.revocation_timeout, lo=0.0),
+            enforce_skip_buckets=_names(env, ENFORCE_SKIP_BUCKETS),
+            enforce_skip_domains=_names(env, ENFORCE_SKIP_DOMAINS),
+            hsts_max_age=_int(env, HSTS_MAX_AGE, cls.hsts_max_age, lo=0, hi=HSTS_MAX_AGE_LIMIT),
+            hsts_include_subdomains=_bool(env, HSTS_INCLUDE_SUBDOMAINS),
+            cdn_features=_features(env),
         )
         if settings.endpoint is not None:
             settings.parsed_endpoint()  # validate early
@@ -216,6 +242,27 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if raw in _FALSE:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw[:20]!r}")
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma- or blank-separated list, lower-cased, duplicates dropped."""
+    raw = (_text(env, name) or "").replace(",", " ").lower()
+    return tuple(dict.fromkeys(part.rstrip(".") for part in raw.split() if part))
+
+
+def _features(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _text(env, CDN_FEATURES)
+    if raw is None:
+        return CDN_FEATURE_NAMES
+    chosen = _names(env, CDN_FEATURES)
+    if chosen == ("none",):
+        return ()
+    unknown = [f for f in chosen if f not in CDN_FEATURE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"{CDN_FEATURES} takes {', '.join(CDN_FEATURE_NAMES)} or none, got {unknown[0][:20]!r}"
+        )
+    return chosen
 
 
 def _log_level(env: Mapping[str, str]) -> str:

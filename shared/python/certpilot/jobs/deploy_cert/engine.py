@@ -164,10 +164,12 @@ def discover_and_plan(
     *,
     policy: Policy | None = None,
     region: str | None = None,
+    only: Sequence[str] = (),
 ) -> tuple[Plan | None, Inventory, Catalog]:
     """Read the account (inventory + catalog) and plan certificate `cas_id`.
 
-    `region` is the CAS region the request named (None: none). Returns
+    `region` is the CAS region the request named (None: none); `only`, when not
+    empty, restricts the plan to those domains (the others are not considered). Returns
     `(None, inventory, catalog)` when CAS does not hold the certificate.
     Raises ForeignRegion (before reading anything) for a region other than
     `CERTPILOT_CAS_REGION`, CloudError when the account cannot be read.
@@ -179,6 +181,11 @@ def discover_and_plan(
     now = deps.clock()
     trust = deps.trust_store()
     inventory = inventory_module.discover(deps.clients, deps.settings)
+    if only:
+        wanted = set(only)
+        inventory = replace(
+            inventory, domains=tuple(r for r in inventory.domains if r.name in wanted)
+        )
     # One detail call for the certificate itself, with its PEM chain: the pre-write
     # check verifies its signatures against the trust store, so a certificate browsers
     # reject is refused before any write. Then only the certificates that cover the
@@ -430,7 +437,9 @@ def run_deploy(request: DeployRequest, deps: Deps) -> DeployReport:
         event=request.describe(),
     )
     event(_log, "deploy-cert started", **request.describe())
-    plan, inventory, catalog = discover_and_plan(request.cas_id, deps, region=request.region)
+    plan, inventory, catalog = discover_and_plan(
+        request.cas_id, deps, region=request.region, only=request.only
+    )
     if plan is None:
         event(_log, "certificate not found", level=logging.WARNING, certId=request.cas_id)
         return replace(

@@ -30,6 +30,8 @@ class FeatureName(str, enum.Enum):
     HSTS = "HSTS"
     HTTPS_OPTION = "https_option"
     GZIP = "gzip"
+    # Not a feature of FeaturePrefs: the guard switches a CDN origin fetch to HTTPS.
+    FORWARD_SCHEME = "forward_scheme"
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,11 @@ def wanted_features(prefs: FeaturePrefs) -> tuple[Wanted, ...]:
     if prefs.gzip:
         wanted.append(Wanted(FeatureName.GZIP, (("enable", "on"),)))
     return tuple(wanted)
+
+
+ORIGIN_OVER_HTTPS = Wanted(
+    FeatureName.FORWARD_SCHEME, (("enable", "on"), ("scheme_origin", "https"))
+)
 
 
 def _same(a: str, b: str) -> bool:

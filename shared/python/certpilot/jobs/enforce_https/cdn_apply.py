@@ -1,0 +1,298 @@
+"""Apply CDN feature plans (`features`) and confirm them: the thin, I/O side.
+
+Order per run: every `http_force` is deleted first (DeleteSpecificConfig: it excludes
+`https_force`), then the features go out with BatchSetCdnDomainConfig, one call for up
+to 50 domains that need the very same change (the adapter keeps the call under its
+3-a-second limit), then DescribeCdnDomainConfigs is read until every wanted feature is
+`success` with the arguments certpilot owns (extras the service adds are ignored).
+
+A domain busy with an earlier change answers `ServiceBusy` (it is `configuring` until
+that change reached its edge): the write is sent again after a growing pause while the
+caller's time allows. A write that fails otherwise is settled by reading the configs
+back: a change the service applied despite the error counts as written.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from certpilot.cloud.cdn import CdnConfig, CdnConfigRef, CdnFunction
+from certpilot.core.errors import CloudError
+from certpilot.core.log import event
+from certpilot.jobs.enforce_https.features import (
+    Configured,
+    DomainFeaturePlan,
+    FeatureName,
+    FeaturePrefs,
+    State,
+    Wanted,
+    batches,
+    state_of,
+)
+from certpilot.jobs.enforce_https.guard import OriginScheme
+
+# Every feature read back per domain: ours, http_force (to delete) and forward_scheme.
+READ_FEATURES = tuple(f.value for f in FeatureName)
+BUSY_CODE = "ServiceBusy"
+BUSY_PAUSE = 0.2
+BUSY_MAX_PAUSE = 5.0
+CONFIRM_MAX_INTERVAL = 1.0
+
+
+class CdnConfigs(Protocol):
+    """The CDN calls feature enforcement needs (`certpilot.cloud.cdn.CdnAdapter`)."""
+
+    def domain_configs(self, domain: str, function_names: Iterable[str]) -> list[CdnConfig]: ...
+
+    def set_configs(
+        self, domains: Sequence[str], functions: Sequence[CdnFunction]
+    ) -> list[CdnConfigRef]: ...
+
+    def delete_config(self, domain: str, config_id: str | int) -> None: ...
+
+
+class FeatureOutcome(str, enum.Enum):
+    """How one domain's features ended."""
+
+    IN_PLACE = "in-place"  # nothing to change: every wanted feature already there
+    APPLIED = "applied"  # written and confirmed `success`
+    UNCONFIRMED = "unconfirmed"  # written, not `success` by the deadline
+    FAILED = "failed"  # the cloud refused a write (and the read-back shows it missing)
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """What happened to one domain's features."""
+
+    domain: str
+    outcome: FeatureOutcome
+    deleted: tuple[str, ...] = ()  # ConfigIds deleted (http_force)
+    set: tuple[FeatureName, ...] = ()
+    missing: tuple[FeatureName, ...] = ()  # not confirmed (UNCONFIRMED / FAILED)
+    error_code: str | None = None
+    busy_refusals: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when every wanted feature is confirmed in place."""
+        return self.outcome in (FeatureOutcome.IN_PLACE, FeatureOutcome.APPLIED)
+
+
+@dataclass
+class _Track:
+    plan: DomainFeaturePlan
+    error_code: str | None = None
+    busy: int = 0
+    deleted: list[str] = field(default_factory=list)
+
+
+def configured(configs: Iterable[CdnConfig]) -> tuple[Configured, ...]:
+    """The adapter's configs as `features.Configured` values."""
+    return tuple(Configured(c.config_id, c.function_name, c.status, dict(c.args)) for c in configs)
+
+
+def read_configured(cdn: CdnConfigs, domain: str) -> tuple[Configured, ...]:
+    """Every feature of `domain` enforce-https looks at (DescribeCdnDomainConfigs).
+
+    Raises:
+        CloudError: the read failed.
+    """
+    return configured(cdn.domain_configs(domain, READ_FEATURES))
+
+
+def origin_scheme(configs: Iterable[Configured]) -> OriginScheme:
+    """How the domain fetches its origin: `forward_scheme`'s `scheme_origin` (switched
+    on), else CDN's default, plain HTTP."""
+    for config in configs:
+        if config.name != FeatureName.FORWARD_SCHEME.value:
+            continue
+        if config.args.get("enable", "on").strip().lower() != "on":
+            return OriginScheme.DEFAULT
+        value = config.args.get("scheme_origin", "follow").strip().lower()
+        try:
+            return OriginScheme(value)
+        except ValueError:
+            return OriginScheme.DEFAULT
+    return OriginScheme.DEFAULT
+
+
+def forces_https(configs: Iterable[Configured]) -> bool:
+    """True when `https_force` is switched on (whatever its status)."""
+    return any(
+        c.name == FeatureName.HTTPS_FORCE.value and c.args.get("enable", "").lower() == "on"
+        for c in configs
+    )
+
+
+def feature_prefs(
+    features: Iterable[str], *, hsts_max_age: int, hsts_include_subdomains: bool
+) -> FeaturePrefs:
+    """`FeaturePrefs` from the settings' feature names (`CERTPILOT_CDN_FEATURES`)."""
+    chosen = set(features)
+    return FeaturePrefs(
+        https_force="https_force" in chosen,
+        hsts="hsts" in chosen,
+        hsts_max_age=hsts_max_age,
+        hsts_include_subdomains=hsts_include_subdomains,
+        http2="http2" in chosen,
+        gzip="gzip" in chosen,
+    )
+
+
+def _wire(wanted: Wanted) -> CdnFunction:
+    return CdnFunction(wanted.name.value, wanted.arg_map)
+
+
+class _Busy:
+    """Sends a write again while the service answers ServiceBusy, until `stop`."""
+
+    def __init__(
+        self, clock: Callable[[], float], sleep: Callable[[float], None], stop: float
+    ) -> None:
+        self.clock, self.sleep, self.stop = clock, sleep, stop
+
+    def call(self, write: Callable[[], object]) -> int:
+        """Run `write` until it is not refused as busy; how many refusals it took.
+
+        Raises:
+            CloudError: any other failure, or still busy at `stop`.
+        """
+        pause, refusals = BUSY_PAUSE, 0
+        while True:
+            try:
+                write()
+                return refusals
+            except CloudError as error:
+                if error.code != BUSY_CODE:
+                    raise
+                refusals += 1
+                wait = max(pause, getattr(error, "retry_after", None) or 0.0)
+                if self.clock() + wait > self.stop:
+                    raise
+                self.sleep(wait)
+                pause = min(pause * 2, BUSY_MAX_PAUSE)
+
+
+def apply_features(
+    cdn: CdnConfigs,
+    plans: Sequence[DomainFeaturePlan],
+    *,
+    deadline: float,
+    log: logging.Logger,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, FeatureResult]:
+    """Delete, set and confirm the features `plans` ask for; one result per domain.
+
+    `deadline` (a `clock` time) bounds the busy retries and the confirmation. Never
+    raises for one domain's failure.
+    """
+    busy = _Busy(clock, sleep, deadline)
+    tracks = {p.domain: _Track(p) for p in plans}
+    for track in tracks.values():
+        if not track.plan.delete:
+            continue
+        domain, ids = track.plan.domain, ",".join(track.plan.delete)
+
+        def delete(d: str = domain, i: str = ids) -> None:
+            cdn.delete_config(d, i)
+
+        try:
+            track.busy += busy.call(delete)
+            track.deleted.extend(track.plan.delete)
+        except CloudError as error:
+            track.error_code = error.code or type(error).__name__
+            event(
+                log,
+                "http_force not deleted",
+                level=logging.WARNING,
+                domain=domain,
+                error=track.error_code,
+            )
+    ready = [t.plan for t in tracks.values() if t.error_code is None]
+    for batch in batches(ready):
+        functions = [_wire(w) for w in batch.features]
+
+        def write(
+            names: Sequence[str] = batch.domains, f: Sequence[CdnFunction] = functions
+        ) -> None:
+            cdn.set_configs(names, f)
+
+        try:
+            refusals = busy.call(write)
+            for domain in batch.domains:
+                tracks[domain].busy += refusals
+        except CloudError as error:
+            # The read-back below settles whether it was applied all the same.
+            event(
+                log,
+                "feature write failed",
+                level=logging.WARNING,
+                domains=list(batch.domains),
+                error=error.code,
+            )
+            for domain in batch.domains:
+                tracks[domain].error_code = error.code or type(error).__name__
+    return _confirm(cdn, tracks, deadline=deadline, clock=clock, sleep=sleep)
+
+
+def _confirm(
+    cdn: CdnConfigs,
+    tracks: Mapping[str, _Track],
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> dict[str, FeatureResult]:
+    results: dict[str, FeatureResult] = {}
+    pending = dict(tracks)
+    interval = 0.1
+    while pending:
+        for domain, track in list(pending.items()):
+            wanted = (*track.plan.set, *track.plan.pending)
+            try:
+                now = read_configured(cdn, domain)
+            except CloudError:
+                now = None
+            states = {w.name: state_of(w, now) for w in wanted} if now is not None else {}
+            missing = tuple(n for n, s in states.items() if s is not State.IN_PLACE)
+            if now is not None and not missing:
+                written = bool(track.plan.set or track.deleted)
+                results[domain] = FeatureResult(
+                    domain,
+                    FeatureOutcome.APPLIED if written else FeatureOutcome.IN_PLACE,
+                    tuple(track.deleted),
+                    tuple(w.name for w in track.plan.set),
+                    error_code=track.error_code,
+                    busy_refusals=track.busy,
+                )
+                del pending[domain]
+                continue
+            absent = now is not None and any(s is State.MISSING for s in states.values())
+            if clock() + interval > deadline or (track.error_code is not None and absent):
+                results[domain] = FeatureResult(
+                    domain,
+                    FeatureOutcome.FAILED if absent else FeatureOutcome.UNCONFIRMED,
+                    tuple(track.deleted),
+                    tuple(w.name for w in track.plan.set),
+                    missing=missing or tuple(w.name for w in wanted),
+                    error_code=track.error_code,
+                    busy_refusals=track.busy,
+                )
+                del pending[domain]
+        if pending:
+            sleep(interval)
+            interval = min(interval * 2, CONFIRM_MAX_INTERVAL)
+    return results
+
+
+def with_origin_switch(plan: DomainFeaturePlan, switch: Wanted | None) -> DomainFeaturePlan:
+    """`plan` with the origin switch added to what is set (None: unchanged)."""
+    if switch is None or switch in plan.set:
+        return plan
+    return replace(plan, set=(*plan.set, switch))
