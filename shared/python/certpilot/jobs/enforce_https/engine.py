@@ -744,6 +744,11 @@ def _verify(state: _Run) -> None:
             )
             continue
         bucket = state.buckets.get(record.bucket or "")
+        if record.route is Route.OSS and bucket and bucket.outcome is BucketOutcome.SKIPPED:
+            state.results[record.name] = _result(
+                state, record, DomainOutcome.SKIPPED, DomainReason.OPTED_OUT
+            )
+            continue
         if record.route is Route.OSS and (
             bucket is None
             or bucket.outcome not in (BucketOutcome.ENFORCED, BucketOutcome.ALREADY_ENFORCED)

@@ -1,0 +1,435 @@
+"""enforce-https end to end: the guard (no certificate, HTTP origins, new domains),
+concurrent runs, faults during enforcement, dry run, rejections and `certpilot invoke`.
+
+The cloud state is read back through the real SDKs and the edge judged from outside
+(`http.client`, `ssl`), never by certpilot's own probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+from tests.e2e.enforce_helpers import (
+    EVENTS,
+    REPO,
+    bucket_of,
+    cdn_features,
+    codes,
+    domain_of,
+    http_get,
+    https_get,
+    invoke,
+    is_ours,
+    sample,
+    stored_policy,
+    use_estate,
+)
+from tests.tls_oracle import handshake
+
+pytestmark = pytest.mark.e2e
+
+WILD = {"name": "wild", "sans": ["*.example.com"], "days": 200}
+OTHER = {"name": "other", "sans": ["*.example.net"], "days": 200}
+THEIRS = {
+    "Effect": "Allow",
+    "Action": ["oss:GetObject"],
+    "Principal": ["1234567890"],
+    "Resource": ["acs:oss:*:*:media/*"],
+}
+INDEX = {"index.html": "<p>media</p>"}
+
+
+def test_new_domain_without_certificate_is_not_enforced_nor_its_bucket(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a bucket with a verified domain and a newly bound one that CAS has no
+    # certificate for (only *.example.net is there)
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [OTHER, {**WILD, "name": "img", "sans": ["img.example.com"]}],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "cnames": [
+                        {"domain": "img.example.com", "certificate": "img"},
+                        {"domain": "new.example.com"},
+                    ],
+                }
+            ],
+        },
+    )
+    # when the PutCname event of the new domain arrives
+    summary = invoke(
+        cloud, sample(cloud, "oss-putcname", BucketName="media", Domain="new.example.com")
+    )
+    # then the domain is not enforced (NO_CERTIFICATE), and the bucket is blocked by it
+    assert summary["ok"] is False
+    new = domain_of(summary, "new.example.com")
+    assert (new["outcome"], new["reason"]) == ("not-enforced", "no-certificate")
+    result = bucket_of(summary, "media")
+    assert result["outcome"] == "blocked"
+    assert result["facts"]["blockers"] == [
+        {"domain": "new.example.com", "reason": "https-not-verified"}
+    ]
+    assert ("NO_CERTIFICATE", "new.example.com") in codes(summary)
+    assert ("ENFORCEMENT_BLOCKED", "new.example.com") in codes(summary)
+    # and nothing was written: plain HTTP still works for both domains
+    assert stored_policy(cloud, "media") is None
+    assert cloud.action_stats("oss:PutBucketPolicy")["calls"] == 0
+    assert http_get(cloud, "new.example.com").status == 200
+    assert http_get(cloud, "img.example.com").status == 200
+
+
+def test_new_domain_with_matching_certificate_gets_it_is_verified_then_enforced(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a newly bound domain without a certificate, and CAS holding two covering
+    # ones (the one expiring last is the best) and one that does not cover it
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [
+                {**WILD, "name": "short", "days": 30},
+                WILD,
+                OTHER,
+            ],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "policy": {"Version": "1", "Statement": [THEIRS]},
+                    "cnames": [{"domain": "new.example.com"}],
+                }
+            ],
+        },
+    )
+    assert http_get(cloud, "new.example.com").status == 200
+    # when its PutCname event arrives
+    summary = invoke(
+        cloud, sample(cloud, "oss-putcname", BucketName="media", Domain="new.example.com")
+    )
+    # then it got the best certificate, which the edge serves with a valid chain
+    assert summary["ok"] is True, summary
+    new = domain_of(summary, "new.example.com")
+    assert (new["outcome"], new["reason"]) == ("enforced", "verified")
+    assert new["facts"]["certId"] == ids["wild"]
+    bound = cloud.state()["buckets"]["media"]["cnames"]["new.example.com"]["certificate"]
+    assert bound["cert_id"] == ids["wild"]
+    assert handshake(cloud.https, "new.example.com", cloud.ca_bundle).verified
+    # and only then was the bucket enforced: HTTP 403, HTTPS 200, their statement kept
+    assert bucket_of(summary, "media")["outcome"] == "enforced"
+    assert http_get(cloud, "new.example.com").status == 403
+    assert https_get(cloud, "new.example.com").status == 200
+    document = json.loads(stored_policy(cloud, "media") or "")
+    assert document["Statement"][0] == THEIRS and is_ours(document["Statement"][1], "media")
+
+
+def _http_origin_estate() -> dict[str, Any]:
+    return {
+        "certificates": [WILD],
+        "buckets": [
+            {
+                "name": "media",
+                "objects": INDEX,
+                "policy": {"Version": "1", "Statement": [THEIRS]},
+                "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
+            }
+        ],
+        # Pulls the bucket over HTTP (no forward_scheme: CDN's default).
+        "cdn_domains": [{"name": "pull.example.com", "origin": "media", "certificate": "wild"}],
+    }
+
+
+def test_cdn_origin_over_http_is_switched_to_https_before_the_policy(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a bucket that a CDN domain pulls over HTTP
+    use_estate(cloud, monkeypatch, _http_origin_estate())
+    assert https_get(cloud, "pull.example.com").status == 200
+    # when the bucket's direct domain is enforced
+    summary = invoke(cloud, {"domain": "img.example.com"})
+    # then the CDN origin was switched to HTTPS and the policy written
+    assert summary["ok"] is True, summary
+    result = bucket_of(summary, "media")
+    assert result["outcome"] == "enforced"
+    assert result["facts"]["originsSwitched"] == ["pull.example.com"]
+    forward = cdn_features(cloud, "pull.example.com")["forward_scheme"]
+    assert (forward["enable"], forward["scheme_origin"], forward["_status"]) == (
+        "on",
+        "https",
+        "success",
+    )
+    assert is_ours(json.loads(stored_policy(cloud, "media") or "")["Statement"][-1], "media")
+    # and the CDN domain keeps serving, over HTTP and HTTPS, while the bucket denies HTTP
+    assert https_get(cloud, "pull.example.com").status == 200
+    assert http_get(cloud, "pull.example.com").status == 200
+    assert http_get(cloud, "img.example.com").status == 403
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-applied", "after-applied"])
+def test_origin_switch_fault_never_locks_the_bucket_against_the_cdn_domain(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    # given a bucket a CDN domain pulls over HTTP, and the origin switch failing
+    # (refused outright, or applied and then answered with an error)
+    use_estate(cloud, monkeypatch, _http_origin_estate())
+    cloud.faults(
+        action="cdn:BatchSetCdnDomainConfig",
+        error={"code": "InvalidParameter", "status": 400},
+        after=after,
+        times=1,
+    )
+    # when the bucket's direct domain is enforced
+    summary = invoke(cloud, {"domain": "img.example.com"})
+    forward = cdn_features(cloud, "pull.example.com").get("forward_scheme")
+    document = stored_policy(cloud, "media")
+    if after:
+        # then a switch the cloud applied is confirmed by reading it back, and only
+        # then is the policy written
+        assert forward is not None and forward["scheme_origin"] == "https"
+        assert bucket_of(summary, "media")["outcome"] == "enforced", summary
+        assert document is not None and is_ours(json.loads(document)["Statement"][-1], "media")
+    else:
+        # then the bucket is left open, naming the CDN domain
+        assert forward is None
+        result = bucket_of(summary, "media")
+        assert result["outcome"] == "blocked"
+        assert ("ENFORCEMENT_BLOCKED", "pull.example.com") in codes(summary)
+        assert json.loads(document or "")["Statement"] == [THEIRS]
+    # either way the CDN domain still serves and no statement was lost
+    assert https_get(cloud, "pull.example.com").status == 200
+    assert THEIRS in json.loads(document or "")["Statement"]
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-applied", "after-applied"])
+def test_policy_write_fault_loses_no_statement(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    # given a bucket with someone's statement and PutBucketPolicy failing once
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [WILD],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "policy": {"Version": "1", "Statement": [THEIRS]},
+                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
+                }
+            ],
+        },
+    )
+    cloud.faults(
+        action="oss:PutBucketPolicy",
+        error={"code": "AccessDenied", "status": 403},
+        after=after,
+        times=1,
+    )
+    # when enforce-https runs
+    summary = invoke(cloud, {"domain": "img.example.com"})
+    # then the statement is there once and theirs kept (the run reads, merges and
+    # writes again after the error)
+    assert summary["ok"] is True, summary
+    document = json.loads(stored_policy(cloud, "media") or "")
+    assert document["Statement"][0] == THEIRS
+    assert sum(is_ours(s, "media") for s in document["Statement"]) == 1
+    assert http_get(cloud, "img.example.com").status == 403
+
+
+def test_certificate_write_fault_leaves_the_bucket_open(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a new domain without a certificate and every PutCname refused
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [WILD],
+            "buckets": [
+                {"name": "media", "objects": INDEX, "cnames": [{"domain": "new.example.com"}]}
+            ],
+        },
+    )
+    cloud.faults(action="oss:PutCname", error={"code": "AccessDenied", "status": 403})
+    # when it is enforced
+    summary = invoke(cloud, {"domain": "new.example.com"})
+    # then the domain is not enforced and the bucket stays open for its HTTP visitors
+    new = domain_of(summary, "new.example.com")
+    assert (new["outcome"], new["reason"]) == ("not-enforced", "certificate-not-deployed")
+    assert bucket_of(summary, "media")["outcome"] == "blocked"
+    assert stored_policy(cloud, "media") is None
+    assert http_get(cloud, "new.example.com").status == 200
+
+
+def test_two_concurrent_runs_on_one_bucket_keep_every_statement(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a bucket with someone's statement and two domains bound in the same minute
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [WILD],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "policy": {"Version": "1", "Statement": [THEIRS]},
+                    "cnames": [
+                        {"domain": "a.example.com", "certificate": "wild"},
+                        {"domain": "b.example.com", "certificate": "wild"},
+                    ],
+                }
+            ],
+        },
+    )
+    # and someone adding a statement of their own while the runs write (slow writes)
+    cloud.faults(action="oss:PutBucketPolicy", latency=0.3, times=2)
+    extra = {**THEIRS, "Principal": ["999"]}
+    summaries: list[dict[str, Any]] = []
+
+    def run(domain: str) -> None:
+        summaries.append(invoke(cloud, {"domain": domain}))
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in ("a.example.com", "b.example.com")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # when both are done and the other writer merges its statement too
+    import alibabacloud_oss_v2 as oss
+
+    current = json.loads(stored_policy(cloud, "media") or "")
+    current["Statement"].append(extra)
+    cloud.oss_client().put_bucket_policy(
+        oss.PutBucketPolicyRequest(bucket="media", body=json.dumps(current))
+    )
+    again = invoke(cloud, {"bucket": "media"})
+    # then both runs succeeded, and every statement is there, ours exactly once
+    assert [s["ok"] for s in summaries] == [True, True], summaries
+    assert again["status"] == "nothing-to-do", again
+    statements = json.loads(stored_policy(cloud, "media") or "")["Statement"]
+    assert THEIRS in statements and extra in statements
+    assert sum(is_ours(s, "media") for s in statements) == 1
+
+
+def test_dry_run_answers_the_plan_and_writes_nothing(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a new domain that would get a certificate, a CDN domain pulling over HTTP
+    estate = _http_origin_estate()
+    estate["buckets"][0]["cnames"].append({"domain": "new.example.com"})
+    use_estate(cloud, monkeypatch, estate)
+    # when a dry run names the bucket
+    summary = invoke(cloud, {"bucket": "media", "dryRun": True})
+    # then the plan says what would happen, and no write was sent
+    assert summary["status"] == "dry-run", summary
+    new = domain_of(summary, "new.example.com")
+    assert new["outcome"] == "planned"
+    assert new["facts"]["plan"]["deployCertificate"] > 0
+    assert bucket_of(summary, "media")["outcome"] == "planned"
+    assert bucket_of(summary, "media")["facts"]["originsSwitched"] == ["pull.example.com"]
+    for action in (
+        "oss:PutCname",
+        "oss:PutBucketPolicy",
+        "cdn:BatchSetCdnDomainConfig",
+        "cdn:DeleteSpecificConfig",
+        "cdn:SetCdnDomainSSLCertificate",
+    ):
+        assert cloud.action_stats(action)["calls"] == 0, action
+
+
+def test_event_from_another_account_is_rejected_and_changes_nothing(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_estate(cloud, monkeypatch, _http_origin_estate())
+    event = sample(cloud, "oss-putcname", BucketName="media", Domain="img.example.com")
+    event["aliyunaccountid"] = "9999999999999999"
+    event["data"]["userIdentity"]["accountId"] = "9999999999999999"
+    summary = invoke(cloud, event)
+    assert (summary["ok"], summary["status"]) == (False, "rejected")
+    assert summary["error"]["type"] == "ForeignAccount"
+    assert json.loads(stored_policy(cloud, "media") or "")["Statement"] == [THEIRS]
+    assert cloud.action_stats("cdn:DescribeUserDomains")["calls"] == 0
+
+
+def test_opted_out_bucket_is_left_alone(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [WILD],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
+                }
+            ],
+        },
+        CERTPILOT_ENFORCE_SKIP_BUCKETS="other, media",
+    )
+    summary = invoke(cloud, {"bucket": "media"})
+    assert summary["ok"] is True, summary
+    assert bucket_of(summary, "media")["outcome"] == "skipped"
+    assert domain_of(summary, "img.example.com")["reason"] == "opted-out"
+    assert stored_policy(cloud, "media") is None
+    assert http_get(cloud, "img.example.com").status == 200
+
+
+def test_certpilot_invoke_enforce_https_with_the_direct_sample(cloud: Any) -> None:
+    # given an account where the direct sample's domain is a verified direct domain
+    cloud.load_estate(
+        {
+            "settings": {"propagation_delay": 0.1},
+            "certificates": [WILD],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
+                }
+            ],
+        }
+    )
+    sample_event = json.loads((EVENTS / "enforce-https.direct.json").read_text())
+    assert sample_event.get("domain") == "img.example.com"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CERTPILOT_")}
+    environ.update(cloud.certpilot_env())
+    environ.update(
+        PYTHONPATH=str(REPO / "shared" / "python"),
+        CERTPILOT_VERIFY_DEADLINE="5",
+        CERTPILOT_LOG_LEVEL="WARNING",
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "certpilot",
+            "invoke",
+            "enforce-https",
+            "--event",
+            str(EVENTS / "enforce-https.direct.json"),
+        ],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["status"] == "enforced"
+    assert http_get(cloud, "img.example.com").status == 403
