@@ -122,7 +122,8 @@ def test_bucket_without_policy_gets_ours_alone(cloud: Any, monkeypatch: pytest.M
         (
             '{"Version": "1", "Statement": [{"Effect": "Allow", "Action": ["oss:GetObject"],'
             ' "Principal": ["1"], "Resource": ["acs:oss:*:*:media/*"]}], "Statement": [{"Effect":'
-            ' "Deny", "Action": ["oss:*"], "Principal": ["2"], "Resource": ["acs:oss:*:*:media"]}]}',
+            ' "Deny", "Action": ["oss:*"], "Principal": ["2"],'
+            ' "Resource": ["acs:oss:*:*:media"]}]}',
             "unparseable",
         ),
         (
