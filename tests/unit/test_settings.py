@@ -46,6 +46,11 @@ def test_every_variable_is_read() -> None:
         settings.RETRY_DEADLINE: "12",
         settings.VERIFY_CONSECUTIVE: "5",
         settings.REVOCATION_TIMEOUT: "2.5",
+        settings.ENFORCE_SKIP_BUCKETS: "legacy-assets, Old-Site",
+        settings.ENFORCE_SKIP_DOMAINS: "a.example.com b.example.com.",
+        settings.HSTS_MAX_AGE: "31536000",
+        settings.HSTS_INCLUDE_SUBDOMAINS: "on",
+        settings.CDN_FEATURES: "https_force,hsts",
     }
 
     s = Settings.from_env(env)
@@ -69,6 +74,11 @@ def test_every_variable_is_read() -> None:
         "max_attempts": 3,
         "retry_deadline": 12.0,
         "revocation_timeout": 2.5,
+        "enforce_skip_buckets": ("legacy-assets", "old-site"),
+        "enforce_skip_domains": ("a.example.com", "b.example.com"),
+        "hsts_max_age": 31536000,
+        "hsts_include_subdomains": True,
+        "cdn_features": ("https_force", "hsts"),
     }
     assert s.parsed_endpoint() == Endpoint("http", "127.0.0.1", 8123)
     assert set(env) < set(settings.ALL_VARIABLES)
@@ -80,6 +90,9 @@ def test_every_variable_is_read() -> None:
         (settings.RENEW_DAYS, "soon"),
         (settings.RENEW_DAYS, "-1"),
         (settings.CONCURRENCY, "0"),
+        (settings.HSTS_MAX_AGE, "63072001"),
+        (settings.HSTS_INCLUDE_SUBDOMAINS, "maybe"),
+        (settings.CDN_FEATURES, "https_force,brotli"),
         (settings.VERIFY_DEADLINE, "nan"),
         (settings.VERIFY_DEADLINE, "inf"),
         (settings.DRY_RUN, "maybe"),
@@ -184,3 +197,10 @@ def test_importing_the_cloud_modules_loads_no_sdk() -> None:
     )
 
     assert out.stdout.strip() == "[]"
+
+
+def test_cdn_features_none_turns_every_feature_off() -> None:
+    # given CERTPILOT_CDN_FEATURES=none
+    s = Settings.from_env({settings.CDN_FEATURES: "none"})
+    # then enforce-https applies no CDN feature
+    assert s.cdn_features == ()

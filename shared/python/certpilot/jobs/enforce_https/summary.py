@@ -147,7 +147,8 @@ _DOMAIN_WORDS = {
     DomainReason.NO_CERTIFICATE: "no valid certificate in CAS covers it: HTTP left as it is",
     DomainReason.CERTIFICATE_NOT_DEPLOYED: "no candidate certificate could be deployed"
     " and verified: HTTP left as it is",
-    DomainReason.OPTED_OUT: "opted out of enforcement (CERTPILOT_ENFORCE_SKIP_DOMAINS)",
+    DomainReason.OPTED_OUT: "opted out of enforcement (the domain or its bucket is listed in"
+    " CERTPILOT_ENFORCE_SKIP_DOMAINS / CERTPILOT_ENFORCE_SKIP_BUCKETS)",
     DomainReason.BUCKET_DOMAIN: "a bucket domain: Alibaba manages it",
     DomainReason.NOT_FOUND: "not an OSS custom domain nor a CDN domain with an OSS origin",
     DomainReason.CDN_STATUS: "the CDN domain is not online: nothing changed",
