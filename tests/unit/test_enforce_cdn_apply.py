@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from certpilot.cloud.cdn import CdnConfig, CdnConfigRef, CdnFunction
+from certpilot.core.cloudtypes import CdnConfig, CdnConfigRef, CdnFunction
 from certpilot.core.errors import CloudError, ThrottledError
 from certpilot.core.log import get_logger
 from certpilot.jobs.enforce_https.cdn_apply import (

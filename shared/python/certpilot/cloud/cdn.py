@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from certpilot.cloud._common import TeaAdapter, int_or_none, parse_time
 from certpilot.core.certref import DEFAULT_REGION
-from certpilot.core.cloudtypes import CdnDomainInfo, Source
+from certpilot.core.cloudtypes import (  # the values this adapter hands out
+    CdnConfig,
+    CdnConfigRef,
+    CdnDomainInfo,
+    CdnFunction,
+    Source,
+)
 from certpilot.core.errors import CloudError
 from certpilot.core.model import DeployedCert, Location
 
@@ -36,45 +41,6 @@ FUNC_HSTS = 112
 FUNC_FORWARD_SCHEME = 47
 FUNC_HTTPS_OPTION = 78
 FUNC_GZIP = 35
-
-
-@dataclass(frozen=True)
-class CdnFunction:
-    """One feature to configure: `functionName` and its arguments."""
-
-    name: str
-    args: Mapping[str, str] = field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, Any]:
-        """The feature as BatchSetCdnDomainConfig's `Functions` JSON lists it."""
-        return {
-            "functionName": self.name,
-            "functionArgs": [{"argName": k, "argValue": str(v)} for k, v in self.args.items()],
-        }
-
-
-@dataclass(frozen=True)
-class CdnConfig:
-    """A configured feature of a domain (DescribeCdnDomainConfigs)."""
-
-    config_id: str
-    function_name: str
-    status: str  # success | testing | failed | configuring
-    args: Mapping[str, str]
-    parent_id: str | None = None
-
-    def arg(self, name: str, default: str = "") -> str:
-        """The value of argument `name`, or `default` when it is not configured."""
-        return self.args.get(name, default)
-
-
-@dataclass(frozen=True)
-class CdnConfigRef:
-    """What BatchSetCdnDomainConfig reports for each domain and feature it set."""
-
-    domain: str
-    function_name: str
-    config_id: str
 
 
 def feature_in_place(configs: Iterable[CdnConfig], wanted: CdnFunction) -> bool:

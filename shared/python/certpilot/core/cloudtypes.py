@@ -6,8 +6,10 @@ answers; discovery and the jobs work on them without importing any adapter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from certpilot.core.model import DeployedCert
 
@@ -54,6 +56,45 @@ class CdnDomainInfo:
     ssl_on: bool
     sources: tuple[Source, ...]
     cname: str | None = None
+
+
+@dataclass(frozen=True)
+class CdnFunction:
+    """One feature to configure: `functionName` and its arguments."""
+
+    name: str
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The feature as BatchSetCdnDomainConfig's `Functions` JSON lists it."""
+        return {
+            "functionName": self.name,
+            "functionArgs": [{"argName": k, "argValue": str(v)} for k, v in self.args.items()],
+        }
+
+
+@dataclass(frozen=True)
+class CdnConfig:
+    """A configured feature of a domain (DescribeCdnDomainConfigs)."""
+
+    config_id: str
+    function_name: str
+    status: str  # success | testing | failed | configuring
+    args: Mapping[str, str]
+    parent_id: str | None = None
+
+    def arg(self, name: str, default: str = "") -> str:
+        """The value of argument `name`, or `default` when it is not configured."""
+        return self.args.get(name, default)
+
+
+@dataclass(frozen=True)
+class CdnConfigRef:
+    """What BatchSetCdnDomainConfig reports for each domain and feature it set."""
+
+    domain: str
+    function_name: str
+    config_id: str
 
 
 # -- CAS ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from certpilot.cloud.cdn import CdnConfig, CdnConfigRef, CdnFunction
+from certpilot.core.cloudtypes import CdnConfig, CdnConfigRef, CdnFunction
 from certpilot.core.errors import CloudError
 from certpilot.core.log import event
 from certpilot.jobs.enforce_https.features import (
