@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from certpilot.core.cloudtypes import CdnConfig, CdnConfigRef, CdnFunction
-from certpilot.core.errors import CloudError, ThrottledError
+from certpilot.core.errors import BusyError, CloudError
 from certpilot.core.log import get_logger
 from certpilot.jobs.enforce_https.cdn_apply import (
     FeatureOutcome,
@@ -42,7 +42,7 @@ class FakeCdn:
         self.calls.append("set")
         if self.busy:
             self.busy -= 1
-            raise ThrottledError("cdn", "BatchSetCdnDomainConfig", "ServiceBusy", 403)
+            raise BusyError("cdn", "BatchSetCdnDomainConfig", "ServiceBusy", 403)
         if self.fail is not None and not self.apply_despite_error:
             raise self.fail
         for domain in domains:
@@ -95,7 +95,10 @@ def test_http_force_is_deleted_first_and_busy_answers_are_waited_out() -> None:
     assert result.outcome is FeatureOutcome.APPLIED
     assert result.deleted == ("7",)
     assert result.busy_refusals == 2
-    assert cdn.calls[1:5] == ["delete", "set", "set", "set"]
+    writes = [c for c in cdn.calls if c != "describe"]
+    assert writes == ["delete", "set", "set", "set"]
+    # and each busy answer was followed by a read-back before sending again
+    assert cdn.calls[cdn.calls.index("set") + 1] == "describe"
     names = {c.function_name for c in cdn.configs["cdn.example.com"]}
     assert names == {"https_force", "HSTS", "https_option", "gzip"}
 

@@ -24,7 +24,9 @@ from typing import Protocol
 from certpilot.core.cloudtypes import CdnConfig, CdnConfigRef, CdnFunction
 from certpilot.core.errors import CloudError
 from certpilot.core.log import event
+from certpilot.jobs.deploy_cert.apply import ApplyOptions, _BusyRetry, _StillBusy
 from certpilot.jobs.enforce_https.features import (
+    Batch,
     Configured,
     DomainFeaturePlan,
     FeatureName,
@@ -38,7 +40,6 @@ from certpilot.jobs.enforce_https.guard import OriginScheme
 
 # Every feature read back per domain: ours, http_force (to delete) and forward_scheme.
 READ_FEATURES = tuple(f.value for f in FeatureName)
-BUSY_CODE = "ServiceBusy"
 BUSY_PAUSE = 0.2
 BUSY_MAX_PAUSE = 5.0
 CONFIRM_MAX_INTERVAL = 1.0
@@ -149,33 +150,35 @@ def _wire(wanted: Wanted) -> CdnFunction:
 
 
 class _Busy:
-    """Sends a write again while the service answers ServiceBusy, until `stop`."""
+    """deploy-cert's busy retry (`_BusyRetry`) for config writes: ServiceBusy is waited
+    out with growing pauses (at least what the service asked for) until `stop`; after
+    each busy answer `done()` re-reads the configs first, since the busy answer may come
+    from our own earlier attempt that was applied."""
 
     def __init__(
-        self, clock: Callable[[], float], sleep: Callable[[float], None], stop: float
+        self,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        stop: float,
+        log: logging.Logger,
     ) -> None:
-        self.clock, self.sleep, self.stop = clock, sleep, stop
+        options = ApplyOptions(busy_pause=BUSY_PAUSE, busy_max_pause=BUSY_MAX_PAUSE)
+        self.retry = _BusyRetry(options, clock, sleep, log)
+        self.stop = stop
 
-    def call(self, write: Callable[[], object]) -> int:
+    def call(self, write: Callable[[], None], domain: str, done: Callable[[], bool]) -> int:
         """Run `write` until it is not refused as busy; how many refusals it took.
 
         Raises:
-            CloudError: any other failure, or still busy at `stop`.
+            CloudError: any other failure, or still busy at `stop` (the BusyError).
         """
-        pause, refusals = BUSY_PAUSE, 0
-        while True:
-            try:
-                write()
-                return refusals
-            except CloudError as error:
-                if error.code != BUSY_CODE:
-                    raise
-                refusals += 1
-                wait = max(pause, getattr(error, "retry_after", None) or 0.0)
-                if self.clock() + wait > self.stop:
-                    raise
-                self.sleep(wait)
-                pause = min(pause * 2, BUSY_MAX_PAUSE)
+        try:
+            refusals, _earlier = self.retry.run(
+                write, self.stop, domain, done, give_up_unknown=True
+            )
+        except _StillBusy as still:
+            raise still.error from None
+        return refusals
 
 
 def apply_features(
@@ -192,7 +195,7 @@ def apply_features(
     `deadline` (a `clock` time) bounds the busy retries and the confirmation. Never
     raises for one domain's failure.
     """
-    busy = _Busy(clock, sleep, deadline)
+    busy = _Busy(clock, sleep, deadline, log)
     tracks = {p.domain: _Track(p) for p in plans}
     for track in tracks.values():
         if not track.plan.delete:
@@ -202,8 +205,11 @@ def apply_features(
         def delete(d: str = domain, i: str = ids) -> None:
             cdn.delete_config(d, i)
 
+        def deleted(d: str = domain) -> bool:
+            return not any(c.name == FeatureName.HTTP_FORCE.value for c in read_configured(cdn, d))
+
         try:
-            track.busy += busy.call(delete)
+            track.busy += busy.call(delete, domain, deleted)
             track.deleted.extend(track.plan.delete)
         except CloudError as error:
             track.error_code = error.code or type(error).__name__
@@ -223,8 +229,15 @@ def apply_features(
         ) -> None:
             cdn.set_configs(names, f)
 
+        def written(b: Batch = batch) -> bool:
+            return all(
+                state_of(w, read_configured(cdn, d)) is not State.MISSING
+                for d in b.domains
+                for w in b.features
+            )
+
         try:
-            refusals = busy.call(write)
+            refusals = busy.call(write, ",".join(batch.domains), written)
             for domain in batch.domains:
                 tracks[domain].busy += refusals
         except CloudError as error:
