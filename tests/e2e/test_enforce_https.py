@@ -211,3 +211,43 @@ def test_cdn_domain_with_http_force_ends_with_https_force_hsts_http2_gzip(
     # and the bucket is enforced too (the origin already fetches over HTTPS)
     assert bucket_of(summary, "media")["outcome"] == "enforced"
     assert https_get(cloud, "cdn.example.com", "/index.html").status == 200
+
+
+def test_cdn_features_wait_out_service_busy_under_node_by_node_propagation(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a CDN domain with http_force, and changes that take 0.6 s to reach every
+    # edge node (the domain answers ServiceBusy to writes meanwhile)
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "settings": {"propagation_delay": 0.6},
+            "certificates": [WILD],
+            "buckets": [{"name": "media", "objects": {"index.html": "<p>media</p>"}}],
+            "cdn_domains": [
+                {
+                    "name": "cdn.example.com",
+                    "origin": "media",
+                    "certificate": "wild",
+                    "configs": {"http_force": {"enable": "on"}},
+                }
+            ],
+        },
+    )
+    # when it is enforced
+    summary = invoke(cloud, {"domain": "cdn.example.com"})
+    # then the feature write was refused as busy (after the http_force delete) and sent
+    # again until it went through, and every node redirects
+    assert summary["ok"] is True, summary
+    result = domain_of(summary, "cdn.example.com")
+    assert result["outcome"] == "enforced"
+    assert result["facts"]["features"]["outcome"] == "applied"
+    # (the adapter retries a busy answer with a short backoff, deploy-cert's busy retry
+    # waits out what is left: the cloud saw the refused attempts)
+    assert cloud.action_stats("cdn:BatchSetCdnDomainConfig")["errors"] >= 1
+    features = cdn_features(cloud, "cdn.example.com")
+    assert "http_force" not in features
+    for _ in range(6):  # every node, round robin
+        assert http_get(cloud, "cdn.example.com").status == 301
+        assert https_get(cloud, "cdn.example.com").hsts == "max-age=5184000"
