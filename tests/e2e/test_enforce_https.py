@@ -211,6 +211,19 @@ def test_cdn_domain_with_http_force_ends_with_https_force_hsts_http2_gzip(
     # and the bucket is enforced too (the origin already fetches over HTTPS)
     assert bucket_of(summary, "media")["outcome"] == "enforced"
     assert https_get(cloud, "cdn.example.com", "/index.html").status == 200
+    # when the legacy CDN trigger delivers the same domain again (a retried delivery)
+    writes = {
+        a: cloud.action_stats(a)["calls"]
+        for a in ("cdn:BatchSetCdnDomainConfig", "cdn:DeleteSpecificConfig", "oss:PutBucketPolicy")
+    }
+    legacy = sample(cloud, "cdn-legacy")
+    legacy["events"][0]["resource"]["domain"] = "cdn.example.com"
+    legacy["events"][0]["userIdentity"]["aliUid"] = cloud.account_id
+    again = invoke(cloud, legacy)
+    # then nothing is written and the domain is already enforced
+    assert (again["ok"], again["status"]) == (True, "nothing-to-do"), again
+    assert domain_of(again, "cdn.example.com")["outcome"] == "already-enforced"
+    assert {a: cloud.action_stats(a)["calls"] for a in writes} == writes
 
 
 def test_cdn_features_wait_out_service_busy_under_node_by_node_propagation(

@@ -33,8 +33,8 @@ class EnforceStatus(str, enum.Enum):
 
     @property
     def ok(self) -> bool:
-        """The summary's `ok`."""
-        return self in (EnforceStatus.ENFORCED, EnforceStatus.NOTHING_TO_DO)
+        """The summary's `ok` (a dry run did what it was asked: it planned)."""
+        return self in (EnforceStatus.ENFORCED, EnforceStatus.NOTHING_TO_DO, EnforceStatus.DRY_RUN)
 
 
 class DomainOutcome(str, enum.Enum):
