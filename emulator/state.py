@@ -110,6 +110,7 @@ class Bucket:
     cnames: dict[str, Cname] = field(default_factory=dict)
     policy: Propagating[str | None] = field(default_factory=lambda: Propagating(None))
     objects: dict[str, StoredObject] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def extranet_endpoint(self) -> str:

@@ -7,7 +7,8 @@ Importing this package registers every operation; its modules:
 - `cnames`: PutCname, ListCname, DeleteCname; `cname_certificates`: the certificate a
   PutCname binds; `domain_names`: custom domain checks; `ownership`: the ownership check;
   `cname_tokens`: CreateCnameToken, GetCnameToken, `POST /_emulator/oss/dns-txt`
-- `bucket_policy`: Put/Get/DeleteBucketPolicy; `objects`: Put/Get/Head/DeleteObject
+- `bucket_policy`: Put/Get/DeleteBucketPolicy; `bucket_tags`: Put/Get/DeleteBucketTags;
+  `objects`: Put/Get/Head/DeleteObject
 - `errors`: the `ERRORS` table; `addressing`: signing region, addressed bucket,
   refused sub-resources
 
@@ -36,7 +37,14 @@ from __future__ import annotations
 # Registration order decides between equally specific operations (emulator.core.oss):
 # buckets, custom domains, policies, objects, as the operations were always registered.
 # isort: off
-from emulator.oss import buckets, cnames, cname_tokens, bucket_policy, objects  # noqa: F401
+from emulator.oss import (  # noqa: F401
+    bucket_policy,
+    bucket_tags,
+    buckets,
+    cname_tokens,
+    cnames,
+    objects,
+)
 
 # isort: on
 from emulator.oss.addressing import signing_region

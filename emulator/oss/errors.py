@@ -36,6 +36,7 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "policy_source_ip": (400, "InvalidPolicyDocument", "0030-00000008"),
     "no_policy": (404, "NoSuchBucketPolicy", "0031-00000001"),  # code doc, EC chosen
     "not_implemented": (400, "NotImplemented", "0000-00000000"),
+    "invalid_tag": (400, "InvalidTag", "0017-00000101"),  # code doc, EC chosen
 }
 
 

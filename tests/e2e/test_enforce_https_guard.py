@@ -389,6 +389,41 @@ def test_opted_out_bucket_is_left_alone(cloud: Any, monkeypatch: pytest.MonkeyPa
     assert http_get(cloud, "img.example.com").status == 200
 
 
+def test_bucket_tagged_off_is_left_alone(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a bucket its owners tagged certpilot-enforce=off (through the OSS SDK)
+    import alibabacloud_oss_v2 as oss
+
+    use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [WILD],
+            "buckets": [
+                {
+                    "name": "media",
+                    "objects": INDEX,
+                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
+                }
+            ],
+        },
+    )
+    cloud.oss_client().put_bucket_tags(
+        oss.PutBucketTagsRequest(
+            bucket="media",
+            tagging=oss.Tagging(
+                tag_set=oss.TagSet(tags=[oss.Tag(key="certpilot-enforce", value="off")])
+            ),
+        )
+    )
+    # when its domain is enforced
+    summary = invoke(cloud, {"domain": "img.example.com"})
+    # then the bucket is skipped, its policy untouched, HTTP still served
+    assert summary["ok"] is True, summary
+    assert bucket_of(summary, "media")["outcome"] == "skipped"
+    assert stored_policy(cloud, "media") is None
+    assert http_get(cloud, "img.example.com").status == 200
+
+
 def test_certpilot_invoke_enforce_https_with_the_direct_sample(cloud: Any) -> None:
     # given an account where the direct sample's domain is a verified direct domain
     cloud.load_estate(

@@ -182,3 +182,17 @@ class OssAdapter:
         client = self._client(region)
         request = models.DeleteBucketPolicyRequest(bucket=bucket)
         self._caller.call("DeleteBucketPolicy", lambda: client.delete_bucket_policy(request))
+
+    def bucket_tags(self, bucket: str, region: str) -> dict[str, str]:
+        """The bucket's tags (GetBucketTags); empty when it has none."""
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        result = self._caller.call(
+            "GetBucketTags",
+            lambda: client.get_bucket_tags(models.GetBucketTagsRequest(bucket=bucket)),
+        )
+        tagging = getattr(result, "tagging", None)
+        tag_set = getattr(tagging, "tag_set", None)
+        tags = getattr(tag_set, "tags", None) or []
+        return {str(t.key): str(t.value or "") for t in tags if t.key}

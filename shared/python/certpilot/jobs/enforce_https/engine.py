@@ -79,6 +79,10 @@ _log = get_logger(__name__)
 Deps = deploy_engine.Deps
 MAX_CANDIDATES = 3  # certificates tried per domain before giving up
 ONLINE = "online"
+# A bucket tagged so is never enforced (chosen key; OSS tag keys may not start with
+# `aliyun` / `acs:`).
+OPT_OUT_TAG = "certpilot-enforce"
+OPT_OUT_VALUES = frozenset({"off", "false", "no", "skip"})
 SERVING_PROBLEM_STATUSES = (403,)  # answers that mean the origin refused the edge
 
 
@@ -472,13 +476,29 @@ def _name(api_name: str) -> str:
 # -- 4. the guard and the policy ----------------------------------------------------
 
 
-def _opted_out_bucket(state: _Run, bucket: str) -> bool:
-    return bucket in state.deps.settings.enforce_skip_buckets
+def _opted_out_bucket(state: _Run, bucket: str, region: str) -> bool:
+    """Listed in `CERTPILOT_ENFORCE_SKIP_BUCKETS`, or tagged `certpilot-enforce=off`.
+
+    Raises:
+        CloudError: the tags cannot be read.
+    """
+    if bucket in state.deps.settings.enforce_skip_buckets:
+        return True
+    tags = state.deps.clients.oss.bucket_tags(bucket, region)
+    return tags.get(OPT_OUT_TAG, "").strip().lower() in OPT_OUT_VALUES
 
 
 def _enforce_bucket(state: _Run, bucket: str) -> BucketResult:
     region = state.scope.regions.get(bucket)
-    if _opted_out_bucket(state, bucket):
+    try:
+        opted_out = _opted_out_bucket(state, bucket, region or state.deps.settings.region)
+    except CloudError as error:
+        # A bucket whose opt-out cannot be read is never written: it may say "off".
+        event(
+            _log, "bucket tags unreadable", level=logging.WARNING, bucket=bucket, error=error.code
+        )
+        return BucketResult(bucket, region, BucketOutcome.FAILED, error_code=error.code)
+    if opted_out:
         return BucketResult(bucket, region, BucketOutcome.SKIPPED)
     direct: list[DirectDomain] = []
     origins: list[CdnOrigin] = []
