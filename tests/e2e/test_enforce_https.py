@@ -264,3 +264,39 @@ def test_cdn_features_wait_out_service_busy_under_node_by_node_propagation(
     for _ in range(6):  # every node, round robin
         assert http_get(cloud, "cdn.example.com").status == 301
         assert https_get(cloud, "cdn.example.com").hsts == "max-age=5184000"
+
+
+@pytest.mark.parametrize("name", ["new.example.com", "*.example.com"], ids=["name", "wildcard"])
+def test_new_cdn_domain_gets_its_certificate_then_https_is_forced(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # given a CDN domain just added without HTTPS (a wildcard one too), pulling its
+    # bucket over HTTPS, and CAS holding a certificate that covers it
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [WILD],
+            "buckets": [{"name": "media", "objects": {"index.html": "<p>media</p>"}}],
+            "cdn_domains": [
+                {
+                    "name": name,
+                    "origin": "media",
+                    "configs": {"forward_scheme": {"enable": "on", "scheme_origin": "https"}},
+                }
+            ],
+        },
+    )
+    visitor = name.replace("*", "certpilot-verify")
+    assert http_get(cloud, visitor).status == 200
+    # when its AddCdnDomain event arrives
+    summary = invoke(cloud, sample(cloud, "cdn-addcdndomain", DomainName=name))
+    # then it got the certificate first, was verified, and then HTTPS was forced
+    assert summary["ok"] is True, summary
+    result = domain_of(summary, name)
+    assert (result["outcome"], result["facts"]["certId"]) == ("enforced", ids["wild"])
+    assert cloud.state()["cdn_domains"][name]["ssl"]["cert_id"] == ids["wild"]
+    plain = http_get(cloud, visitor, "/a?b=c")
+    assert (plain.status, plain.location) == (301, f"https://{visitor}/a?b=c")
+    secure = https_get(cloud, visitor)
+    assert (secure.status, secure.hsts) == (200, "max-age=5184000")

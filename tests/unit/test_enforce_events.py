@@ -124,3 +124,16 @@ def test_garbage_bytes_are_malformed() -> None:
     for raw in (b"", b"\xff\xfe", b"{", b"x" * (300 * 1024)):
         with pytest.raises(MalformedEvent):
             parse_enforce_event(raw, account_id=ACCOUNT)
+
+
+def test_wildcard_domains_are_accepted_in_their_canonical_form() -> None:
+    # given direct payloads naming a wildcard domain, as CDN and OSS spell it
+    for raw in ("*.Example.com", ".example.com"):
+        # when parsed, then the domain is the canonical wildcard
+        request = parse_enforce_event({"domain": raw}, account_id=None)
+        assert request.domains == ("*.example.com",)
+
+
+def test_a_malformed_wildcard_is_rejected() -> None:
+    with pytest.raises(MalformedEvent):
+        parse_enforce_event({"domain": "*.bad_label..com"}, account_id=None)

@@ -69,7 +69,7 @@ from certpilot.jobs.enforce_https.summary import (
     EnforceStatus,
     render,
 )
-from certpilot.probe.tls import edge_address
+from certpilot.probe.tls import HttpResponse, edge_address, probe_name
 
 if TYPE_CHECKING:
     from certpilot.core.cloudtypes import CasSummary, CnameInfo
@@ -684,19 +684,32 @@ def _edge_https(state: _Run, name: str) -> str | None:
     return edge_address(record.edge_host if record else None, state.deps.settings.edge_https)
 
 
-def _https(state: _Run, name: str) -> Any:
+def _https(state: _Run, name: str) -> HttpResponse:
+    """GET https://<probe name>/ at `name`'s edge (a wildcard: one label below).
+
+    Raises:
+        OSError: no answer, or the handshake failed.
+    """
     from certpilot.probe.web import fetch_https
 
     s = state.deps.settings
     return fetch_https(
-        name, edge=_edge_https(state, name), ca_bundle=s.ca_bundle, timeout=s.connect_timeout
+        probe_name(name),
+        edge=_edge_https(state, name),
+        ca_bundle=s.ca_bundle,
+        timeout=s.connect_timeout,
     )
 
 
-def _http(state: _Run, name: str) -> Any:
+def _http(state: _Run, name: str) -> HttpResponse:
+    """GET http://<probe name>/ (`CERTPILOT_EDGE_HTTP` when set, else the name on 80).
+
+    Raises:
+        OSError: no answer.
+    """
     from certpilot.probe.tls import Probes
 
-    return Probes.from_settings(state.deps.settings).http(name)
+    return Probes.from_settings(state.deps.settings).http(probe_name(name))
 
 
 def _expect(state: _Run, record: DomainRecord) -> Callable[[], EdgeCheck]:
@@ -713,6 +726,9 @@ def _expect(state: _Run, record: DomainRecord) -> Callable[[], EdgeCheck]:
         and bucket.fallback_until is None
     )
 
+    # A wildcard domain is asked one label below it, as its certificate is verified.
+    host = probe_name(record.name)
+
     def look() -> EdgeCheck:
         try:
             plain = _http(state, record.name)
@@ -726,7 +742,7 @@ def _expect(state: _Run, record: DomainRecord) -> Callable[[], EdgeCheck]:
             problems.append(f"HTTPS answers {secure.status}")
         if record.route is Route.CDN:
             if prefs.https_force:
-                wanted = f"https://{record.name}/"
+                wanted = f"https://{host}/"
                 if plain.status != 301 or plain.location != wanted:
                     problems.append(f"HTTP answers {plain.status} {plain.location or ''}".strip())
             if prefs.hsts and not _hsts_ok(hsts, prefs):
@@ -790,6 +806,8 @@ def _verify(state: _Run) -> None:
     wanted = max(1, state.deps.settings.verify_consecutive)
     streak = dict.fromkeys(todo, 0)
     stop = time.monotonic() + state.deps.settings.verify_deadline
+    if state.deps.deadline is not None:
+        stop = min(stop, state.deps.deadline)
     interval = 0.1
     while todo:
         for name in list(todo):

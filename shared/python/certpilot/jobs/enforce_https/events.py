@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from certpilot.core.errors import ForeignAccount, MalformedEvent, UnsupportedEvent
-from certpilot.core.names import InvalidHostname, normalize_hostname
+from certpilot.core.names import InvalidHostname, normalize_domain, normalize_hostname
 from certpilot.events import load_event
 
 OSS_ACTIONTRAIL = "oss:actiontrail:apicall"
@@ -93,8 +93,15 @@ def parse_enforce_event(
 def _domain(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise MalformedEvent(f"{field} must be a domain name")
+    raw = value.strip().rstrip(".")
+    if raw.startswith(("*.", ".")):
+        # A wildcard domain (CDN and OSS take `*.example.com`; CDN lists `.example.com`).
+        wildcard = normalize_domain(raw)
+        if wildcard is None:
+            raise MalformedEvent(f"{field} is not a valid wildcard domain name")
+        return wildcard
     try:
-        return normalize_hostname(value.strip().rstrip("."))
+        return normalize_hostname(raw)
     except InvalidHostname as err:
         raise MalformedEvent(f"{field} is not a valid domain name: {err}") from None
 
