@@ -323,6 +323,9 @@ def test_two_concurrent_runs_on_one_bucket_keep_every_statement(
     statements = json.loads(stored_policy(cloud, "media") or "")["Statement"]
     assert THEIRS in statements and extra in statements
     assert sum(is_ours(s, "media") for s in statements) == 1
+    for domain in ("a.example.com", "b.example.com"):
+        assert http_get(cloud, domain).status == 403
+        assert https_get(cloud, domain).status == 200
 
 
 def test_dry_run_answers_the_plan_and_writes_nothing(
@@ -468,3 +471,62 @@ def test_certpilot_invoke_enforce_https_with_the_direct_sample(cloud: Any) -> No
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["status"] == "enforced"
     assert http_get(cloud, "img.example.com").status == 403
+
+
+def _cdn_estate() -> dict[str, Any]:
+    return {
+        "certificates": [WILD],
+        "buckets": [{"name": "media", "objects": INDEX}],
+        "cdn_domains": [
+            {
+                "name": "cdn.example.com",
+                "origin": "media",
+                "certificate": "wild",
+                "configs": {"forward_scheme": {"enable": "on", "scheme_origin": "https"}},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-applied", "after-applied"])
+def test_cdn_feature_write_fault_is_settled_by_reading_the_configs_back(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    # given a CDN domain to enforce and its feature write failing once (refused, or
+    # applied and then answered with an error)
+    use_estate(cloud, monkeypatch, _cdn_estate())
+    cloud.faults(
+        action="cdn:BatchSetCdnDomainConfig",
+        error={"code": "InvalidParameter", "status": 400},
+        after=after,
+        times=1,
+    )
+    # when it is enforced
+    summary = invoke(cloud, {"domain": "cdn.example.com"})
+    result = domain_of(summary, "cdn.example.com")
+    features = cdn_features(cloud, "cdn.example.com")
+    if after:
+        # then the read-back shows the write was applied: enforced, verified outside
+        assert result["outcome"] == "enforced", summary
+        assert result["facts"]["features"]["errorCode"] == "InvalidParameter"
+        assert http_get(cloud, "cdn.example.com").status == 301
+    else:
+        # then the domain failed, naming what is missing, and the edge is as it was
+        assert (result["outcome"], result["reason"]) == ("failed", "features-failed")
+        assert "https_force" in result["facts"]["features"]["missing"]
+        assert "https_force" not in features
+        assert http_get(cloud, "cdn.example.com").status == 200
+    # either way HTTPS keeps working
+    assert https_get(cloud, "cdn.example.com").status == 200
+
+
+def test_opted_out_domain_is_not_changed(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a CDN domain listed in CERTPILOT_ENFORCE_SKIP_DOMAINS
+    use_estate(cloud, monkeypatch, _cdn_estate(), CERTPILOT_ENFORCE_SKIP_DOMAINS="cdn.example.com")
+    # when its AddCdnDomain event arrives
+    summary = invoke(cloud, sample(cloud, "cdn-addcdndomain", DomainName="cdn.example.com"))
+    # then it is skipped and no CDN feature was written
+    result = domain_of(summary, "cdn.example.com")
+    assert (result["outcome"], result["reason"]) == ("skipped", "opted-out")
+    assert cloud.action_stats("cdn:BatchSetCdnDomainConfig")["calls"] == 0
+    assert http_get(cloud, "cdn.example.com").status == 200
