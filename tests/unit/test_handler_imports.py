@@ -1,4 +1,4 @@
-"""Cold starts: loading the deploy-cert handler imports no cloud SDK.
+"""Cold starts: loading a handler (deploy-cert, enforce-https) imports no cloud SDK.
 
 FC bills the import time of every cold start; the SDKs (and their HTTP stacks) are
 imported inside the adapter methods that use them, so a rejected event never pays
@@ -10,6 +10,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("alibabacloud", "darabonba", "Tea", "aiohttp", "requests", "cryptography")
@@ -25,9 +27,10 @@ print(sorted({m.split(".")[0] for m in sys.modules if m.startswith(heavy)}))
 """
 
 
-def test_loading_the_handler_imports_no_sdk() -> None:
+@pytest.mark.parametrize("function", ["deploy_cert", "enforce_https"])
+def test_loading_the_handler_imports_no_sdk(function: str) -> None:
     # given a fresh interpreter with only the layer on its path, as FC starts one
-    handler = REPO / "functions" / "deploy_cert" / "index.py"
+    handler = REPO / "functions" / function / "index.py"
     # when the engine, the event parser and the handler module are loaded
     done = subprocess.run(
         [sys.executable, "-c", LOADED, str(handler), *HEAVY],
