@@ -242,6 +242,8 @@ def test_policy_write_fault_loses_no_statement(
     # then the statement is there once and theirs kept (the run reads, merges and
     # writes again after the error)
     assert summary["ok"] is True, summary
+    result = bucket_of(summary, "media")
+    assert (result["outcome"], result["facts"]["errorCode"]) == ("enforced", "AccessDenied")
     document = json.loads(stored_policy(cloud, "media") or "")
     assert document["Statement"][0] == THEIRS
     assert sum(is_ours(s, "media") for s in document["Statement"]) == 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -630,7 +630,12 @@ def _write_policy(state: _Run, bucket: str, region: str, switched: tuple[str, ..
                 _log, "policy write failed", level=logging.WARNING, bucket=bucket, error=error.code
             )
             continue
-        return _policy_result(state, bucket, region, result, switched, keep)
+        if last is not None and result.outcome is PolicyOutcome.ALREADY:
+            # The failed attempt may have written it (an error after OSS applied the
+            # write): the state is reached; the error stays a fact.
+            result = replace(result, outcome=PolicyOutcome.WRITTEN)
+        found = _policy_result(state, bucket, region, result, switched, keep)
+        return replace(found, error_code=last.code) if last is not None else found
     return BucketResult(
         bucket,
         region,
