@@ -532,3 +532,27 @@ def test_opted_out_domain_is_not_changed(cloud: Any, monkeypatch: pytest.MonkeyP
     assert (result["outcome"], result["reason"]) == ("skipped", "opted-out")
     assert cloud.action_stats("cdn:BatchSetCdnDomainConfig")["calls"] == 0
     assert http_get(cloud, "cdn.example.com").status == 200
+
+
+def test_settings_choose_the_hsts_and_the_cdn_features(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given HSTS of 600 s with includeSubDomains, and only https_force and HSTS wanted
+    use_estate(
+        cloud,
+        monkeypatch,
+        _cdn_estate(),
+        CERTPILOT_HSTS_MAX_AGE="600",
+        CERTPILOT_HSTS_INCLUDE_SUBDOMAINS="true",
+        CERTPILOT_CDN_FEATURES="https_force, hsts",
+    )
+    # when the domain is enforced
+    summary = invoke(cloud, {"domain": "cdn.example.com"})
+    # then HSTS carries the configured values, and HTTP/2 and gzip were left alone
+    assert summary["ok"] is True, summary
+    features = cdn_features(cloud, "cdn.example.com")
+    assert features["HSTS"]["https_hsts_max_age"] == "600"
+    assert features["HSTS"]["https_hsts_include_subdomains"] == "on"
+    assert "https_option" not in features and "gzip" not in features
+    assert https_get(cloud, "cdn.example.com").hsts == "max-age=600; includeSubDomains"
+    assert http_get(cloud, "cdn.example.com").status == 301
