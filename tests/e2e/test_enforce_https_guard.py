@@ -556,3 +556,30 @@ def test_settings_choose_the_hsts_and_the_cdn_features(
     assert "https_option" not in features and "gzip" not in features
     assert https_get(cloud, "cdn.example.com").hsts == "max-age=600; includeSubDomains"
     assert http_get(cloud, "cdn.example.com").status == 301
+
+
+def test_a_candidate_its_ca_revoked_is_passed_over_for_the_next_best(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a new domain, the longest-lasting covering certificate revoked by its CA
+    # (CAS's listing does not say so), and a shorter one that is good
+    ids = use_estate(
+        cloud,
+        monkeypatch,
+        {
+            "certificates": [{**WILD, "name": "long", "days": 300}, WILD],
+            "buckets": [
+                {"name": "media", "objects": INDEX, "cnames": [{"domain": "new.example.com"}]}
+            ],
+        },
+    )
+    cloud.admin("POST", "cas/revoke", {"certId": ids["long"]})
+    # when it is enforced
+    summary = invoke(cloud, {"domain": "new.example.com"})
+    # then deploy-cert's pre-write check refused the revoked one, the next was deployed
+    assert summary["ok"] is True, summary
+    assert domain_of(summary, "new.example.com")["facts"]["certId"] == ids["wild"]
+    bound = cloud.state()["buckets"]["media"]["cnames"]["new.example.com"]["certificate"]
+    assert bound["cert_id"] == ids["wild"]
+    assert cloud.action_stats("oss:PutCname")["calls"] == 1  # the revoked one never sent
+    assert http_get(cloud, "new.example.com").status == 403
