@@ -163,8 +163,12 @@ class DomainResult:
 
 
 _LOG = get_logger(__name__)
-# How long to watch the edge after a rollback (at most the verification deadline): the
-# restore is best effort, a domain must not hold the whole invocation twice over.
+# How long to watch the edge after a rollback: the verification deadline, but at least
+# MIN_RESTORE_WAIT (a rollback that lands after the new certificate reached the edge needs
+# one more propagation, however short the deadline was set) and at most MAX_RESTORE_WAIT
+# (the restore is best effort: a domain must not hold the whole invocation twice over).
+# The watch ends as soon as the restored state is seen.
+MIN_RESTORE_WAIT = 5.0
 MAX_RESTORE_WAIT = 30.0
 Prober = Callable[[str], ServedCert]
 # What the rollbacks of a run may take (their writes, retried under QPS), kept free at
@@ -317,7 +321,7 @@ class _Budget:
     @classmethod
     def of(cls, options: ApplyOptions, now: float) -> _Budget:
         verify = options.verify_deadline
-        restore = min(verify, MAX_RESTORE_WAIT)
+        restore = min(max(verify, MIN_RESTORE_WAIT), MAX_RESTORE_WAIT)
         if options.deadline is None:
             return cls(verify, restore, None)
         remaining = max(0.0, options.deadline - now)
