@@ -574,7 +574,7 @@ def _deliver(
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, error)
     except OSError:
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.NETWORK)
-    except Exception:  # noqa: BLE001 - a notification never ends the sweep
+    except Exception:  # a notification never ends the sweep
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.INTERNAL)
     return judge_answer(channel.kind, status, answer)
 
