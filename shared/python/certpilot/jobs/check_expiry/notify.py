@@ -465,6 +465,7 @@ class DeliveryError(str, enum.Enum):
     TIMEOUT = "timeout"
     NETWORK = "network"  # connection refused, DNS, TLS, ...
     LIMIT = "limit"  # over `max_messages`
+    CONFIG = "config"  # a URL that is not http(s)
     INTERNAL = "internal"  # a bug of ours; the sweep goes on
 
     def __str__(self) -> str:
@@ -574,6 +575,8 @@ def _deliver(
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, error)
     except OSError:
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.NETWORK)
+    except ValueError:
+        return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.CONFIG)
     except Exception:  # a notification never ends the sweep
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.INTERNAL)
     return judge_answer(channel.kind, status, answer)
