@@ -119,11 +119,14 @@ def receiver() -> Iterator[Receiver]:
                 status = 500
             self.send_response(status)
             if status == 302:
-                self.send_header("Location", f"http://127.0.0.1:1/leak?access_token={TOKEN}")
+                port = self.server.server_address[1]  # type: ignore[index]
+                self.send_header("Location", f"http://127.0.0.1:{port}/leak?access_token={TOKEN}")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)
+
+        do_GET = do_POST  # a followed redirect would arrive as a GET: record it too
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Robot)
     thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
@@ -244,6 +247,7 @@ def test_robot_errors_statuses_redirects_and_dead_hosts_end_as_typed_failures(
     assert results[0].code == 93000
     assert [r.http_status for r in results[1:3]] == [500, 302]
     assert [r.path for r in receiver.requests] == ["/wecom-revoked", "/broken", "/moved"]
+    assert {"/leak"}.isdisjoint(r.path for r in receiver.requests)
 
 
 def test_a_silent_robot_times_out_within_the_bound() -> None:
@@ -294,10 +298,14 @@ def test_second_sweep_sends_nothing_and_a_cleared_problem_sends_resolved(
     }
     config = Settings.from_env(env)
 
-    first, sent, state = notify.notify(FINDINGS, frozenset(), config)
-    previous = notify.previous_alert_keys(json.dumps(notify.alert_state(state)))
-    second, nothing, state2 = notify.notify(FINDINGS, previous, config)
-    third, resolved, state3 = notify.notify(FINDINGS[1:], state2, config)
+    run1 = notify.notify(FINDINGS, frozenset(), config)
+    first, sent, state = run1.notification, run1.results, run1.record
+    # the report embeds run1.to_dict(); the next sweep reads it back
+    previous = notify.previous_alert_keys(json.dumps({"report": "...", **run1.to_dict()}))
+    run2 = notify.notify(FINDINGS, previous, config)
+    second, nothing, state2 = run2.notification, run2.results, run2.record
+    run3 = notify.notify(FINDINGS[1:], state2, config)
+    third, resolved, state3 = run3.notification, run3.results, run3.record
 
     assert first is not None and _kinds(sent) == [("webhook", "sent", None)]
     assert second is None and nothing == () and state2 == state
@@ -314,8 +322,10 @@ def test_a_lost_notification_is_tried_again_next_sweep(receiver: Receiver) -> No
     broken = Settings.from_env({settings.WECOM_WEBHOOK: receiver.url("/wecom-revoked")})
     fixed = Settings.from_env({settings.WECOM_WEBHOOK: receiver.url("/wecom")})
 
-    _, failed, state = notify.notify(FINDINGS, frozenset(), broken)
-    again, sent, state2 = notify.notify(FINDINGS, state, fixed)
+    run1 = notify.notify(FINDINGS, frozenset(), broken)
+    run2 = notify.notify(FINDINGS, run1.record, fixed)
+    failed, state = run1.results, run1.record
+    again, sent, state2 = run2.notification, run2.results, run2.record
 
     assert _kinds(failed) == [("wecom", "failed", "robot-error")] and state == frozenset()
     assert again is not None and len(again.new) == 2 and _kinds(sent)[0][1] == "sent"
@@ -342,7 +352,8 @@ def test_urls_and_secrets_never_reach_logs_results_or_settings_echoes(
     try:
         config = Settings.from_env(env)
         logger = log.get_logger("tests.notify")
-        notification, results, _ = notify.notify(FINDINGS, frozenset(), config)
+        run = notify.notify(FINDINGS, frozenset(), config)
+        notification, results = run.notification, run.results
         # What a careless caller might log: the settings, the channels, the results.
         log.event(
             logger,
@@ -369,7 +380,7 @@ def test_urls_and_secrets_never_reach_logs_results_or_settings_echoes(
         text,
         repr(config),
         json.dumps(config.as_dict()),
-        json.dumps([r.to_dict() for r in results]),
+        json.dumps(run.to_dict()),
         repr(results),
     ]
     for echo in echoes:

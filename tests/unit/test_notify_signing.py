@@ -149,6 +149,12 @@ def test_generic_webhook_request_is_compact_signed_json() -> None:
         (ChannelKind.WEBHOOK, 204, b"", ("sent", None, None)),
         (ChannelKind.WEBHOOK, 500, b"", ("failed", "http-status", None)),
         (ChannelKind.DINGTALK, 404, b"", ("failed", "http-status", None)),
+        (
+            ChannelKind.FEISHU,
+            400,
+            b'{"code":9499,"msg":"Bad Request"}',
+            ("failed", "http-status", 9499),
+        ),
     ],
 )
 def test_judge_answer(kind: ChannelKind, status: int, answer: bytes, expected: tuple) -> None:

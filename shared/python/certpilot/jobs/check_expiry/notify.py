@@ -541,24 +541,34 @@ def _post(request: OutboundRequest, timeout: float) -> tuple[int, bytes]:
 
 def judge_answer(kind: ChannelKind, status: int, answer: bytes) -> ChannelResult:
     """Read a robot's answer: DingTalk and WeCom `errcode` 0, Feishu `code` 0 (older
-    robots: `StatusCode` 0), the generic webhook any 2xx."""
+    robots: `StatusCode` 0), the generic webhook any 2xx. A non-2xx answer fails with
+    HTTP_STATUS, and keeps the robot's code when its body names one."""
+    code = None if kind is ChannelKind.WEBHOOK else _robot_code(kind, answer)
     if not 200 <= status < 300:
-        return ChannelResult(kind, DeliveryStatus.FAILED, DeliveryError.HTTP_STATUS, None, status)
+        return ChannelResult(kind, DeliveryStatus.FAILED, DeliveryError.HTTP_STATUS, code, status)
     if kind is ChannelKind.WEBHOOK:
         return ChannelResult(kind, DeliveryStatus.SENT, http_status=status)
-    try:
-        data = json.loads(answer)
-    except ValueError:
-        data = None
-    field = "code" if kind is ChannelKind.FEISHU else "errcode"
-    code = data.get(field) if isinstance(data, dict) else None
-    if code is None and kind is ChannelKind.FEISHU and isinstance(data, dict):
-        code = data.get("StatusCode")
-    if not isinstance(code, int) or isinstance(code, bool):
+    if code is None:
         return ChannelResult(kind, DeliveryStatus.FAILED, DeliveryError.BAD_ANSWER, None, status)
     if code != 0:
         return ChannelResult(kind, DeliveryStatus.FAILED, DeliveryError.ROBOT_ERROR, code, status)
     return ChannelResult(kind, DeliveryStatus.SENT, code=0, http_status=status)
+
+
+def _robot_code(kind: ChannelKind, answer: bytes) -> int | None:
+    """The integer error code of a robot's JSON answer, or None when it has none."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    names = ("code", "StatusCode") if kind is ChannelKind.FEISHU else ("errcode",)
+    for name in names:
+        code = data.get(name)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
+    return None
 
 
 def _deliver(
@@ -577,7 +587,9 @@ def _deliver(
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.NETWORK)
     except ValueError:
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.CONFIG)
-    except Exception:  # a notification never ends the sweep
+    except Exception as failure:  # a notification never ends the sweep
+        # The type only: a message could quote the request.
+        event(_log, "notification bug", level=logging.ERROR, error=type(failure).__name__)
         return ChannelResult(channel.kind, DeliveryStatus.FAILED, DeliveryError.INTERNAL)
     return judge_answer(channel.kind, status, answer)
 
@@ -608,6 +620,25 @@ def send(
     return tuple(results)
 
 
+@dataclass(frozen=True)
+class NotifyRun:
+    """What `notify` did: the notification (None when nothing changed), one result per
+    channel, and the alert keys the report embeds (`keys_to_record`)."""
+
+    notification: Notification | None
+    results: tuple[ChannelResult, ...]
+    record: frozenset[AlertKey]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the report: the alert state plus what was sent where."""
+        kind = None if self.notification is None else self.notification.kind.value
+        return {
+            **alert_state(self.record),
+            "notification": kind,
+            "deliveries": [r.to_dict() for r in self.results],
+        }
+
+
 def notify(
     findings: Sequence[Finding],
     previous_keys: Collection[AlertKey],
@@ -615,10 +646,10 @@ def notify(
     *,
     not_judged: Collection[str] = (),
     clock: Callable[[], float] = time.time,
-) -> tuple[Notification | None, tuple[ChannelResult, ...], frozenset[AlertKey]]:
-    """Decide and send with the configured channels and threshold: the notification
-    (None when nothing changed), the channels' results, and the alert keys the report
-    should embed (`keys_to_record`). Never raises."""
+) -> NotifyRun:
+    """Decide, then send to the configured channels (threshold
+    `settings.notify_min_severity`, each request bounded by `settings.read_timeout`).
+    Never raises."""
     minimum = settings.notify_min_severity
     notification = decide(findings, previous_keys, minimum, not_judged=not_judged)
     current = open_keys(findings, previous_keys, minimum, not_judged=not_judged)
@@ -626,4 +657,5 @@ def notify(
     if notification is not None:
         channels = channels_from_settings(settings)
         results = send(notification, channels, timeout=settings.read_timeout, clock=clock)
-    return notification, results, keys_to_record(previous_keys, current, notification, results)
+    record = keys_to_record(previous_keys, current, notification, results)
+    return NotifyRun(notification, results, record)
