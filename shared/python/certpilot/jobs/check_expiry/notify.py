@@ -25,6 +25,10 @@ generic webhook (`X-Certpilot-Signature: sha256=<hex HMAC-SHA256 of the body>`, 
 timestamp in the body and in `X-Certpilot-Timestamp`). `send()` never raises: each
 channel ends as a typed `ChannelResult`. Webhook URLs and secrets never reach a log
 line, a result or an exception message.
+
+The sweep calls `notify(findings, previous_keys, settings, not_judged=...)`, which does
+all of the above and returns a `NotifyRun`; its `to_dict()` (the alert state plus the
+deliveries) is what the report embeds at its top level.
 """
 
 from __future__ import annotations
