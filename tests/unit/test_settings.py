@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from certpilot.cloud import credentials
-from certpilot.core import settings
+from certpilot.core import log, settings
 from certpilot.core.errors import ConfigError
 from certpilot.core.settings import Endpoint, Settings
 
@@ -51,6 +51,14 @@ def test_every_variable_is_read() -> None:
         settings.HSTS_MAX_AGE: "31536000",
         settings.HSTS_INCLUDE_SUBDOMAINS: "on",
         settings.CDN_FEATURES: "https_force,hsts",
+        settings.NOTIFY_MIN_SEVERITY: "Error",
+        settings.DINGTALK_WEBHOOK: "https://oapi.dingtalk.com/robot/send?access_token=tok123456",
+        settings.DINGTALK_SECRET: "SECding123456",
+        settings.WECOM_WEBHOOK: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wk123456",
+        settings.FEISHU_WEBHOOK: "https://open.feishu.cn/open-apis/bot/v2/hook/0123456789abcdef0",
+        settings.FEISHU_SECRET: "feishu123456",
+        settings.WEBHOOK_URL: "https://hooks.example.com/certpilot",
+        settings.WEBHOOK_SECRET: "hook123456",
     }
 
     s = Settings.from_env(env)
@@ -79,7 +87,20 @@ def test_every_variable_is_read() -> None:
         "hsts_max_age": 31536000,
         "hsts_include_subdomains": True,
         "cdn_features": ("https_force", "hsts"),
+        "notify_min_severity": "error",
+        # secrets: shown as set, never as themselves
+        "dingtalk_webhook": "[REDACTED]",
+        "dingtalk_secret": "[REDACTED]",
+        "wecom_webhook": "[REDACTED]",
+        "feishu_webhook": "[REDACTED]",
+        "feishu_secret": "[REDACTED]",
+        "webhook_url": "[REDACTED]",
+        "webhook_secret": "[REDACTED]",
     }
+    assert s.dingtalk_secret is not None and s.dingtalk_secret.reveal() == "SECding123456"
+    for name in ("tok123456", "wk123456", "0123456789abcdef0", "feishu123456", "hook123456"):
+        assert name not in repr(s)
+        assert name not in log.redact(f"a message quoting {name}")
     assert s.parsed_endpoint() == Endpoint("http", "127.0.0.1", 8123)
     assert set(env) < set(settings.ALL_VARIABLES)
 
@@ -102,6 +123,9 @@ def test_every_variable_is_read() -> None:
         (settings.ENDPOINT, "ftp://127.0.0.1:21"),
         (settings.ENDPOINT, "http://127.0.0.1:8000/api"),
         (settings.MAX_ATTEMPTS, "0"),
+        (settings.NOTIFY_MIN_SEVERITY, "critical"),
+        (settings.DINGTALK_WEBHOOK, "oapi.dingtalk.com/robot/send"),
+        (settings.WEBHOOK_URL, "file:///etc/passwd"),
     ],
 )
 def test_unusable_values_name_the_variable(variable: str, value: str) -> None:
@@ -204,3 +228,13 @@ def test_cdn_features_none_turns_every_feature_off() -> None:
     s = Settings.from_env({settings.CDN_FEATURES: "none"})
     # then enforce-https applies no CDN feature
     assert s.cdn_features == ()
+
+
+def test_an_unusable_webhook_url_is_named_but_never_quoted() -> None:
+    url = "hxxp://oapi.dingtalk.com/robot/send?access_token=quoted-nowhere-123"
+
+    with pytest.raises(ConfigError) as failure:
+        Settings.from_env({settings.DINGTALK_WEBHOOK: url})
+
+    assert settings.DINGTALK_WEBHOOK in str(failure.value)
+    assert "quoted-nowhere-123" not in str(failure.value)

@@ -1,7 +1,9 @@
 """Every environment variable certpilot reads, and the frozen settings built from them.
 
 Credentials are read by `certpilot.cloud.credentials`, never kept here: a `Settings` can be
-logged or echoed without leaking anything.
+logged or echoed without leaking anything. The notification webhooks (their URLs carry
+access tokens) and their signing secrets are kept as `Secret` values: registered for
+redaction when read, masked by `repr`, `str` and `as_dict`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from certpilot.core.certref import DEFAULT_REGION
 from certpilot.core.errors import ConfigError
+from certpilot.core.findings import Severity
+from certpilot.core.log import MASK, register_secret
 
 # DESIGN §7 names (shared with the emulator, the demo and the FC configuration).
 ENDPOINT = "CERTPILOT_ENDPOINT"
@@ -44,6 +48,15 @@ ENFORCE_SKIP_DOMAINS = "CERTPILOT_ENFORCE_SKIP_DOMAINS"
 HSTS_MAX_AGE = "CERTPILOT_HSTS_MAX_AGE"
 HSTS_INCLUDE_SUBDOMAINS = "CERTPILOT_HSTS_INCLUDE_SUBDOMAINS"
 CDN_FEATURES = "CERTPILOT_CDN_FEATURES"
+# check-expiry's notifications (`certpilot.jobs.check_expiry.notify`).
+NOTIFY_MIN_SEVERITY = "CERTPILOT_NOTIFY_MIN_SEVERITY"
+DINGTALK_WEBHOOK = "CERTPILOT_DINGTALK_WEBHOOK"
+DINGTALK_SECRET = "CERTPILOT_DINGTALK_SECRET"  # noqa: S105 (a variable name)
+WECOM_WEBHOOK = "CERTPILOT_WECOM_WEBHOOK"
+FEISHU_WEBHOOK = "CERTPILOT_FEISHU_WEBHOOK"
+FEISHU_SECRET = "CERTPILOT_FEISHU_SECRET"  # noqa: S105 (a variable name)
+WEBHOOK_URL = "CERTPILOT_WEBHOOK_URL"
+WEBHOOK_SECRET = "CERTPILOT_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
 
 # Every variable above, for documentation and `--help` listings.
 ALL_VARIABLES: tuple[str, ...] = (
@@ -73,6 +86,14 @@ ALL_VARIABLES: tuple[str, ...] = (
     HSTS_MAX_AGE,
     HSTS_INCLUDE_SUBDOMAINS,
     CDN_FEATURES,
+    NOTIFY_MIN_SEVERITY,
+    DINGTALK_WEBHOOK,
+    DINGTALK_SECRET,
+    WECOM_WEBHOOK,
+    FEISHU_WEBHOOK,
+    FEISHU_SECRET,
+    WEBHOOK_URL,
+    WEBHOOK_SECRET,
 )
 
 # The CDN features enforce-https can apply (`CERTPILOT_CDN_FEATURES`), all by default.
@@ -82,6 +103,34 @@ HSTS_MAX_AGE_LIMIT = 63_072_000  # two years: the longest max-age browsers prelo
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
+
+
+class Secret:
+    """A secret setting (a webhook URL with its token, a signing key).
+
+    `reveal()` gives the value to the one place that sends it; `repr`, `str` and
+    `Settings.as_dict` show only a mask. Equal when the values are equal.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value itself: for the request that needs it, nowhere else."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
 @dataclass(frozen=True)
@@ -135,6 +184,16 @@ class Settings:
     hsts_max_age: int = 5_184_000
     hsts_include_subdomains: bool = False
     cdn_features: tuple[str, ...] = CDN_FEATURE_NAMES
+    # check-expiry notifies about findings of this severity or worse. `warning`, so that
+    # CERT_EXPIRING (a warning) reaches people while the certificate still works.
+    notify_min_severity: Severity = Severity.WARNING
+    dingtalk_webhook: Secret | None = None
+    dingtalk_secret: Secret | None = None
+    wecom_webhook: Secret | None = None
+    feishu_webhook: Secret | None = None
+    feishu_secret: Secret | None = None
+    webhook_url: Secret | None = None
+    webhook_secret: Secret | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +232,14 @@ class Settings:
             hsts_max_age=_int(env, HSTS_MAX_AGE, cls.hsts_max_age, lo=0, hi=HSTS_MAX_AGE_LIMIT),
             hsts_include_subdomains=_bool(env, HSTS_INCLUDE_SUBDOMAINS),
             cdn_features=_features(env),
+            notify_min_severity=_severity(env, NOTIFY_MIN_SEVERITY, cls.notify_min_severity),
+            dingtalk_webhook=_webhook(env, DINGTALK_WEBHOOK),
+            dingtalk_secret=_secret(env, DINGTALK_SECRET),
+            wecom_webhook=_webhook(env, WECOM_WEBHOOK),
+            feishu_webhook=_webhook(env, FEISHU_WEBHOOK),
+            feishu_secret=_secret(env, FEISHU_SECRET),
+            webhook_url=_webhook(env, WEBHOOK_URL),
+            webhook_secret=_secret(env, WEBHOOK_SECRET),
         )
         if settings.endpoint is not None:
             settings.parsed_endpoint()  # validate early
@@ -200,8 +267,15 @@ class Settings:
         return Endpoint(parts.scheme, parts.hostname, port)
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as plain JSON-able values (safe to log)."""
-        return asdict(self)
+        """The settings as plain JSON-able values (safe to log: a secret set shows as
+        the mask, one unset as None)."""
+        data = asdict(self)
+        for name, value in data.items():
+            if isinstance(value, Secret):
+                data[name] = MASK
+            elif isinstance(value, Severity):
+                data[name] = value.value
+        return data
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -282,3 +356,44 @@ def _host_port(env: Mapping[str, str], name: str) -> str | None:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{name} must be host:port, got {raw[:40]!r}")
     return raw
+
+
+def _severity(env: Mapping[str, str], name: str, default: Severity) -> Severity:
+    raw = (_text(env, name) or default.value).lower()
+    try:
+        return Severity(raw)
+    except ValueError:
+        choices = ", ".join(s.value for s in Severity)
+        raise ConfigError(f"{name} must be one of {choices}, got {raw[:20]!r}") from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    register_secret(raw)
+    return Secret(raw)
+
+
+def _webhook(env: Mapping[str, str], name: str) -> Secret | None:
+    """A webhook URL: a secret as a whole, and so is each part that can carry its token
+    (query values, long path segments), since an error could quote a part alone."""
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    register_secret(raw)
+    parts = urlsplit(raw)
+    for _, value in parse_qsl(parts.query, keep_blank_values=True):
+        register_secret(value)
+    for segment in parts.path.split("/"):
+        # Short segments are words ("robot", "send", "hook"): masking them would mangle
+        # ordinary log text, and a token is never that short.
+        if len(segment) >= _TOKEN_SEGMENT:
+            register_secret(segment)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        # The value is a secret: the message names the variable, never quotes it.
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return Secret(raw)
+
+
+_TOKEN_SEGMENT = 16

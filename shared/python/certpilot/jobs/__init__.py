@@ -1,1 +1,1 @@
-"""One room per job: deploy_cert (then enforce_https, check_expiry)."""
+"""One room per job: deploy_cert, enforce_https, check_expiry."""

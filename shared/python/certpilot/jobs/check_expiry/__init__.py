@@ -1,0 +1,1 @@
+"""check-expiry: the scheduled sweep that finds, repairs, reports and notifies."""
