@@ -214,22 +214,37 @@ def _envelope_str(event: Mapping[str, Any], name: str, *, required: bool) -> str
     return value.strip()
 
 
-def _event_data(event: Mapping[str, Any]) -> Mapping[str, Any]:
-    data = event.get("data")
-    # A publisher may send `data` as a JSON string with datacontenttype application/json.
-    if isinstance(data, str):
+def json_object(value: Any, what: str) -> Mapping[str, Any]:
+    """`value` as a JSON object; a JSON string holding one is decoded (a publisher may
+    send CloudEvent `data` as text with datacontenttype application/json).
+
+    Raises:
+        MalformedEvent: neither an object nor a string holding one (`what` names it).
+    """
+    if isinstance(value, str):
         try:
-            data = json.loads(data)
+            value = json.loads(value)
         except json.JSONDecodeError:
-            raise MalformedEvent("CloudEvent 'data' is a string but not JSON") from None
-    if not isinstance(data, dict):
-        raise MalformedEvent("CloudEvent 'data' must be a JSON object")
-    return data
+            raise MalformedEvent(f"{what} is a string but not JSON") from None
+    if not isinstance(value, dict):
+        raise MalformedEvent(f"{what} must be a JSON object")
+    return value
 
 
-def _check_account(claimed: str | None, expected: str | None) -> str:
+def _event_data(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    return json_object(event.get("data"), "CloudEvent 'data'")
+
+
+def check_account(claimed: str | None, expected: str | None) -> str:
+    """The account an event claims, when it is the one whose events are accepted.
+
+    Raises:
+        MalformedEvent: the event names no account.
+        ForeignAccount: another account, or none configured (account-scoped events are
+            then refused rather than trusted).
+    """
     if claimed is None:
-        raise MalformedEvent("CloudEvent has no 'aliyunaccountid'")
+        raise MalformedEvent("the event names no account (aliyunaccountid)")
     if not expected:
         raise ForeignAccount("cannot accept account-scoped events: CERTPILOT_ACCOUNT_ID is not set")
     if claimed != expected:
@@ -251,7 +266,7 @@ def _parse_cloudevent(event: Mapping[str, Any], expected_account: str | None) ->
     claimed_account = str(claimed) if claimed is not None else None
 
     if event_type == CERT_ISSUED_TYPE:
-        account = _check_account(claimed_account, expected_account)
+        account = check_account(claimed_account, expected_account)
         data = _event_data(event)
         if "certId" not in data:
             raise MalformedEvent(f"{CERT_ISSUED_TYPE} event has no data.certId")
@@ -294,7 +309,7 @@ def _parse_actiontrail(
         and claimed_account != record_account
     ):
         raise ForeignAccount("event envelope and ActionTrail record name different accounts")
-    account = _check_account(claimed_account or record_account, expected_account)
+    account = check_account(claimed_account or record_account, expected_account)
 
     name = data.get("eventName")
     if not isinstance(name, str):
@@ -306,7 +321,7 @@ def _parse_actiontrail(
         raise UnsupportedEvent(f"CAS call {name} failed ({error_code}): nothing was issued")
     called_in = _acs_region(data)
     for part in ("responseElements", "requestParameters"):
-        section = _record_section(data, part)
+        section = record_section(data, part)
         for key in _ACTIONTRAIL_ID_KEYS:
             if key in section and section[key] not in (None, ""):
                 cas_id, region = parse_cert_id(section[key], field=f"data.{part}.{key}")
@@ -344,7 +359,9 @@ def _acs_region(data: Mapping[str, Any]) -> str | None:
     return value.strip()
 
 
-def _record_section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def record_section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """An ActionTrail record's section (`requestParameters`, ...) as an object; {} when
+    absent or unreadable."""
     section = data.get(name)
     # ActionTrail stores some sections as JSON text.
     if isinstance(section, str):

@@ -23,14 +23,13 @@ whole bucket, which is what the sweep would do anyway. Anything else raises an
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from certpilot.core.errors import ForeignAccount, MalformedEvent, UnsupportedEvent
 from certpilot.core.names import InvalidHostname, normalize_domain, normalize_hostname
-from certpilot.events import load_event
+from certpilot.events import check_account, json_object, load_event, record_section
 
 OSS_ACTIONTRAIL = "oss:actiontrail:apicall"
 CDN_ACTIONTRAIL = "cdn:actiontrail:apicall"
@@ -153,37 +152,6 @@ def _parse_direct(event: Mapping[str, Any]) -> EnforceRequest:
     )
 
 
-def _check_account(claimed: str | None, expected: str | None) -> str:
-    if claimed is None:
-        raise MalformedEvent("the event names no account")
-    if not expected:
-        raise ForeignAccount("cannot accept account-scoped events: CERTPILOT_ACCOUNT_ID is not set")
-    if claimed != expected:
-        raise ForeignAccount(f"event comes from account {claimed}, not this account")
-    return claimed
-
-
-def _json_object(value: Any, what: str) -> Mapping[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise MalformedEvent(f"{what} is a string but not JSON") from None
-    if not isinstance(value, dict):
-        raise MalformedEvent(f"{what} must be a JSON object")
-    return value
-
-
-def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = data.get(name)
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _first(section: Mapping[str, Any], keys: Iterable[str]) -> Any:
     for key in keys:
         if section.get(key) not in (None, ""):
@@ -205,27 +173,27 @@ def _parse_cloudevent(event: Mapping[str, Any], expected: str | None) -> Enforce
             "(expected oss:ActionTrail:ApiCall or cdn:ActionTrail:ApiCall)"
         )
     event_id = event.get("id") if isinstance(event.get("id"), str) else None
-    data = _json_object(event.get("data"), "CloudEvent 'data'")
+    data = json_object(event.get("data"), "CloudEvent 'data'")
     claimed = event.get("aliyunaccountid")
     identity = data.get("userIdentity")
     record = identity.get("accountId") if isinstance(identity, dict) else None
     if claimed is not None and record is not None and str(claimed) != str(record):
         raise ForeignAccount("event envelope and ActionTrail record name different accounts")
     chosen = claimed if claimed is not None else record
-    account = _check_account(str(chosen) if chosen is not None else None, expected)
+    account = check_account(str(chosen) if chosen is not None else None, expected)
     name = data.get("eventName")
     if not isinstance(name, str):
         raise MalformedEvent("ActionTrail event has no data.eventName")
     if data.get("errorCode"):
         raise UnsupportedEvent(f"{name} failed ({data['errorCode']}): nothing was bound")
-    params = _section(data, "requestParameters")
+    params = record_section(data, "requestParameters")
     if kind == OSS_ACTIONTRAIL:
         if name not in OSS_EVENT_NAMES:
             raise UnsupportedEvent(f"OSS call {name!r} does not bind a domain")
         domain = _first(params, _DOMAIN_KEYS)
         bucket = _first(params, _BUCKET_KEYS)
         if bucket is None:
-            resources = _section(data, "referencedResources").get("ACS::OSS::Bucket")
+            resources = record_section(data, "referencedResources").get("ACS::OSS::Bucket")
             if isinstance(resources, list) and len(resources) == 1:
                 bucket = resources[0]
         if domain is None and bucket is None:
@@ -264,7 +232,7 @@ def _parse_legacy(event: Mapping[str, Any], expected: str | None) -> EnforceRequ
             raise UnsupportedEvent(f"CDN trigger event {name!r} is not handled by enforce-https")
         identity = item.get("userIdentity")
         uid = identity.get("aliUid") if isinstance(identity, dict) else None
-        claimed = _check_account(str(uid) if uid is not None else None, expected)
+        claimed = check_account(str(uid) if uid is not None else None, expected)
         if account is not None and claimed != account:
             raise ForeignAccount("the events name different accounts")
         account = claimed
