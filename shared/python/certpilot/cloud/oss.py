@@ -1,4 +1,5 @@
-"""OSS adapter: buckets, custom domains (CNAME) and their hosted certificates, policies.
+"""OSS adapter: buckets, custom domains (CNAME) and their hosted certificates, policies,
+and the plain objects check-expiry writes its reports to.
 
 Each bucket is addressed at its own region (one SDK client per region, cached by
 `CloudClients`); ListBuckets goes to the default region and lists every region.
@@ -196,3 +197,46 @@ class OssAdapter:
         tag_set = getattr(tagging, "tag_set", None)
         tags = getattr(tag_set, "tags", None) or []
         return {str(t.key): str(t.value or "") for t in tags if t.key}
+
+    def put_object(
+        self, bucket: str, region: str, key: str, body: bytes, content_type: str
+    ) -> None:
+        """Write `body` to `key` of `bucket` with `content_type` (PutObject), replacing
+        any object of that key.
+
+        Raises:
+            CloudError: the translated SDK error (NotFoundError for a missing bucket),
+                after retries where retryable.
+        """
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        request = models.PutObjectRequest(
+            bucket=bucket, key=key, body=body, content_type=content_type
+        )
+        self._caller.call("PutObject", lambda: client.put_object(request))
+
+    def get_object(self, bucket: str, region: str, key: str) -> bytes | None:
+        """The content of `key` in `bucket` (GetObject), or None when there is no such key.
+
+        Raises:
+            CloudError: the translated SDK error (NotFoundError for a missing bucket),
+                after retries where retryable.
+        """
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        request = models.GetObjectRequest(bucket=bucket, key=key)
+
+        def read() -> bytes:
+            # Read inside the guarded call: a connection dropped mid-body is retried too.
+            result = client.get_object(request)
+            with result.body as body:
+                return bytes(body.read())
+
+        try:
+            return self._caller.call("GetObject", read)
+        except NotFoundError as error:
+            if error.code == "NoSuchKey":
+                return None
+            raise

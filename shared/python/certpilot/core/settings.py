@@ -57,6 +57,10 @@ FEISHU_WEBHOOK = "CERTPILOT_FEISHU_WEBHOOK"
 FEISHU_SECRET = "CERTPILOT_FEISHU_SECRET"  # noqa: S105 (a variable name)
 WEBHOOK_URL = "CERTPILOT_WEBHOOK_URL"
 WEBHOOK_SECRET = "CERTPILOT_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
+# check-expiry's reports (`certpilot.jobs.check_expiry.report`).
+REPORT_BUCKET = "CERTPILOT_REPORT_BUCKET"
+REPORT_REGION = "CERTPILOT_REPORT_REGION"
+REPORT_PREFIX = "CERTPILOT_REPORT_PREFIX"
 
 # Every variable above, for documentation and `--help` listings.
 ALL_VARIABLES: tuple[str, ...] = (
@@ -94,6 +98,9 @@ ALL_VARIABLES: tuple[str, ...] = (
     FEISHU_SECRET,
     WEBHOOK_URL,
     WEBHOOK_SECRET,
+    REPORT_BUCKET,
+    REPORT_REGION,
+    REPORT_PREFIX,
 )
 
 # The CDN features enforce-https can apply (`CERTPILOT_CDN_FEATURES`), all by default.
@@ -194,6 +201,11 @@ class Settings:
     feishu_secret: Secret | None = None
     webhook_url: Secret | None = None
     webhook_secret: Secret | None = None
+    # Where check-expiry writes its reports: no bucket, no report objects; the region
+    # defaults to `region`; the prefix is kept without leading or trailing slashes.
+    report_bucket: str | None = None
+    report_region: str | None = None
+    report_prefix: str = "certpilot/reports"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -240,6 +252,9 @@ class Settings:
             feishu_secret=_secret(env, FEISHU_SECRET),
             webhook_url=_webhook(env, WEBHOOK_URL),
             webhook_secret=_secret(env, WEBHOOK_SECRET),
+            report_bucket=_text(env, REPORT_BUCKET),
+            report_region=_text(env, REPORT_REGION),
+            report_prefix=_prefix(env, REPORT_PREFIX, cls.report_prefix),
         )
         if settings.endpoint is not None:
             settings.parsed_endpoint()  # validate early
@@ -346,6 +361,19 @@ def _log_level(env: Mapping[str, str]) -> str:
     if raw not in _LOG_LEVELS:
         raise ConfigError(f"{LOG_LEVEL} must be one of {', '.join(_LOG_LEVELS)}")
     return raw
+
+
+def _prefix(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    prefix = raw.strip("/")
+    segments = prefix.split("/")
+    # An object key prefix: ".." or empty segments would make keys that tools resolve
+    # differently from OSS, and control characters do not belong in a key.
+    if not prefix or any(s in ("", ".", "..") for s in segments) or not prefix.isprintable():
+        raise ConfigError(f"{name} must be a key prefix like certpilot/reports, got {raw[:40]!r}")
+    return prefix
 
 
 def _host_port(env: Mapping[str, str], name: str) -> str | None:
