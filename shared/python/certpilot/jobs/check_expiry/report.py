@@ -375,7 +375,7 @@ def report_from_dict(data: Mapping[str, Any]) -> Report:
             TypeError are turned into ValueError too).
     """
     if data.get("schema") != SCHEMA:
-        raise ValueError(f"not a {SCHEMA} document")
+        raise ValueError(f"not a report of schema {SCHEMA}")
     try:
         run = data["run"]
         info = RunInfo(
