@@ -83,7 +83,7 @@ def render_markdown(report: Report) -> str:
     for row in with_findings:
         lines += [f"### {_md(row.domain)}", ""]
         for f in row.findings:
-            browser = f" Browser shows {_md(f.browser_error)}." if f.browser_error else ""
+            browser = f" Browsers show {_md(f.browser_error)}." if f.browser_error else ""
             lines.append(
                 f"- **`{f.code.value}`** ({words.SEVERITY[f.severity]}): "
                 f"{_md(f.message.rstrip('.'))}.{browser} What to do: {_md(what_to_do(f.code))}"

@@ -22,7 +22,7 @@ LOCATION = {Location.OSS: "OSS", Location.CDN: "CDN"}
 FORCED = {Forced.YES: "yes", Forced.NO: "no", Forced.UNKNOWN: "unknown"}
 HSTS = {Hsts.YES: "yes", Hsts.NO: "no", Hsts.NOT_APPLICABLE: "n.a.", Hsts.UNKNOWN: "unknown"}
 REPAIR_KIND = {
-    RepairKind.DEPLOY_INVOKED: "newer certificate rolled out (deploy-cert invoked)",
+    RepairKind.DEPLOY_INVOKED: "deploy-cert invoked to roll out a newer certificate",
     RepairKind.FAILED_OVER: "failed over to the backup certificate",
     RepairKind.ENFORCEMENT_RESTORED: "HTTPS enforcement restored",
 }
@@ -55,16 +55,22 @@ def clean(text: str | None, empty: str = "") -> str:
 def headline(report: Report) -> str:
     """One sentence: all clear, or what is wrong; never all clear with unjudged domains."""
     counts = report.by_severity
-    errors, warnings = counts[Severity.ERROR], counts[Severity.WARNING]
+    errors = plural(counts[Severity.ERROR], "error")
+    warnings = plural(counts[Severity.WARNING], "warning")
     total = len(report.rows)
     if report.domains_not_judged:
         return (
-            f"Not all clear: {report.domains_not_judged} of {total} domains could not be "
-            f"judged; {errors} errors and {warnings} warnings on the rest."
+            f"Not all clear: {report.domains_not_judged} of {plural(total, 'domain')} "
+            f"could not be judged; {errors} and {warnings} on the rest."
         )
     if report.all_clear:
-        return f"All clear: {total} domains judged, no errors or warnings."
-    return f"{errors} errors and {warnings} warnings on {total} domains."
+        return f"All clear: {plural(total, 'domain')} judged, no errors or warnings."
+    return f"{errors} and {warnings} on {plural(total, 'domain')}."
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 domain`, `2 domains`, `0 domains`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def certificate(cert: CertInfo | None) -> str:
@@ -81,13 +87,11 @@ def expires(days: int | None) -> str:
     """`in 12 days`, `today`, `expired 3 days ago`, `unknown`."""
     if days is None:
         return "unknown"
-    if days > 1:
-        return f"in {days} days"
-    if days == 1:
-        return "in 1 day"
+    if days > 0:
+        return f"in {plural(days, 'day')}"
     if days == 0:
         return "today"
-    return "expired 1 day ago" if days == -1 else f"expired {-days} days ago"
+    return f"expired {plural(-days, 'day')} ago"
 
 
 def backup(cas_id: int | None) -> str:
