@@ -59,6 +59,9 @@ def test_every_variable_is_read() -> None:
         settings.FEISHU_SECRET: "feishu123456",
         settings.WEBHOOK_URL: "https://hooks.example.com/certpilot",
         settings.WEBHOOK_SECRET: "hook123456",
+        settings.REPORT_BUCKET: "ops-reports",
+        settings.REPORT_REGION: "cn-beijing",
+        settings.REPORT_PREFIX: "/audit/https/",
     }
 
     s = Settings.from_env(env)
@@ -96,6 +99,9 @@ def test_every_variable_is_read() -> None:
         "feishu_secret": "[REDACTED]",
         "webhook_url": "[REDACTED]",
         "webhook_secret": "[REDACTED]",
+        "report_bucket": "ops-reports",
+        "report_region": "cn-beijing",
+        "report_prefix": "audit/https",
     }
     assert s.dingtalk_secret is not None and s.dingtalk_secret.reveal() == "SECding123456"
     for name in ("tok123456", "wk123456", "0123456789abcdef0", "feishu123456", "hook123456"):
