@@ -237,6 +237,8 @@ def test_an_oss_domain_has_no_hsts_and_a_row_holds_only_its_own_findings() -> No
             findings=(make_finding(Code.NO_BACKUP, "b.example.com", "x"),),
         )
     assert rp.not_judged("a.example.com", Location.OSS, "x").hsts is Hsts.NOT_APPLICABLE
+    assert DomainRow("a.example.com", Location.OSS).hsts is Hsts.NOT_APPLICABLE
+    assert DomainRow("a.example.com", Location.CDN).hsts is Hsts.UNKNOWN
 
 
 def test_the_model_has_no_field_for_key_material() -> None:

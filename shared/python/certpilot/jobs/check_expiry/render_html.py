@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from certpilot.core.findings import Finding, Severity
+from certpilot.core.findings import Finding
 from certpilot.jobs.check_expiry import words
 from certpilot.jobs.check_expiry.advice import what_to_do
 from certpilot.jobs.check_expiry.report import DomainRow, Report, iso
@@ -135,15 +135,11 @@ def _findings(findings: tuple[Finding, ...]) -> str:
     for f in findings:
         browser = f"; browser: <code>{_e(f.browser_error)}</code>" if f.browser_error else ""
         items.append(
-            f'<span class="{_severity_class(f.severity)}"><code>{_e(f.code.value)}</code> '
+            f'<span class="{f.severity.value}"><code>{_e(f.code.value)}</code> '
             f"({_e(words.SEVERITY[f.severity])})</span>: {_e(f.message)}{browser}"
             f'<br><span class="advice">What to do: {_e(what_to_do(f.code))}</span>'
         )
     return _list(items)
-
-
-def _severity_class(severity: Severity) -> str:
-    return severity.value
 
 
 def _list(items: list[str]) -> str:

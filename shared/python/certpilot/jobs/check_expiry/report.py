@@ -131,10 +131,11 @@ class Repair:
 
 @dataclass(frozen=True)
 class DomainRow:
-    """One domain of the report.
+    """One domain of the report. An OSS custom domain's HSTS is always `NOT_APPLICABLE`
+    (an unset `UNKNOWN` becomes it).
 
     Raises ValueError when a finding belongs to another domain, or an OSS domain claims
-    an HSTS state (OSS has none).
+    HSTS yes or no (OSS has no such setting).
     """
 
     domain: str
@@ -149,7 +150,9 @@ class DomainRow:
 
     def __post_init__(self) -> None:
         if self.location is Location.OSS and self.hsts is not Hsts.NOT_APPLICABLE:
-            raise ValueError(f"{self.domain}: OSS custom domains have no HSTS setting")
+            if self.hsts is not Hsts.UNKNOWN:
+                raise ValueError(f"{self.domain}: OSS custom domains have no HSTS setting")
+            object.__setattr__(self, "hsts", Hsts.NOT_APPLICABLE)
         strangers = {f.domain for f in self.findings} - {self.domain}
         if strangers:
             raise ValueError(f"{self.domain}: findings of {sorted(strangers)} in its row")
@@ -168,9 +171,8 @@ def not_judged(
     domain: str, location: Location, message: str, *, bucket: str | None = None
 ) -> DomainRow:
     """The row of a domain the sweep could not judge: everything unknown, `NOT_JUDGED`."""
-    hsts = Hsts.NOT_APPLICABLE if location is Location.OSS else Hsts.UNKNOWN
     finding = make_finding(Code.NOT_JUDGED, domain, message)
-    return DomainRow(domain, location, hsts=hsts, findings=(finding,), bucket=bucket)
+    return DomainRow(domain, location, findings=(finding,), bucket=bucket)
 
 
 @dataclass(frozen=True)
