@@ -22,7 +22,9 @@ h2{font-size:1.15rem;margin:1.5rem 0 .5rem}
 .headline{padding:.75rem 1rem;border-radius:.4rem;font-weight:600}
 .clear{background:#dafbe1}.problems{background:#fff1c2}.unjudged{background:#ffd8d3}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
+.scroll{overflow-x:auto}
 th{background:#f6f8fa}
 ul{margin:0;padding-left:1.1rem}
 .error{color:#b42318;font-weight:600}.warning{color:#9a6700;font-weight:600}
@@ -106,7 +108,11 @@ def _domains(report: Report) -> str:
     body = "".join(_row(row, report) for row in report.rows)
     if not report.rows:
         body = f'<tr><td colspan="{len(words.COLUMNS)}">no domains</td></tr>'
-    return f'<table class="domains"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # Between phone and desktop widths ten columns may not fit: the table scrolls.
+    return (
+        f'<div class="scroll"><table class="domains"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _row(row: DomainRow, report: Report) -> str:
