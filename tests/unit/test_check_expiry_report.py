@@ -20,6 +20,7 @@ from certpilot.core.model import Location
 from certpilot.core.settings import Settings
 from certpilot.jobs.check_expiry import report as rp
 from certpilot.jobs.check_expiry.advice import WHAT_TO_DO, what_to_do
+from certpilot.jobs.check_expiry.notify import NotifyRun, previous_alert_keys
 from certpilot.jobs.check_expiry.render_html import render_html
 from certpilot.jobs.check_expiry.render_markdown import render_markdown
 from certpilot.jobs.check_expiry.report import (
@@ -272,7 +273,17 @@ def test_advice_follows_the_guides_faq() -> None:
 def test_json_keys_are_stable() -> None:
     data = json.loads(rp.render_json(full_report()))
 
-    assert list(data) == ["schema", "run", "totals", "alerts", "domains"]
+    assert list(data) == [
+        "schema",
+        "run",
+        "totals",
+        "alerts_version",
+        "alerts",
+        "notification",
+        "deliveries",
+        "domains",
+    ]
+    assert (data["alerts_version"], data["notification"], data["deliveries"]) == (1, None, [])
     assert data["schema"] == rp.SCHEMA
     assert list(data["run"]) == [
         "id",
@@ -338,7 +349,28 @@ def test_json_reads_back_into_the_same_report() -> None:
 
     again = rp.report_from_dict(json.loads(rp.render_json(report)))
 
-    assert again == report
+    assert (again.run, again.rows, again.alerts) == (report.run, report.rows, report.alerts)
+    assert again.recorded_alerts == report.problems
+
+
+def test_the_notifiers_record_is_the_alert_state_the_next_run_reads() -> None:
+    # given a run whose notification was not delivered: the notifier keeps the previous
+    # keys (one problem since fixed) so that the next sweep sends the change again
+    kept = frozenset({("gone.example.com", Code.CERT_EXPIRED)})
+    report = dataclasses.replace(full_report(), notified=NotifyRun(None, (), kept))
+
+    data = rp.report_to_dict(report)
+
+    assert data["alerts"] == [{"domain": "gone.example.com", "code": "CERT_EXPIRED"}]
+    assert previous_alert_keys(data) == kept
+    assert rp.report_from_dict(data).alert_keys == kept
+    # the all-clear judges the findings, not what was recorded
+    assert not report.all_clear and report.problems != kept
+
+
+def test_without_a_notify_run_the_alert_state_is_every_error_and_warning() -> None:
+    report = full_report()
+    assert previous_alert_keys(rp.render_json(report)) == report.problems
 
 
 def test_reading_back_refuses_what_is_not_a_report() -> None:

@@ -15,8 +15,11 @@ JSON (`report_to_dict` / `render_json`; stable keys, `schema` changes when they 
               domainsJudged, domainsNotJudged, allClear
     totals    bySeverity {error, warning, info: count}, byCode {CODE: count, codes found
               only, in DESIGN §6 order}, repairs {PENDING/CONFIRMED/FAILED status: count}
-    alerts    [{domain, code}]: every error or warning finding, sorted; the notifier
-              compares this list between runs
+    alerts_version, alerts, notification, deliveries
+              the notifier's alert state (`notify.NotifyRun.to_dict()`, its keys as it
+              names them): `alerts` [{domain, code}], sorted, is what the next run
+              compares with. Without a notify run: every error or warning finding,
+              `notification` null, `deliveries` []
     domains   one object per domain, sorted by name:
               domain, location ("oss" | "cdn"), bucket,
               certificate {casId, name, issuer, notAfter, expiresInDays} or null,
@@ -46,6 +49,7 @@ from certpilot.core.log import redact
 from certpilot.core.model import Location
 from certpilot.core.settings import Settings
 from certpilot.jobs.check_expiry.advice import what_to_do
+from certpilot.jobs.check_expiry.notify import ALERT_STATE_VERSION, AlertKey, NotifyRun
 
 FUNCTION = "check-expiry"
 SCHEMA = "certpilot.check-expiry.report/1"
@@ -198,10 +202,17 @@ class Alert:
 
 @dataclass(frozen=True)
 class Report:
-    """What one sweep found and did. Rows are kept sorted by domain."""
+    """What one sweep found and did. Rows are kept sorted by domain.
+
+    `notified`: what the notifier did this run (its alert keys are the ones recorded);
+    `recorded_alerts`: the alert keys a stored report recorded (set when read back).
+    Without either, the alerts are the error and warning findings.
+    """
 
     run: RunInfo
     rows: tuple[DomainRow, ...] = field(default=())
+    notified: NotifyRun | None = None
+    recorded_alerts: frozenset[AlertKey] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -253,19 +264,34 @@ class Report:
         return counts
 
     @property
-    def alerts(self) -> tuple[Alert, ...]:
-        """Every (domain, code) with an error or warning finding, sorted, once each."""
-        found = {
+    def problems(self) -> frozenset[AlertKey]:
+        """Every (domain, code) with an error or warning finding."""
+        return frozenset(
             (f.domain, f.code)
             for f in self.findings
             if f.severity in (Severity.ERROR, Severity.WARNING)
-        }
-        return tuple(Alert(d, c) for d, c in sorted(found, key=lambda a: (a[0], a[1].value)))
+        )
+
+    @property
+    def alert_keys(self) -> frozenset[AlertKey]:
+        """The alert keys this report records: the notifier's, else those read back,
+        else `problems`. The next run's notifier compares with these."""
+        if self.notified is not None:
+            return self.notified.record
+        if self.recorded_alerts is not None:
+            return self.recorded_alerts
+        return self.problems
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]:
+        """`alert_keys`, sorted by domain then code."""
+        ordered = sorted(self.alert_keys, key=lambda a: (a[0], a[1].value))
+        return tuple(Alert(d, c) for d, c in ordered)
 
     @property
     def all_clear(self) -> bool:
         """True only when every domain was judged and none has an error or warning."""
-        return self.domains_not_judged == 0 and not self.alerts
+        return self.domains_not_judged == 0 and not self.problems
 
 
 def expires_in_days(not_after: datetime | None, now: datetime) -> int | None:
@@ -317,8 +343,18 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "byCode": {c.value: n for c, n in report.by_code.items()},
             "repairs": {s.value: n for s, n in report.repairs_by_status.items()},
         },
-        "alerts": [{"domain": _text(a.domain), "code": a.code.value} for a in report.alerts],
+        **_alert_state(report),
         "domains": [_row(row, run.now) for row in report.rows],
+    }
+
+
+def _alert_state(report: Report) -> dict[str, Any]:
+    notified = report.notified.to_dict() if report.notified is not None else {}
+    return {
+        "alerts_version": ALERT_STATE_VERSION,
+        "alerts": [{"domain": _text(a.domain), "code": a.code.value} for a in report.alerts],
+        "notification": notified.get("notification"),
+        "deliveries": notified.get("deliveries", []),
     }
 
 
@@ -370,7 +406,8 @@ def render_json(report: Report) -> str:
 
 
 def report_from_dict(data: Mapping[str, Any]) -> Report:
-    """Inverse of `report_to_dict` (what `whatToDo` and the totals say is recomputed).
+    """Inverse of `report_to_dict`: the run, the rows and the recorded alert keys (what
+    `whatToDo` and the totals say is recomputed; the deliveries are not read back).
 
     Raises:
         ValueError: not a report of this schema, or a value no enum knows (KeyError and
@@ -389,7 +426,9 @@ def report_from_dict(data: Mapping[str, Any]) -> Report:
             scope=run.get("scope"),
             report_only=bool(run.get("reportOnly", False)),
         )
-        return Report(info, tuple(_row_from(d) for d in data.get("domains", ())))
+        rows = tuple(_row_from(d) for d in data.get("domains", ()))
+        recorded = frozenset((str(a["domain"]), Code(a["code"])) for a in data.get("alerts", ()))
+        return Report(info, rows, recorded_alerts=recorded)
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"malformed report: {error!r}") from None
 
