@@ -6,4 +6,4 @@ A registered sub-command sets `func` on its parser: `func(args) -> int` (the exi
 from __future__ import annotations
 
 # Module names under certpilot.cli, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("diagnose_cert", "plan", "invoke")
+COMMAND_MODULES: tuple[str, ...] = ("diagnose_cert", "plan", "invoke", "disable_https", "fallback")

@@ -33,6 +33,8 @@ HTTPS_LIST_PAGE = 500
 NO_HTTPS_DOMAIN = "NoHttpsDomain"
 BY_FUNC_PAGE = 50  # documented maximum
 BATCH_DOMAINS = 50  # BatchSetCdnDomainConfig takes up to 50 DomainNames
+TAG_RESOURCE_TYPE = "DOMAIN"  # the only ResourceType the CDN tag calls take
+TAG_BATCH = 50  # TagResources / UntagResources take up to 50 ResourceIds
 MAX_PAGES = 10_000
 
 # FuncIds for DescribeCdnUserDomainsByFunc.
@@ -326,3 +328,58 @@ class CdnAdapter(TeaAdapter):
             for d in _page_loop(fetch)
             if d.get("DomainName")
         }
+
+    def tag_domains(self, domains: Sequence[str], tags: Mapping[str, str]) -> None:
+        """Attach (or overwrite) `tags` on every domain (TagResources, 50 a call)."""
+        from alibabacloud_cdn20180510 import models
+
+        wire = [models.TagResourcesRequestTag(key=k, value=v) for k, v in tags.items()]
+        for start in range(0, len(domains), TAG_BATCH):
+            self._call(
+                "TagResources",
+                "tag_resources_with_options",
+                models.TagResourcesRequest(
+                    resource_id=list(domains[start : start + TAG_BATCH]),
+                    resource_type=TAG_RESOURCE_TYPE,
+                    tag=wire,
+                ),
+            )
+
+    def untag_domains(self, domains: Sequence[str], keys: Sequence[str]) -> None:
+        """Remove the tags `keys` from every domain (UntagResources); absent ones are fine."""
+        from alibabacloud_cdn20180510 import models
+
+        for start in range(0, len(domains), TAG_BATCH):
+            self._call(
+                "UntagResources",
+                "untag_resources_with_options",
+                models.UntagResourcesRequest(
+                    resource_id=list(domains[start : start + TAG_BATCH]),
+                    resource_type=TAG_RESOURCE_TYPE,
+                    tag_key=list(keys),
+                ),
+            )
+
+    def tagged_domains(self, key: str) -> dict[str, str]:
+        """Every domain carrying tag `key`, with its value (ListTagResources, all pages)."""
+        from alibabacloud_cdn20180510 import models
+
+        found: dict[str, str] = {}
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            body = self._call(
+                "ListTagResources",
+                "list_tag_resources_with_options",
+                models.ListTagResourcesRequest(
+                    resource_type=TAG_RESOURCE_TYPE,
+                    tag=[models.ListTagResourcesRequestTag(key=key)],
+                    next_token=token,
+                ),
+            )
+            for item in (body.get("TagResources") or {}).get("TagResource") or []:
+                if str(item.get("TagKey") or "") == key and item.get("ResourceId"):
+                    found[str(item["ResourceId"]).strip().lower()] = str(item.get("TagValue") or "")
+            token = body.get("NextToken") or None
+            if not token:
+                break
+        return found

@@ -64,13 +64,18 @@ class CdnFunction:
 
     name: str
     args: Mapping[str, str] = field(default_factory=dict)
+    # The existing config to change in place (keeps its ConfigId); None: set it anew.
+    config_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """The feature as BatchSetCdnDomainConfig's `Functions` JSON lists it."""
-        return {
+        wire: dict[str, Any] = {
             "functionName": self.name,
             "functionArgs": [{"argName": k, "argValue": str(v)} for k, v in self.args.items()],
         }
+        if self.config_id:
+            wire["configId"] = int(self.config_id)
+        return wire
 
 
 @dataclass(frozen=True)

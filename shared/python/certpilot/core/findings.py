@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 
 class Severity(str, enum.Enum):
@@ -148,10 +149,12 @@ class Finding:
     # only the service's own fingerprint is known) and of the one the edge serves.
     configured: str | None = None
     served: str | None = None
+    # FALLBACK_ACTIVE: when the emergency HTTP fallback ends (UTC).
+    until: datetime | None = None
 
     def to_dict(self) -> dict[str, str | None]:
         """JSON-ready form: code, severity, domain, message, browser_error, and
-        `configured` / `served` when the finding carries them."""
+        `configured` / `served` / `until` (ISO 8601 UTC) when the finding carries them."""
         data = {
             "code": self.code.value,
             "severity": self.severity.value,
@@ -161,6 +164,8 @@ class Finding:
         }
         if self.code is Code.SERVED_MISMATCH or self.configured or self.served:
             data.update(configured=self.configured, served=self.served)
+        if self.until is not None:
+            data["until"] = _iso(self.until)
         return data
 
     @classmethod
@@ -177,7 +182,23 @@ class Finding:
             browser_error=None if browser is None else str(browser),
             configured=_text_or_none(data.get("configured")),
             served=_text_or_none(data.get("served")),
+            until=_instant_or_none(data.get("until")),
         )
+
+
+def _iso(instant: datetime) -> str:
+    aware = instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _instant_or_none(value: object) -> datetime | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _text_or_none(value: object) -> str | None:
@@ -192,6 +213,7 @@ def make_finding(
     severity: Severity | None = None,
     configured: str | None = None,
     served: str | None = None,
+    until: datetime | None = None,
 ) -> Finding:
     """Build a finding with the code's default severity and browser error.
 
@@ -206,6 +228,7 @@ def make_finding(
         browser_error=code.browser_error,
         configured=configured,
         served=served,
+        until=until,
     )
 
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from certpilot.jobs.enforce_https.policy import (
     ChangeKind,
+    OurStatement,
     PolicyChange,
     Refusal,
     fallback_until,
@@ -178,6 +179,50 @@ def remove_https_only_statement(
         lambda current: remove_https_only(current, bucket),
         want_ours=False,
         until=None,
+        max_rounds=max_rounds,
+        pause=pause,
+    )
+
+
+def set_fallback(
+    store: PolicyStore,
+    bucket: str,
+    region: str,
+    *,
+    allow_http_until: datetime | None,
+    max_rounds: int = MAX_ROUNDS,
+    pause: Callable[[float], None] = time.sleep,
+) -> PolicyResult:
+    """Start (`allow_http_until` set) or end (None) the emergency fallback of a bucket
+    whose policy already holds our HTTPS-only statement.
+
+    Unlike `ensure_https_only`, a bucket without our statement is left as it is
+    (`ALREADY`): a fallback never adds an HTTPS-only statement that the guard did not
+    decide on, which would lock the bucket against plain HTTP once the fallback ends.
+
+    Raises:
+        CloudError: a read or write failed.
+    """
+    until = normalise_instant(allow_http_until)
+
+    def decide(current: str | None) -> PolicyChange:
+        if current is None or not current.strip():
+            return PolicyChange(ChangeKind.UNCHANGED)  # no policy: nothing of ours
+        try:
+            ours = find_ours(parse_document(current), bucket)
+        except ValueError:
+            ours = [OurStatement(-1, None)]  # let the merge refuse it with its reason
+        if not ours:
+            return PolicyChange(ChangeKind.UNCHANGED)
+        return merge_https_only(current, bucket, allow_http_until=until)
+
+    return _converge(
+        store,
+        bucket,
+        region,
+        decide,
+        want_ours=True,
+        until=until,
         max_rounds=max_rounds,
         pause=pause,
     )
