@@ -26,7 +26,9 @@ A dry run reads the same things and answers the steps it would take, writing not
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from certpilot.cloud.cdn import CdnFunction
@@ -172,6 +174,10 @@ def _bucket_enforced(clients: CloudClients, record: DomainRecord) -> bool:
         return False
 
 
+def _absent(ids_of: Callable[[str], tuple[str, ...]], feature: str) -> bool:
+    return not ids_of(feature)
+
+
 def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing: Pacing) -> None:
     cdn = clients.cdn
     name = record.api_name or record.name
@@ -230,8 +236,8 @@ def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing:
                 run.add(Step(action, name, StepOutcome.PLANNED, config_ids=ids))
             else:
                 joined = ",".join(ids)
-                retry_busy(lambda joined=joined: cdn.delete_config(name, joined), pacing)
-                gone = wait_until(lambda feature=feature: not ids_of(feature), pacing)
+                retry_busy(partial(cdn.delete_config, name, joined), pacing)
+                gone = wait_until(partial(_absent, ids_of, feature), pacing)
                 outcome = StepOutcome.DONE if gone else StepOutcome.UNCONFIRMED
                 run.add(Step(action, name, outcome, config_ids=ids))
             done += 1
