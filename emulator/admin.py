@@ -8,6 +8,7 @@ their own routes with `@admin` (core).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import math
@@ -34,16 +35,51 @@ _PRIVATE_KEY_PEM = "PRIVATE KEY-----"
 _WITHHELD = "(withheld: holds a private key)"
 
 
+# Request parameters the ordered call log keeps (identifying ones only: never a key,
+# a certificate body or a signature).
+LOGGED_PARAMS = frozenset(
+    {
+        "DomainName",
+        "DomainNames",
+        "FunctionNames",
+        "Functions",
+        "ConfigId",
+        "SSLProtocol",
+        "CertType",
+        "CertId",
+        "ResourceType",
+        "bucket",
+        "key",
+        "domain",
+        "function",
+    }
+)
+CALL_LOG_SIZE = 10_000
+
+
 class Stats:
-    """Calls, throttled calls and errors per action key ("cdn:DescribeUserDomains")."""
+    """Calls, throttled calls and errors per action key ("cdn:DescribeUserDomains"), and
+    the ordered log of the last `CALL_LOG_SIZE` calls (`GET /_emulator/calls`)."""
 
     def __init__(self) -> None:
         self._actions: dict[str, dict[str, int]] = {}
+        self._calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=CALL_LOG_SIZE)
+        self._seq = 0
         self._lock = threading.Lock()
 
-    def record(self, action: str, outcome: str) -> None:
-        """Count one call; `outcome` is "ok", "error" or "throttled"."""
+    def record(self, action: str, outcome: str, params: Mapping[str, str] | None = None) -> None:
+        """Count one call; `outcome` is "ok", "error" or "throttled". `params` (the
+        request's parameters) go to the call log, `LOGGED_PARAMS` only."""
+        logged = {
+            k: v
+            for k, v in (params or {}).items()
+            if k in LOGGED_PARAMS or k.startswith("ResourceId.")
+        }
         with self._lock:
+            self._seq += 1
+            self._calls.append(
+                {"seq": self._seq, "action": action, "outcome": outcome, "params": logged}
+            )
             counts = self._actions.get(action)
             if counts is None:
                 counts = self._actions[action] = {"calls": 0, "throttled": 0, "errors": 0}
@@ -62,9 +98,19 @@ class Stats:
         }
         return {"actions": actions, "totals": totals}
 
+    def calls(self, since: int = 0, action: str | None = None) -> list[dict[str, Any]]:
+        """The logged calls after sequence number `since`, oldest first."""
+        with self._lock:
+            return [
+                dict(c)
+                for c in self._calls
+                if c["seq"] > since and (action is None or c["action"] == action)
+            ]
+
     def clear(self) -> None:
         with self._lock:
             self._actions.clear()
+            self._calls.clear()
 
 
 @dataclass
@@ -141,6 +187,7 @@ class Platform:
         qps_scale = _setting_number(settings, "qps_scale", minimum=0.0, positive=True)
         burst = _setting_number(settings, "burst", minimum=0.0, positive=True)
         clock_offset = _setting_number(settings, "clock_offset")  # negative: a slow clock
+        time_offset = _setting_number(settings, "time_offset")  # the account's time moves on
         overrides = _qps_overrides(settings.get("qps")) if "qps" in settings else None
         token_expired = _setting_bool(settings, "security_token_expired")
         verify_ownership = _setting_bool(settings, "verify_domain_ownership")
@@ -156,6 +203,9 @@ class Platform:
             self.throttle.configure(qps_scale=qps_scale, burst=burst, overrides=overrides)
         if clock_offset is not None:
             self.auth.settings.clock_offset = clock_offset
+        if time_offset is not None:
+            with self.state.lock:
+                self.state.time_offset = time_offset
         if token_expired is not None:
             self.auth.settings.security_token_expired = token_expired
         if verify_ownership is not None:
@@ -176,6 +226,7 @@ class Platform:
             "burst": throttle.burst,
             "qps": dict(throttle.overrides),
             "clock_offset": self.auth.settings.clock_offset,
+            "time_offset": self.state.time_offset,
             "security_token_expired": self.auth.settings.security_token_expired,
             "verify_domain_ownership": self.state.verify_domain_ownership,
             "edge_nodes": self.fleet.nodes,
@@ -198,6 +249,7 @@ class Platform:
         with self.state.lock:
             self.state.propagation_delay = self.defaults.propagation_delay
             self.state.cas_region = self.defaults.cas_region
+            self.state.time_offset = 0.0
         if self.pki is not None:
             self.pki.forget_revocations()
         for spec in self.defaults.functions:
@@ -237,6 +289,7 @@ _SETTINGS = frozenset(
         "burst",
         "qps",
         "clock_offset",
+        "time_offset",
         "security_token_expired",
         "verify_domain_ownership",
         "edge_nodes",
@@ -545,6 +598,15 @@ def get_invocations(state: State, request: Request) -> Response:
 def get_edge_handshakes(state: State, request: Request) -> Response:
     host = request.query.get("host") or None
     return json_reply(200, {"handshakes": platform_of(state).fleet.handshakes(host)})
+
+
+@admin("GET", "calls")
+def get_calls(state: State, request: Request) -> Response:
+    since = request.query.get("since", "0")
+    if not since.isdigit():
+        return admin_error(400, "since must be a sequence number")
+    action = request.query.get("action") or None
+    return json_reply(200, {"calls": platform_of(state).stats.calls(int(since), action)})
 
 
 @admin("GET", "info")

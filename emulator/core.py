@@ -37,6 +37,8 @@ class Request:
     headers: Mapping[str, str]  # keys lower-cased
     body: bytes
     request_id: str = field(default_factory=new_request_id)
+    # The operation's parameters once it was recognised and authenticated (call log).
+    params: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)

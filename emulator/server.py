@@ -101,6 +101,7 @@ class App:
             DropConnection: when a fault drops the connection.
             ServiceError: an injected error, or `Throttled`.
         """
+        request.params = params
         _inflict(key, self.platform.faults.take(key, params))
         throttle = self.platform.throttle
         if not throttle.allow(key, qps):
@@ -136,9 +137,9 @@ class App:
                 else:
                     key, response, outcome = self.handle_oss(request)
         except DropConnection as drop:
-            self.platform.stats.record(drop.action, "error")
+            self.platform.stats.record(drop.action, "error", request.params)
             raise
-        self.platform.stats.record(key, outcome)
+        self.platform.stats.record(key, outcome, request.params)
         return response
 
     def handle_admin(self, request: Request) -> Response:

@@ -201,6 +201,10 @@ class State:
         # The account's site: where its CAS certificates live (CertIdentifier suffix, the
         # only CertRegion CDN finds them in).
         self.cas_region = cas_region
+        # Seconds added to `clock` (admin setting `time_offset`): the account's time
+        # moves on (certificates age, policies' acs:CurrentTime, propagation) while
+        # request signing keeps checking real time.
+        self.time_offset = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -215,12 +219,14 @@ class State:
             # the estate / admin settings can turn it off.
             self.verify_domain_ownership = True
             self.dns_txt: dict[str, str] = {}
+            # Tags of CDN domains (TagResources): domain name -> {key: value}.
+            self.cdn_tags: dict[str, dict[str, str]] = {}
             self._ids = itertools.count(10_000_001)
             self._order_ids = itertools.count(80_000_001)
             self._config_ids = itertools.count(5_000_001)
 
     def now(self) -> float:
-        return self.clock()
+        return self.clock() + self.time_offset
 
     def next_cert_id(self) -> int:
         return next(self._ids)

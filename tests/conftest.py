@@ -120,6 +120,13 @@ class Emulator:
         counts: dict[str, int] = self.stats()["actions"].get(action) or {}
         return {"calls": 0, "throttled": 0, "errors": 0, **counts}
 
+    def calls(self, since: int = 0, action: str | None = None) -> list[dict[str, Any]]:
+        """The ordered call log: `{"seq", "action", "outcome", "params"}` per call after
+        sequence number `since`, oldest first (`action` filters, e.g. "oss:PutCname")."""
+        query = f"calls?since={since}" + (f"&action={action}" if action else "")
+        records: list[dict[str, Any]] = self.admin("GET", query)["calls"]
+        return records
+
     def faults(self, *specs: dict[str, Any], **spec: Any) -> list[dict[str, Any]]:
         """Add faults, e.g. `faults(action="cdn:X", error={"code": "ServiceBusy",
         "status": 403}, times=2)` or `faults({"action": ..., "latency": 0.5}, {...})`."""
@@ -143,7 +150,7 @@ class Emulator:
 
     def settings(self, **changes: Any) -> dict[str, Any]:
         """Change settings (`propagation_delay`, `qps_scale`, `burst`, `qps`,
-        `clock_offset`, `security_token_expired`, `verify_domain_ownership`); returns
+        `clock_offset`, `time_offset`, `security_token_expired`, `verify_domain_ownership`); returns
         them all."""
         result: dict[str, Any] = (
             self.admin("POST", "settings", changes) if changes else self.admin("GET", "settings")

@@ -8,6 +8,7 @@ Importing this package registers every action; its modules:
 - `certificate_info`: DescribeDomainCertificateInfo, DescribeCdnHttpsDomainList,
   DescribeCdnDomainByCertificate
 - `configs`: BatchSetCdnDomainConfig, DescribeCdnDomainConfigs, DeleteSpecificConfig
+- `tags`: TagResources, UntagResources, ListTagResources, DescribeTagResources
 - `features`: the `FEATURES` table and argument checks; `cert_parsing`: SSLPub / SSLPri
   and name coverage; `errors`, `formats`: shared answers and wire formats
 
@@ -85,6 +86,12 @@ from emulator.cdn.listing import (
     describe_cdn_user_domains_by_func,
     describe_user_domains,
 )
+from emulator.cdn.tags import (
+    describe_tag_resources,
+    list_tag_resources,
+    tag_resources,
+    untag_resources,
+)
 
 __all__ = [
     "CDN_TYPES",
@@ -115,8 +122,10 @@ __all__ = [
     "describe_cdn_https_domain_list",
     "describe_cdn_user_domains_by_func",
     "describe_domain_certificate_info",
+    "describe_tag_resources",
     "describe_user_domains",
     "domain_status",
+    "list_tag_resources",
     "names_cover",
     "new_domain",
     "normalize_domain_name",
@@ -125,4 +134,6 @@ __all__ = [
     "set_cdn_domain_ssl_certificate",
     "start_cdn_domain",
     "stop_cdn_domain",
+    "tag_resources",
+    "untag_resources",
 ]

@@ -235,4 +235,5 @@ def delete_cdn_domain(ctx: RpcContext, params: Params) -> dict[str, Any]:
         domain = lookup(state, params.required("DomainName"))
         ensure_writable(domain, state.now())
         del state.cdn_domains[domain.name]
+        state.cdn_tags.pop(domain.name, None)
     return {}
