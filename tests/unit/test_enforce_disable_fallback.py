@@ -205,3 +205,34 @@ def test_wait_until_polls_within_its_time() -> None:
     assert wait_until(lambda: next(seen), pacing) is True
     assert wait_until(lambda: False, pacing) is False
     assert clock.now <= 3 + 3
+
+
+@pytest.mark.parametrize(
+    ("tty", "argv", "dry"),
+    [
+        (True, [], True),  # a person at a terminal: dry run unless --yes
+        (True, ["--yes"], False),
+        (False, [], False),  # a script or a pipe: does what it is told
+        (False, ["--dry-run"], True),
+        (True, ["--dry-run"], True),
+    ],
+)
+def test_disable_is_a_dry_run_on_a_terminal_unless_yes(
+    monkeypatch: pytest.MonkeyPatch, tty: bool, argv: list[str], dry: bool
+) -> None:
+    import sys
+
+    from certpilot.cli import build_parser
+    from certpilot.cli.disable_https import dry_run_wanted
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    args = build_parser().parse_args(["disable-https", "--domain", "a.example.com", *argv])
+    assert dry_run_wanted(args) is dry
+
+
+def test_disable_refuses_both_yes_and_dry_run() -> None:
+    from certpilot.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["disable-https", "--domain", "a", "--yes", "--dry-run"])
+    assert exited.value.code == 2
