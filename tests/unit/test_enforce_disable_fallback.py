@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from certpilot.cloud.cdn import CdnConfig, CdnFunction
+from certpilot.core.cloudtypes import CdnConfig, CdnFunction
 from certpilot.core.errors import CloudError
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.model import DomainRecord, Inventory, Route

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from certpilot.cloud.cdn import CdnFunction
+from certpilot.core.cloudtypes import CdnFunction
 from certpilot.core.model import DomainRecord, Inventory, Route
 from certpilot.jobs.enforce_https.cdn_steps import Pacing, retry_busy, wait_until
 from certpilot.jobs.enforce_https.fallback import (

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from certpilot.cloud.cdn import CdnConfig, CdnFunction
+from certpilot.core.cloudtypes import CdnConfig, CdnFunction
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.model import DomainRecord, Route
 from certpilot.jobs.enforce_https.cdn_steps import Pacing, retry_busy, wait_until
