@@ -404,3 +404,47 @@ def test_disable_during_a_cdn_fallback_drops_its_record(cloud: Any) -> None:
     assert ends[Action.REMOVE_REDIRECT] is StepOutcome.DONE
     assert ends[Action.END_FALLBACK] is StepOutcome.DONE
     assert fallback.cdn_fallbacks(clients.cdn) == {}
+
+
+# -- the enforce-https run and a CDN fallback ---------------------------------------
+
+
+def test_enforce_run_keeps_a_cdn_fallback_and_the_run_after_its_end_restores_it(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from certpilot.jobs.deploy_cert.engine import build_deps
+    from certpilot.jobs.enforce_https.engine import enforce_https
+    from certpilot.jobs.enforce_https.events import EnforceRequest, Trigger
+    from tests.e2e.enforce_helpers import domain_of, invoke, use_estate
+
+    # given a CDN domain under a one-hour fallback (origin over HTTPS)
+    configs = {
+        "https_force": {"enable": "on", "https_rewrite": "301"},
+        "HSTS": {"enabled": "on", "https_hsts_max_age": 5184000},
+        "forward_scheme": {"enable": "on", "scheme_origin": "https"},
+    }
+    use_estate(cloud, monkeypatch, estate(cdn_configs=configs))
+    clients, record, _ = record_of(cloud, CDN_DOMAIN)
+    now = datetime.now(timezone.utc)
+    until = fallback.fallback_end(now, timedelta(hours=1))
+    fallback.start(clients, record, until, FAST)
+    poll(lambda: status(cloud, CDN_DOMAIN), lambda s: s == 200)
+    # when enforce-https runs for it (a direct event)
+    summary = invoke(cloud, {"domain": CDN_DOMAIN})
+    # then it is left as it is, and the run says so with the fallback's end
+    assert domain_of(summary, CDN_DOMAIN)["reason"] == "fallback-active"
+    assert {(f["code"], f["domain"], f.get("until")) for f in summary["findings"]} >= {
+        ("FALLBACK_ACTIVE", CDN_DOMAIN, fallback.iso(until))
+    }
+    assert status(cloud, CDN_DOMAIN) == 200
+    # when the next run comes after the end (the account's time and the run's clock)
+    cloud.settings(time_offset=3600 + 60)
+    deps = replace(build_deps(None), clock=lambda: now + timedelta(hours=1, minutes=1))
+    after = enforce_https(EnforceRequest(Trigger.DIRECT, domains=(CDN_DOMAIN,)), deps)
+    # then the redirect is back, the record gone, and nothing reports a fallback
+    poll(lambda: status(cloud, CDN_DOMAIN), lambda s: s == 301)
+    assert fallback.cdn_fallbacks(clients.cdn) == {}
+    assert "FALLBACK_ACTIVE" not in {f["code"] for f in after["findings"]}
+    assert domain_of(after, CDN_DOMAIN)["reason"] == "verified"

@@ -39,7 +39,7 @@ from certpilot.core.outcomes import Outcome
 from certpilot.events import DeployRequest
 from certpilot.jobs.deploy_cert import engine as deploy_engine
 from certpilot.jobs.deploy_cert.plan import domain_covered
-from certpilot.jobs.enforce_https import cdn_apply, policy_apply
+from certpilot.jobs.enforce_https import cdn_apply, fallback, policy_apply
 from certpilot.jobs.enforce_https.cdn_apply import FeatureOutcome, FeatureResult
 from certpilot.jobs.enforce_https.events import EnforceRequest, parse_enforce_event
 from certpilot.jobs.enforce_https.features import (
@@ -150,6 +150,8 @@ class _Run:
     features: dict[str, FeatureResult] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     buckets: dict[str, BucketResult] = field(default_factory=dict)
+    # CDN domains (names) under an emergency HTTP fallback, with its end.
+    cdn_fallback: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def deadline(self) -> float:
@@ -181,6 +183,7 @@ def run_enforce(request: EnforceRequest, deps: Deps) -> EnforceReport:
             name, None, None, DomainOutcome.SKIPPED, DomainReason.NOT_FOUND
         )
     _judge_https(state)
+    _cdn_fallbacks(state)
     _secure_targets(state)
     _apply_cdn(state)
     for bucket in scope.buckets:
@@ -389,6 +392,8 @@ def _skip_reason(state: _Run, record: DomainRecord) -> DomainReason | None:
         return DomainReason.BUCKET_DOMAIN
     if _opted_out_domain(state, record.name):
         return DomainReason.OPTED_OUT
+    if record.name in state.cdn_fallback:
+        return DomainReason.FALLBACK_ACTIVE
     if record.route is Route.CDN and record.cdn_status not in (ONLINE, None):
         return DomainReason.CDN_STATUS
     return None
@@ -405,6 +410,38 @@ def _not_enforced(state: _Run, record: DomainRecord, reason: DomainReason) -> No
         reason,
         cdn_status=record.cdn_status,
     )
+
+
+def _cdn_fallbacks(state: _Run) -> None:
+    """Restore the CDN redirects whose emergency fallback has ended (not in a dry run),
+    then leave the target CDN domains still under one as they are (FALLBACK_ACTIVE):
+    enforcing them would end the fallback early."""
+    if not any(r.route is Route.CDN for r in state.scope.targets):
+        return
+    clients = state.deps.clients
+    now = state.deps.clock()
+    try:
+        if not state.dry_run:
+            pacing = fallback.Pacing(timeout=max(1.0, state.deadline - time.monotonic()))
+            for step in fallback.restore_expired(clients, now, pacing):
+                event(_log, "fallback ended", domain=step.target, outcome=step.outcome.value)
+        ends = fallback.cdn_fallbacks(clients.cdn)
+    except CloudError as error:
+        event(_log, "fallbacks not read", level=logging.WARNING, error=error.code)
+        return
+    for record in state.scope.targets:
+        until = ends.get(_api(record).lower()) if record.route is Route.CDN else None
+        if until is not None and until > now:
+            state.cdn_fallback[record.name] = until
+            state.findings.append(
+                make_finding(
+                    Code.FALLBACK_ACTIVE,
+                    record.name,
+                    f"emergency HTTP fallback: the CDN redirect to HTTPS is suspended until"
+                    f" {fallback.iso(until)}",
+                    until=until,
+                )
+            )
 
 
 # -- 3. CDN features ----------------------------------------------------------------
@@ -621,6 +658,7 @@ def _write_policy(state: _Run, bucket: str, region: str, switched: tuple[str, ..
                         bucket,
                         f"bucket {bucket} allows plain HTTP until {keep.isoformat()}"
                         " (emergency fallback): kept",
+                        until=keep,
                     )
                 )
             result = policy_apply.ensure_https_only(oss, bucket, region, allow_http_until=keep)

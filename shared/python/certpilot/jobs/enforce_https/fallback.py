@@ -38,6 +38,24 @@ from certpilot.core.cloudtypes import CdnConfig, CdnFunction
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.model import DomainRecord, Route
 from certpilot.jobs.enforce_https.cdn_steps import Pacing, retry_busy, wait_until
+
+__all__ = [
+    "FALLBACK_TAG",
+    "Pacing",
+    "Part",
+    "Step",
+    "StepOutcome",
+    "active_fallbacks",
+    "cdn_fallbacks",
+    "end",
+    "fallback_end",
+    "iso",
+    "origin_over_http",
+    "parse_duration",
+    "parse_iso",
+    "restore_expired",
+    "start",
+]
 from certpilot.jobs.enforce_https.policy import (
     Refusal,
     fallback_until,

@@ -62,6 +62,7 @@ class DomainReason(str, enum.Enum):
     BUCKET_NOT_ENFORCED = "bucket-not-enforced"  # an OSS domain whose bucket stays open
     EDGE_CHECK_FAILED = "edge-check-failed"  # the edge does not answer as enforced
     WOULD_ENFORCE = "would-enforce"  # dry run
+    FALLBACK_ACTIVE = "fallback-active"  # an emergency HTTP fallback is on: left until it ends
 
 
 class BucketOutcome(str, enum.Enum):
@@ -156,6 +157,8 @@ _DOMAIN_WORDS = {
     DomainReason.BUCKET_NOT_ENFORCED: "its bucket's policy was not written (see buckets)",
     DomainReason.EDGE_CHECK_FAILED: "the edge does not answer as enforced",
     DomainReason.WOULD_ENFORCE: "would be enforced (dry run)",
+    DomainReason.FALLBACK_ACTIVE: "an emergency HTTP fallback is on (FALLBACK_ACTIVE): left"
+    " as it is until it ends",
 }
 
 _BUCKET_WORDS = {
