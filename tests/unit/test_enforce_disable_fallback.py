@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from certpilot.core.cloudtypes import CdnConfig, CdnFunction
-from certpilot.core.errors import CloudError
+from certpilot.core.errors import BusyError, CloudError
 from certpilot.core.findings import Code, Finding, make_finding
 from certpilot.core.model import DomainRecord, Inventory, Route
 from certpilot.jobs.enforce_https import fallback
@@ -159,34 +159,51 @@ class Clock:
         self.now += seconds
 
 
-def busy() -> CloudError:
-    return CloudError("cdn", "X", "ServiceBusy", 403)
+def busy() -> BusyError:
+    return BusyError("cdn", "X", "ServiceBusy", 403)
 
 
 def test_busy_writes_are_sent_again_until_accepted() -> None:
+    # given a write refused as busy three times, never applied meanwhile
     clock = Clock()
-    pacing = Pacing(timeout=10, pause=0.5, max_pause=2, clock=clock, sleep=clock.sleep)
+    pacing = Pacing(timeout=30, clock=clock, sleep=clock.sleep)
     answers: list[CloudError | None] = [busy(), busy(), busy(), None]
+    sent: list[int] = []
 
-    def call() -> str:
+    def call() -> None:
+        sent.append(1)
         answer = answers.pop(0)
         if answer is not None:
             raise answer
-        return "ok"
 
-    assert retry_busy(call, pacing) == "ok"
-    assert clock.slept == [0.5, 1.0, 2.0]
+    # when it is retried, then it went out four times with growing pauses
+    retry_busy(call, pacing, domain="a.example.com", done=lambda: False)
+    assert len(sent) == 4
+    assert clock.slept == sorted(clock.slept) and len(clock.slept) == 3
+
+
+def test_a_busy_answer_to_a_write_already_applied_is_not_sent_again() -> None:
+    clock = Clock()
+    pacing = Pacing(timeout=30, clock=clock, sleep=clock.sleep)
+    sent: list[int] = []
+
+    def call() -> None:
+        sent.append(1)
+        raise busy()
+
+    retry_busy(call, pacing, domain="a.example.com", done=lambda: True)
+    assert sent == [1] and clock.slept == []
 
 
 def test_busy_past_the_time_and_other_errors_surface() -> None:
     clock = Clock()
-    pacing = Pacing(timeout=1, pause=0.5, max_pause=2, clock=clock, sleep=clock.sleep)
+    pacing = Pacing(timeout=1, clock=clock, sleep=clock.sleep)
 
     def always_busy() -> None:
         raise busy()
 
-    with pytest.raises(CloudError):
-        retry_busy(always_busy, pacing)
+    with pytest.raises(BusyError):
+        retry_busy(always_busy, pacing, domain="a", done=lambda: False)
     assert sum(clock.slept) <= 1
 
     def denied() -> None:
@@ -194,7 +211,7 @@ def test_busy_past_the_time_and_other_errors_surface() -> None:
 
     clock.slept.clear()
     with pytest.raises(CloudError):
-        retry_busy(denied, pacing)
+        retry_busy(denied, pacing, domain="a", done=lambda: False)
     assert clock.slept == []
 
 

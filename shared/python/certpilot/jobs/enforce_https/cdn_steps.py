@@ -11,13 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
-from certpilot.core.errors import CloudError
+from certpilot.core.log import get_logger
 
-T = TypeVar("T")
-
-BUSY_CODE = "ServiceBusy"
+_log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,30 +22,30 @@ class Pacing:
     """How long a step may wait (seconds), and the clock and sleep it waits with."""
 
     timeout: float = 180.0
-    pause: float = 0.2
+    pause: float = 0.2  # between read-backs; busy answers pause as deploy-cert's retry does
     max_pause: float = 5.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
 
-def retry_busy(call: Callable[[], T], pacing: Pacing) -> T:
+def retry_busy(
+    call: Callable[[], object], pacing: Pacing, *, domain: str, done: Callable[[], bool]
+) -> None:
     """`call()`, sent again while CDN answers `ServiceBusy` (the domain is still
-    configuring an earlier change), pausing from `pacing.pause` doubling to
-    `pacing.max_pause`, for at most `pacing.timeout`.
+    configuring an earlier change), for at most `pacing.timeout`: deploy-cert's busy
+    retry (through `cdn_apply`), which after each busy answer asks `done()` (a re-read)
+    first, since the busy answer may come from our own earlier attempt that was applied.
 
     Raises:
-        CloudError: any other error at once; `ServiceBusy` once the time is up.
+        CloudError: any other error at once; the `BusyError` once the time is up.
     """
-    deadline = pacing.clock() + pacing.timeout
-    pause = pacing.pause
-    while True:
-        try:
-            return call()
-        except CloudError as error:
-            if error.code != BUSY_CODE or pacing.clock() + pause > deadline:
-                raise
-        pacing.sleep(pause)
-        pause = min(pause * 2, pacing.max_pause)
+    from certpilot.jobs.enforce_https.cdn_apply import _Busy
+
+    def write() -> None:
+        call()
+
+    busy = _Busy(pacing.clock, pacing.sleep, pacing.clock() + pacing.timeout, _log)
+    busy.call(write, domain, done)
 
 
 def wait_until(check: Callable[[], bool], pacing: Pacing) -> bool:

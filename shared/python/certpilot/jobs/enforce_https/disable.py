@@ -174,8 +174,8 @@ def _bucket_enforced(clients: CloudClients, record: DomainRecord) -> bool:
         return False
 
 
-def _absent(ids_of: Callable[[str], tuple[str, ...]], feature: str) -> bool:
-    return not ids_of(feature)
+def _absent(ids_of: Callable[[str], tuple[str, ...]], feature: str, ids: tuple[str, ...]) -> bool:
+    return not set(ids) & set(ids_of(feature))
 
 
 def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing: Pacing) -> None:
@@ -208,7 +208,9 @@ def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing:
                     {"enable": "on", "scheme_origin": "https"},
                     config_id=current.config_id if current else None,
                 )
-                retry_busy(lambda: cdn.set_configs([name], [function]), pacing)
+
+                def switched() -> bool:
+                    return not origin_over_http(cdn.domain_configs(name, [FORWARD_SCHEME]))
 
                 def fetched_over_https() -> bool:
                     now = cdn.domain_configs(name, [FORWARD_SCHEME])
@@ -217,6 +219,13 @@ def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing:
                         for c in now
                         if c.function_name == FORWARD_SCHEME
                     )
+
+                retry_busy(
+                    lambda: cdn.set_configs([name], [function]),
+                    pacing,
+                    domain=name,
+                    done=switched,
+                )
 
                 outcome = (
                     StepOutcome.DONE
@@ -236,8 +245,11 @@ def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing:
                 run.add(Step(action, name, StepOutcome.PLANNED, config_ids=ids))
             else:
                 joined = ",".join(ids)
-                retry_busy(partial(cdn.delete_config, name, joined), pacing)
-                gone = wait_until(partial(_absent, ids_of, feature), pacing)
+                absent = partial(_absent, ids_of, feature, ids)
+                retry_busy(
+                    partial(cdn.delete_config, name, joined), pacing, domain=name, done=absent
+                )
+                gone = wait_until(absent, pacing)
                 outcome = StepOutcome.DONE if gone else StepOutcome.UNCONFIRMED
                 run.add(Step(action, name, outcome, config_ids=ids))
             done += 1
@@ -247,8 +259,12 @@ def _disable_cdn(clients: CloudClients, record: DomainRecord, run: _Run, pacing:
         elif run.dry_run:
             run.add(Step(Action.SSL_OFF, name, StepOutcome.PLANNED))
         else:
-            retry_busy(lambda: cdn.disable_certificate(name), pacing)
-            off = wait_until(lambda: cdn.certificate_info(name) is None, pacing)
+
+            def ssl_off() -> bool:
+                return cdn.certificate_info(name) is None
+
+            retry_busy(lambda: cdn.disable_certificate(name), pacing, domain=name, done=ssl_off)
+            off = wait_until(ssl_off, pacing)
             run.add(
                 Step(Action.SSL_OFF, name, StepOutcome.DONE if off else StepOutcome.UNCONFIRMED)
             )

@@ -235,7 +235,10 @@ def _switch_redirect(
         "https_rewrite": (current.arg("https_rewrite") if current else "") or "301",
     }
     function = CdnFunction(HTTPS_FORCE, args, config_id=current.config_id if current else None)
-    retry_busy(lambda: cdn.set_configs([domain], [function]), pacing)
+
+    def written() -> bool:
+        config = _redirect(cdn, domain)
+        return config is not None and config.arg("enable").strip().lower() == wanted
 
     def applied() -> bool:
         config = _redirect(cdn, domain)
@@ -244,6 +247,8 @@ def _switch_redirect(
             and config.arg("enable").strip().lower() == wanted
             and config.status.strip().lower() == "success"
         )
+
+    retry_busy(lambda: cdn.set_configs([domain], [function]), pacing, domain=domain, done=written)
 
     return wait_until(applied, pacing)
 
