@@ -454,3 +454,29 @@ def test_enforce_run_keeps_a_cdn_fallback_and_the_run_after_its_end_restores_it(
     assert fallback.cdn_fallbacks(clients.cdn) == {}
     assert "FALLBACK_ACTIVE" not in {f["code"] for f in after["findings"]}
     assert domain_of(after, CDN_DOMAIN)["reason"] == "verified"
+
+
+def test_cdn_fallback_cut_short_by_an_error_leaves_a_record_the_restore_step_clears(
+    cloud: Any,
+) -> None:
+    # given a CDN domain forcing HTTPS, and CDN refusing the redirect's switch-off (a
+    # role without that permission)
+    cloud.load_estate(estate())
+    cloud.faults(
+        action="cdn:BatchSetCdnDomainConfig",
+        error={"code": "Forbidden.RAM", "status": 403},
+        times=1,
+    )
+    # when a fallback starts, then it fails, with the end recorded first
+    done = certpilot(cloud, "fallback", "--domain", CDN_DOMAIN, "--for", "1h")
+    assert done.returncode == 1 and "Forbidden.RAM" in done.stderr
+    clients, _, _ = record_of(cloud, CDN_DOMAIN)
+    assert set(fallback.cdn_fallbacks(clients.cdn)) == {CDN_DOMAIN}
+    # and the redirect is still on: nothing half-done reaches visitors
+    assert status(cloud, CDN_DOMAIN) == 301
+    # when the run after the recorded end comes, then the record goes, the redirect stays
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    steps = fallback.restore_expired(clients, later, FAST)
+    assert [(s.target, s.outcome) for s in steps] == [(CDN_DOMAIN, fallback.StepOutcome.RESTORED)]
+    assert fallback.cdn_fallbacks(clients.cdn) == {}
+    assert status(cloud, CDN_DOMAIN) == 301
