@@ -156,9 +156,19 @@ def test_cdn_origin_over_http_is_switched_to_https_before_the_policy(
     # given a bucket that a CDN domain pulls over HTTP
     use_estate(cloud, monkeypatch, _http_origin_estate())
     assert https_get(cloud, "pull.example.com").status == 200
+    start = max((int(c["seq"]) for c in cloud.calls()), default=0)
     # when the bucket's direct domain is enforced
     summary = invoke(cloud, {"domain": "img.example.com"})
-    # then the CDN origin was switched to HTTPS and the policy written
+    # then the emulator's call log shows the origin switched before the policy was written
+    applied = [c for c in cloud.calls(start) if c["outcome"] == "ok"]
+    switch = [
+        int(c["seq"])
+        for c in applied
+        if c["action"] == "cdn:BatchSetCdnDomainConfig" and "forward_scheme" in str(c["params"])
+    ]
+    policy = [int(c["seq"]) for c in applied if c["action"] == "oss:PutBucketPolicy"]
+    assert switch and policy and max(switch) < min(policy), applied
+    # and the CDN origin was switched to HTTPS and the policy written
     assert summary["ok"] is True, summary
     result = bucket_of(summary, "media")
     assert result["outcome"] == "enforced"
