@@ -24,7 +24,6 @@ honour the usual proxy variables. Nothing here imports a cloud SDK or `certpilot
 from __future__ import annotations
 
 import enum
-import ipaddress
 import secrets
 import time
 import urllib.error
@@ -42,6 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+
+from certpilot.core.net import opener_for
 
 if TYPE_CHECKING:
     from certpilot.certs.trust import TrustStore
@@ -136,18 +137,6 @@ class _Failed(Exception):
 # --- transport -----------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def http_fetch(url: str, body: bytes | None, content_type: str, timeout: float) -> bytes:
     """GET (body None) or POST `url`; the answer's bytes (at most `MAX_CRL_BYTES`).
 
@@ -164,8 +153,7 @@ def http_fetch(url: str, body: bytes | None, content_type: str, timeout: float) 
     if body is not None:
         request.add_header("Content-Type", content_type)
     request.add_header("Accept", "*/*")
-    opener = _DIRECT if _is_loopback(parts.hostname) else urllib.request.build_opener()
-    with opener.open(request, timeout=timeout) as response:
+    with opener_for(parts.hostname).open(request, timeout=timeout) as response:
         data: bytes = response.read(MAX_CRL_BYTES + 1)
     if len(data) > MAX_CRL_BYTES:
         raise OSError("answer too large")

@@ -37,7 +37,6 @@ import base64
 import enum
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -50,6 +49,7 @@ from typing import Any
 
 from certpilot.core.findings import Code, Finding, Severity
 from certpilot.core.log import event, get_logger
+from certpilot.core.net import opener_for
 from certpilot.core.settings import Secret, Settings
 
 _log = get_logger(__name__)
@@ -498,28 +498,16 @@ class ChannelResult:
         }
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # A robot never redirects; following one would carry its token to another host.
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
-
-
 def _opener(host: str) -> urllib.request.OpenerDirector:
     """Loopback directly; anything else through the environment's proxies (NO_PROXY
     honoured by urllib)."""
-    return _DIRECT if _is_loopback(host) else urllib.request.build_opener(_NoRedirect)
+    return opener_for(host, _NoRedirect)
 
 
 def _post(request: OutboundRequest, timeout: float) -> tuple[int, bytes]:
