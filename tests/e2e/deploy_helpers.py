@@ -9,20 +9,16 @@ module), never by certpilot's own probe.
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
 from collections.abc import Callable
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from certpilot.cli.invoke import load_handler
+from tests.e2e.fc_helpers import REPO, fc_context, fc_handler
 from tests.tls_oracle import EdgeView, handshake
 
-REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
 # The calls that write a certificate binding.
 WRITES = ("oss:PutCname", "cdn:SetCdnDomainSSLCertificate")
@@ -30,13 +26,9 @@ WRITES = ("oss:PutCname", "cdn:SetCdnDomainSSLCertificate")
 OLD: dict[str, Any] = {"name": "old", "sans": ["*.example.com"], "not_before": "-70d", "days": 90}
 
 
-@functools.cache
 def handler() -> Callable[[bytes, Any], Any]:
     """deploy-cert's entry point, loaded from its file as FC loads it."""
-    loaded: Callable[[bytes, Any], Any] = load_handler(
-        REPO / "functions" / "deploy_cert" / "index.py", "deploy_cert"
-    )
-    return loaded
+    return fc_handler("deploy_cert")
 
 
 def use_estate(
@@ -87,17 +79,7 @@ def cloudevent(cloud: Any, cert_id: object, **changes: Any) -> bytes:
 
 def invoke(cloud: Any, event: bytes) -> dict[str, Any]:
     """Call the handler as FC does: bytes in, JSON text out."""
-    context = SimpleNamespace(
-        request_id=str(uuid.uuid4()),
-        credentials=SimpleNamespace(
-            access_key_id=cloud.access_key_id,
-            access_key_secret=cloud.access_key_secret,
-            security_token=cloud.security_token,
-        ),
-        function=SimpleNamespace(name="deploy-cert", handler="index.handler"),
-        region="cn-hangzhou",
-    )
-    result = handler()(event, context)
+    result = handler()(event, fc_context(cloud, "deploy-cert"))
     assert isinstance(result, (str, bytes))
     summary: dict[str, Any] = json.loads(result)
     return summary

@@ -4,33 +4,29 @@ certpilot's own probes)."""
 
 from __future__ import annotations
 
-import functools
 import http.client
 import json
 import socket
 import ssl
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from certpilot.cli.invoke import load_handler
+from tests.e2e.fc_helpers import REPO, fc_context, fc_handler
 
-REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
+# A certificate covering every *.example.com domain of the estates below.
+WILD: dict[str, Any] = {"name": "wild", "sans": ["*.example.com"], "days": 200}
+INDEX = {"index.html": "<p>media</p>"}
+# A CDN origin pulled over HTTPS already.
+HTTPS_ORIGIN = {"forward_scheme": {"enable": "on", "scheme_origin": "https"}}
 
 
-@functools.cache
 def handler() -> Callable[[bytes, Any], Any]:
     """enforce-https's entry point, loaded from its file as FC loads it."""
-    loaded: Callable[[bytes, Any], Any] = load_handler(
-        REPO / "functions" / "enforce_https" / "index.py", "enforce_https"
-    )
-    return loaded
+    return fc_handler("enforce_https")
 
 
 def use_estate(
@@ -48,20 +44,41 @@ def use_estate(
     return ids
 
 
+def media(**bucket: Any) -> dict[str, Any]:
+    """Bucket `media` with an index page and the direct domain img.example.com serving
+    WILD; `bucket` adds or replaces fields."""
+    return {
+        "name": "media",
+        "objects": INDEX,
+        "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
+        **bucket,
+    }
+
+
+def cdn_estate(
+    name: str = "cdn.example.com",
+    *,
+    configs: dict[str, Any] | None = None,
+    certificate: str | None = "wild",
+) -> dict[str, Any]:
+    """WILD, bucket `media` (an index page, no domain) and CDN domain `name` pulling it,
+    with `configs` as its features and serving `certificate` (None: no HTTPS yet)."""
+    domain: dict[str, Any] = {"name": name, "origin": "media"}
+    if certificate is not None:
+        domain["certificate"] = certificate
+    if configs is not None:
+        domain["configs"] = configs
+    return {
+        "certificates": [WILD],
+        "buckets": [{"name": "media", "objects": INDEX}],
+        "cdn_domains": [domain],
+    }
+
+
 def invoke(cloud: Any, event: dict[str, Any] | bytes) -> dict[str, Any]:
     """Call the handler as FC does: bytes in, JSON text out."""
     data = event if isinstance(event, bytes) else json.dumps(event).encode()
-    context = SimpleNamespace(
-        request_id=str(uuid.uuid4()),
-        credentials=SimpleNamespace(
-            access_key_id=cloud.access_key_id,
-            access_key_secret=cloud.access_key_secret,
-            security_token=cloud.security_token,
-        ),
-        function=SimpleNamespace(name="enforce-https", handler="index.handler"),
-        region="cn-hangzhou",
-    )
-    result = handler()(data, context)
+    result = handler()(data, fc_context(cloud, "enforce-https"))
     summary: dict[str, Any] = json.loads(result)
     return summary
 

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.enforce_helpers import (
+    HTTPS_ORIGIN,
+    WILD,
     bucket_of,
+    cdn_estate,
     cdn_features,
     codes,
     domain_of,
@@ -18,6 +21,7 @@ from tests.e2e.enforce_helpers import (
     https_get,
     invoke,
     is_ours,
+    media,
     sample,
     stored_policy,
     use_estate,
@@ -25,7 +29,6 @@ from tests.e2e.enforce_helpers import (
 
 pytestmark = pytest.mark.e2e
 
-WILD = {"name": "wild", "sans": ["*.example.com"], "days": 200}
 FOREIGN = [
     {
         "Effect": "Allow",
@@ -47,16 +50,6 @@ FOREIGN = [
         "Condition": {"StringLike": {"oss:Prefix": ["uploads/"]}},
     },
 ]
-
-
-def media(**bucket: Any) -> dict[str, Any]:
-    """Bucket `media` with an index page and the direct domain img.example.com."""
-    return {
-        "name": "media",
-        "objects": {"index.html": "<p>media</p>"},
-        "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
-        **bucket,
-    }
 
 
 def test_foreign_statements_kept_ours_added_once_and_duplicates_change_nothing(
@@ -171,23 +164,7 @@ def test_cdn_domain_with_http_force_ends_with_https_force_hsts_http2_gzip(
 ) -> None:
     # given a CDN domain with http_force, pulling its bucket over HTTPS already
     use_estate(
-        cloud,
-        monkeypatch,
-        {
-            "certificates": [WILD],
-            "buckets": [{"name": "media", "objects": {"index.html": "<p>media</p>"}}],
-            "cdn_domains": [
-                {
-                    "name": "cdn.example.com",
-                    "origin": "media",
-                    "certificate": "wild",
-                    "configs": {
-                        "http_force": {"enable": "on"},
-                        "forward_scheme": {"enable": "on", "scheme_origin": "https"},
-                    },
-                }
-            ],
-        },
+        cloud, monkeypatch, cdn_estate(configs={"http_force": {"enable": "on"}, **HTTPS_ORIGIN})
     )
     # when the CDN AddCdnDomain event arrives
     summary = invoke(cloud, sample(cloud, "cdn-addcdndomain", DomainName="cdn.example.com"))
@@ -231,23 +208,8 @@ def test_cdn_features_wait_out_service_busy_under_node_by_node_propagation(
 ) -> None:
     # given a CDN domain with http_force, and changes that take 0.6 s to reach every
     # edge node (the domain answers ServiceBusy to writes meanwhile)
-    use_estate(
-        cloud,
-        monkeypatch,
-        {
-            "settings": {"propagation_delay": 0.6},
-            "certificates": [WILD],
-            "buckets": [{"name": "media", "objects": {"index.html": "<p>media</p>"}}],
-            "cdn_domains": [
-                {
-                    "name": "cdn.example.com",
-                    "origin": "media",
-                    "certificate": "wild",
-                    "configs": {"http_force": {"enable": "on"}},
-                }
-            ],
-        },
-    )
+    estate = cdn_estate(configs={"http_force": {"enable": "on"}})
+    use_estate(cloud, monkeypatch, {"settings": {"propagation_delay": 0.6}, **estate})
     # when it is enforced
     summary = invoke(cloud, {"domain": "cdn.example.com"})
     # then the feature write was refused as busy (after the http_force delete) and sent
@@ -272,21 +234,7 @@ def test_new_cdn_domain_gets_its_certificate_then_https_is_forced(
 ) -> None:
     # given a CDN domain just added without HTTPS (a wildcard one too), pulling its
     # bucket over HTTPS, and CAS holding a certificate that covers it
-    ids = use_estate(
-        cloud,
-        monkeypatch,
-        {
-            "certificates": [WILD],
-            "buckets": [{"name": "media", "objects": {"index.html": "<p>media</p>"}}],
-            "cdn_domains": [
-                {
-                    "name": name,
-                    "origin": "media",
-                    "configs": {"forward_scheme": {"enable": "on", "scheme_origin": "https"}},
-                }
-            ],
-        },
-    )
+    ids = use_estate(cloud, monkeypatch, cdn_estate(name, configs=HTTPS_ORIGIN, certificate=None))
     visitor = name.replace("*", "certpilot-verify")
     assert http_get(cloud, visitor).status == 200
     # when its AddCdnDomain event arrives

@@ -17,8 +17,12 @@ import pytest
 
 from tests.e2e.enforce_helpers import (
     EVENTS,
+    HTTPS_ORIGIN,
+    INDEX,
     REPO,
+    WILD,
     bucket_of,
+    cdn_estate,
     cdn_features,
     codes,
     domain_of,
@@ -26,6 +30,7 @@ from tests.e2e.enforce_helpers import (
     https_get,
     invoke,
     is_ours,
+    media,
     sample,
     stored_policy,
     use_estate,
@@ -34,7 +39,6 @@ from tests.tls_oracle import handshake
 
 pytestmark = pytest.mark.e2e
 
-WILD = {"name": "wild", "sans": ["*.example.com"], "days": 200}
 OTHER = {"name": "other", "sans": ["*.example.net"], "days": 200}
 THEIRS = {
     "Effect": "Allow",
@@ -42,7 +46,6 @@ THEIRS = {
     "Principal": ["1234567890"],
     "Resource": ["acs:oss:*:*:media/*"],
 }
-INDEX = {"index.html": "<p>media</p>"}
 
 
 def test_new_domain_without_certificate_is_not_enforced_nor_its_bucket(
@@ -137,14 +140,7 @@ def test_new_domain_with_matching_certificate_gets_it_is_verified_then_enforced(
 def _http_origin_estate() -> dict[str, Any]:
     return {
         "certificates": [WILD],
-        "buckets": [
-            {
-                "name": "media",
-                "objects": INDEX,
-                "policy": {"Version": "1", "Statement": [THEIRS]},
-                "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
-            }
-        ],
+        "buckets": [media(policy={"Version": "1", "Statement": [THEIRS]})],
         # Pulls the bucket over HTTP (no forward_scheme: CDN's default).
         "cdn_domains": [{"name": "pull.example.com", "origin": "media", "certificate": "wild"}],
     }
@@ -231,14 +227,7 @@ def test_policy_write_fault_loses_no_statement(
         monkeypatch,
         {
             "certificates": [WILD],
-            "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "policy": {"Version": "1", "Statement": [THEIRS]},
-                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
-                }
-            ],
+            "buckets": [media(policy={"Version": "1", "Statement": [THEIRS]})],
         },
     )
     cloud.faults(
@@ -386,13 +375,7 @@ def test_opted_out_bucket_is_left_alone(cloud: Any, monkeypatch: pytest.MonkeyPa
         monkeypatch,
         {
             "certificates": [WILD],
-            "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
-                }
-            ],
+            "buckets": [media()],
         },
         CERTPILOT_ENFORCE_SKIP_BUCKETS="other, media",
     )
@@ -413,13 +396,7 @@ def test_bucket_tagged_off_is_left_alone(cloud: Any, monkeypatch: pytest.MonkeyP
         monkeypatch,
         {
             "certificates": [WILD],
-            "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
-                }
-            ],
+            "buckets": [media()],
         },
     )
     cloud.oss_client().put_bucket_tags(
@@ -445,13 +422,7 @@ def test_certpilot_invoke_enforce_https_with_the_direct_sample(cloud: Any) -> No
         {
             "settings": {"propagation_delay": 0.1},
             "certificates": [WILD],
-            "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "cnames": [{"domain": "img.example.com", "certificate": "wild"}],
-                }
-            ],
+            "buckets": [media()],
         }
     )
     sample_event = json.loads((EVENTS / "enforce-https.direct.json").read_text())
@@ -485,28 +456,13 @@ def test_certpilot_invoke_enforce_https_with_the_direct_sample(cloud: Any) -> No
     assert http_get(cloud, "img.example.com").status == 403
 
 
-def _cdn_estate() -> dict[str, Any]:
-    return {
-        "certificates": [WILD],
-        "buckets": [{"name": "media", "objects": INDEX}],
-        "cdn_domains": [
-            {
-                "name": "cdn.example.com",
-                "origin": "media",
-                "certificate": "wild",
-                "configs": {"forward_scheme": {"enable": "on", "scheme_origin": "https"}},
-            }
-        ],
-    }
-
-
 @pytest.mark.parametrize("after", [False, True], ids=["before-applied", "after-applied"])
 def test_cdn_feature_write_fault_is_settled_by_reading_the_configs_back(
     cloud: Any, monkeypatch: pytest.MonkeyPatch, after: bool
 ) -> None:
     # given a CDN domain to enforce and its feature write failing once (refused, or
     # applied and then answered with an error)
-    use_estate(cloud, monkeypatch, _cdn_estate())
+    use_estate(cloud, monkeypatch, cdn_estate(configs=HTTPS_ORIGIN))
     cloud.faults(
         action="cdn:BatchSetCdnDomainConfig",
         error={"code": "InvalidParameter", "status": 400},
@@ -534,7 +490,12 @@ def test_cdn_feature_write_fault_is_settled_by_reading_the_configs_back(
 
 def test_opted_out_domain_is_not_changed(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a CDN domain listed in CERTPILOT_ENFORCE_SKIP_DOMAINS
-    use_estate(cloud, monkeypatch, _cdn_estate(), CERTPILOT_ENFORCE_SKIP_DOMAINS="cdn.example.com")
+    use_estate(
+        cloud,
+        monkeypatch,
+        cdn_estate(configs=HTTPS_ORIGIN),
+        CERTPILOT_ENFORCE_SKIP_DOMAINS="cdn.example.com",
+    )
     # when its AddCdnDomain event arrives
     summary = invoke(cloud, sample(cloud, "cdn-addcdndomain", DomainName="cdn.example.com"))
     # then it is skipped and no CDN feature was written
@@ -551,7 +512,7 @@ def test_settings_choose_the_hsts_and_the_cdn_features(
     use_estate(
         cloud,
         monkeypatch,
-        _cdn_estate(),
+        cdn_estate(configs=HTTPS_ORIGIN),
         CERTPILOT_HSTS_MAX_AGE="600",
         CERTPILOT_HSTS_INCLUDE_SUBDOMAINS="true",
         CERTPILOT_CDN_FEATURES="https_force, hsts",
