@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from certpilot.core.cloudtypes import CnameInfo
 from certpilot.core.errors import (
@@ -489,14 +489,11 @@ class _Rollout:
             bound = read_binding(action, self.oss, self.cdn)
         except CloudError as reread:
             # Whether the write was applied is unknown: verified as if written.
-            track.notes.append(Note(NoteKind.OUTCOME_UNKNOWN, _call(error), reread=_call(reread)))
-            event(
-                self.log,
+            self._note_error(
+                track,
+                Note(NoteKind.OUTCOME_UNKNOWN, _call(error), reread=_call(reread)),
                 "write outcome unknown: verifying it as written",
-                level=logging.WARNING,
-                domain=action.domain,
-                action=error.action,
-                code=error.code,
+                error,
                 reread=reread.code,
             )
             return True
@@ -504,16 +501,29 @@ class _Rollout:
             if isinstance(error, _UNSURE_WRITE):
                 track.notes.append(Note(NoteKind.OTHER_BOUND, _call(error), bound=bound))
             return False
-        track.notes.append(Note(NoteKind.APPLIED_DESPITE_ERROR, _call(error), bound=bound))
-        event(
-            self.log,
+        self._note_error(
+            track,
+            Note(NoteKind.APPLIED_DESPITE_ERROR, _call(error), bound=bound),
             "write applied despite its error",
-            level=logging.WARNING,
-            domain=action.domain,
-            action=error.action,
-            code=error.code,
+            error,
         )
         return True
+
+    def _note_error(
+        self, track: _Track, note: Note, message: str, error: CloudError, **fields: Any
+    ) -> None:
+        """Keep `note` on the domain's record and log `message` as a warning naming the
+        call that erred (`error`'s action and code) and any further `fields`."""
+        track.notes.append(note)
+        event(
+            self.log,
+            message,
+            level=logging.WARNING,
+            domain=track.action.domain,
+            action=error.action,
+            code=error.code,
+            **fields,
+        )
 
     def _concurrently(
         self, tracks: Sequence[_Track], step: Callable[[_Track], None]
@@ -669,14 +679,11 @@ class _Rollout:
                 bound = read_binding(action, self.oss, self.cdn)
             except CloudError as error:
                 # Rolled back to the state the plan saw.
-                track.notes.append(Note(NoteKind.BINDING_UNKNOWN, _call(error)))
-                event(
-                    self.log,
+                self._note_error(
+                    track,
+                    Note(NoteKind.BINDING_UNKNOWN, _call(error)),
                     "binding unknown before rollback: rolling back anyway",
-                    level=logging.WARNING,
-                    domain=action.domain,
-                    action=error.action,
-                    code=error.code,
+                    error,
                 )
             else:
                 if binding_key(bound) != ours:
