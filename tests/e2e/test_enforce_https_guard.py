@@ -18,7 +18,6 @@ import pytest
 from tests.e2e.enforce_helpers import (
     EVENTS,
     HTTPS_ORIGIN,
-    INDEX,
     REPO,
     WILD,
     bucket_of,
@@ -59,14 +58,12 @@ def test_new_domain_without_certificate_is_not_enforced_nor_its_bucket(
         {
             "certificates": [OTHER, {**WILD, "name": "img", "sans": ["img.example.com"]}],
             "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "cnames": [
+                media(
+                    cnames=[
                         {"domain": "img.example.com", "certificate": "img"},
                         {"domain": "new.example.com"},
-                    ],
-                }
+                    ]
+                )
             ],
         },
     )
@@ -107,12 +104,10 @@ def test_new_domain_with_matching_certificate_gets_it_is_verified_then_enforced(
                 OTHER,
             ],
             "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "policy": {"Version": "1", "Statement": [THEIRS]},
-                    "cnames": [{"domain": "new.example.com"}],
-                }
+                media(
+                    policy={"Version": "1", "Statement": [THEIRS]},
+                    cnames=[{"domain": "new.example.com"}],
+                )
             ],
         },
     )
@@ -258,9 +253,7 @@ def test_certificate_write_fault_leaves_the_bucket_open(
         monkeypatch,
         {
             "certificates": [WILD],
-            "buckets": [
-                {"name": "media", "objects": INDEX, "cnames": [{"domain": "new.example.com"}]}
-            ],
+            "buckets": [media(cnames=[{"domain": "new.example.com"}])],
         },
     )
     cloud.faults(action="oss:PutCname", error={"code": "AccessDenied", "status": 403})
@@ -284,15 +277,13 @@ def test_two_concurrent_runs_on_one_bucket_keep_every_statement(
         {
             "certificates": [WILD],
             "buckets": [
-                {
-                    "name": "media",
-                    "objects": INDEX,
-                    "policy": {"Version": "1", "Statement": [THEIRS]},
-                    "cnames": [
+                media(
+                    policy={"Version": "1", "Statement": [THEIRS]},
+                    cnames=[
                         {"domain": "a.example.com", "certificate": "wild"},
                         {"domain": "b.example.com", "certificate": "wild"},
                     ],
-                }
+                )
             ],
         },
     )
@@ -539,9 +530,7 @@ def test_a_candidate_its_ca_revoked_is_passed_over_for_the_next_best(
         monkeypatch,
         {
             "certificates": [{**WILD, "name": "long", "days": 300}, WILD],
-            "buckets": [
-                {"name": "media", "objects": INDEX, "cnames": [{"domain": "new.example.com"}]}
-            ],
+            "buckets": [media(cnames=[{"domain": "new.example.com"}])],
         },
     )
     cloud.admin("POST", "cas/revoke", {"certId": ids["long"]})
