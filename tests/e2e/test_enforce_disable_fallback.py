@@ -25,8 +25,9 @@ from certpilot.discovery.inventory import discover
 from certpilot.jobs.enforce_https import fallback
 from certpilot.jobs.enforce_https.cdn_steps import Pacing
 from certpilot.jobs.enforce_https.disable import Action, StepOutcome, disable_https
-from certpilot.jobs.enforce_https.policy import https_only_statement, parse_document
+from certpilot.jobs.enforce_https.policy import https_only_statement
 from tests.integration.clients import make_clients
+from tests.integration.policies import foreign_statements, stored_statements
 from tests.integration.polling import poll
 from tests.tls_oracle import handshake
 
@@ -38,21 +39,7 @@ BUCKET = "assets"
 OSS_DOMAIN = "static.example.com"
 OTHER_DOMAIN = "files.example.com"
 CDN_DOMAIN = "cdn.example.com"
-THEIRS = [
-    {
-        "Effect": "Allow",
-        "Action": ["oss:GetObject"],
-        "Principal": ["1234567890"],
-        "Resource": [f"acs:oss:*:*:{BUCKET}/public/*"],
-    },
-    {
-        "Effect": "Deny",
-        "Action": ["oss:DeleteObject"],
-        "Principal": ["*"],
-        "Resource": [f"acs:oss:*:*:{BUCKET}/*"],
-        "Condition": {"StringLike": {"acs:UserAgent": ["*bot*"]}},
-    },
-]
+THEIRS = foreign_statements(BUCKET)
 WRITES = {
     "oss:PutBucketPolicy",
     "oss:DeleteBucketPolicy",
@@ -157,8 +144,7 @@ def certpilot(cloud: Any, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def policy_statements(cloud: Any) -> list[Any]:
-    text = make_clients(cloud).oss.get_bucket_policy(BUCKET, REGION)
-    return list(parse_document(text)["Statement"]) if text else []
+    return stored_statements(make_clients(cloud), BUCKET, REGION)
 
 
 def record_of(cloud: Any, name: str) -> Any:

@@ -8,36 +8,22 @@ import json
 import threading
 from typing import Any
 
-from certpilot.jobs.enforce_https.policy import https_only_statement, parse_document
+from certpilot.jobs.enforce_https.policy import https_only_statement
 from certpilot.jobs.enforce_https.policy_apply import (
     PolicyOutcome,
     ensure_https_only,
     remove_https_only_statement,
 )
 from tests.integration.clients import calls, make_clients
+from tests.integration.policies import foreign_statements, stored_statements
 
 REGION = "cn-hangzhou"
 BUCKET = "media"
-THEIRS = [
-    {
-        "Effect": "Allow",
-        "Action": ["oss:GetObject"],
-        "Principal": ["1234567890"],
-        "Resource": [f"acs:oss:*:*:{BUCKET}/public/*"],
-    },
-    {
-        "Effect": "Deny",
-        "Action": ["oss:DeleteObject"],
-        "Principal": ["*"],
-        "Resource": [f"acs:oss:*:*:{BUCKET}/*"],
-        "Condition": {"StringLike": {"acs:UserAgent": ["*bot*"]}},
-    },
-]
+THEIRS = foreign_statements(BUCKET)
 
 
 def statements(clients: Any) -> list[Any]:
-    text = clients.oss.get_bucket_policy(BUCKET, REGION)
-    return list(parse_document(text)["Statement"]) if text else []
+    return stored_statements(clients, BUCKET, REGION)
 
 
 def test_foreign_statements_kept_ours_added_once_and_duplicates_change_nothing(cloud: Any) -> None:
