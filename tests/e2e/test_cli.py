@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.cli_helpers import run_certpilot
 
 pytestmark = pytest.mark.e2e
 
@@ -41,24 +41,7 @@ def account(cloud: Any) -> Any:
 def certpilot(
     cloud: Any, *args: str, stdin: bytes | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CERTPILOT_")}
-    environ.update(cloud.certpilot_env())
-    environ.update(
-        PYTHONPATH=str(REPO / "shared" / "python"),
-        CERTPILOT_VERIFY_DEADLINE="5",
-        CERTPILOT_LOG_LEVEL="WARNING",
-        **env,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "certpilot", *args],
-        cwd=REPO,
-        env=environ,
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_certpilot(cloud, *args, stdin=stdin, env={"CERTPILOT_VERIFY_DEADLINE": "5", **env})
 
 
 def issue(cloud: Any, **recipe: Any) -> dict[str, Any]:

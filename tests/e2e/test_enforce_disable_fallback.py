@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import ssl
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +23,7 @@ from certpilot.jobs.enforce_https import fallback
 from certpilot.jobs.enforce_https.cdn_steps import Pacing
 from certpilot.jobs.enforce_https.disable import Action, StepOutcome, disable_https
 from certpilot.jobs.enforce_https.policy import https_only_statement
+from tests.e2e.cli_helpers import run_certpilot
 from tests.integration.clients import make_clients
 from tests.integration.policies import foreign_statements, stored_statements
 from tests.integration.polling import poll
@@ -33,7 +31,6 @@ from tests.tls_oracle import handshake
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 REGION = "cn-hangzhou"
 BUCKET = "assets"
 OSS_DOMAIN = "static.example.com"
@@ -129,18 +126,7 @@ def last_seq(cloud: Any) -> int:
 
 
 def certpilot(cloud: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CERTPILOT_")}
-    environ.update(cloud.certpilot_env())
-    environ.update(PYTHONPATH=str(REPO / "shared" / "python"), CERTPILOT_LOG_LEVEL="WARNING")
-    return subprocess.run(
-        [sys.executable, "-m", "certpilot", *args],
-        cwd=REPO,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_certpilot(cloud, *args, timeout=120)
 
 
 def policy_statements(cloud: Any) -> list[Any]:

@@ -7,18 +7,15 @@ The cloud state is read back through the real SDKs and the edge judged from outs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from typing import Any
 
 import pytest
 
+from tests.e2e.cli_helpers import run_certpilot
 from tests.e2e.enforce_helpers import (
     EVENTS,
     HTTPS_ORIGIN,
-    REPO,
     WILD,
     bucket_of,
     cdn_estate,
@@ -418,29 +415,13 @@ def test_certpilot_invoke_enforce_https_with_the_direct_sample(cloud: Any) -> No
     )
     sample_event = json.loads((EVENTS / "enforce-https.direct.json").read_text())
     assert sample_event.get("domain") == "img.example.com"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CERTPILOT_")}
-    environ.update(cloud.certpilot_env())
-    environ.update(
-        PYTHONPATH=str(REPO / "shared" / "python"),
-        CERTPILOT_VERIFY_DEADLINE="5",
-        CERTPILOT_LOG_LEVEL="WARNING",
-    )
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "certpilot",
-            "invoke",
-            "enforce-https",
-            "--event",
-            str(EVENTS / "enforce-https.direct.json"),
-        ],
-        cwd=REPO,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    run = run_certpilot(
+        cloud,
+        "invoke",
+        "enforce-https",
+        "--event",
+        str(EVENTS / "enforce-https.direct.json"),
+        env={"CERTPILOT_VERIFY_DEADLINE": "5"},
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["status"] == "enforced"
