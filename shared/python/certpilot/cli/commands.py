@@ -6,4 +6,11 @@ A registered sub-command sets `func` on its parser: `func(args) -> int` (the exi
 from __future__ import annotations
 
 # Module names under certpilot.cli, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("diagnose_cert", "plan", "invoke", "disable_https", "fallback")
+COMMAND_MODULES: tuple[str, ...] = (
+    "diagnose_cert",
+    "plan",
+    "sweep",
+    "invoke",
+    "disable_https",
+    "fallback",
+)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-import json
 import logging
 import ssl
 import time
@@ -152,24 +151,22 @@ class SweepResult:
 # -- options ------------------------------------------------------------------------
 
 
-def _object(value: Any, what: str) -> Mapping[str, Any]:
-    if isinstance(value, (bytes, bytearray)):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedEvent(f"{what} is not UTF-8 text") from None
-    if isinstance(value, str):
-        if not value.strip():
-            return {}
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise MalformedEvent(f"{what} is not JSON") from None
-    if value is None:
+def _event(raw: Any) -> Mapping[str, Any]:
+    """The event as a JSON object; an empty one (a bare direct invocation) is `{}`."""
+    from certpilot.events import load_event
+
+    if raw is None or (isinstance(raw, (bytes, bytearray, str)) and not raw.strip()):
         return {}
-    if not isinstance(value, dict):
-        raise MalformedEvent(f"{what} must be a JSON object")
-    return value
+    return load_event(raw)
+
+
+def _payload(value: Any) -> Mapping[str, Any]:
+    """A timer's `payload` (JSON text, possibly empty) as a JSON object."""
+    from certpilot.events import json_object
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
+    return json_object(value, "the timer payload")
 
 
 def parse_options(raw: Any) -> SweepOptions:
@@ -178,9 +175,10 @@ def parse_options(raw: Any) -> SweepOptions:
     options themselves): `reportOnly` (boolean), `scope` (a bucket or domain glob).
 
     Raises:
-        MalformedEvent: not JSON, not an object, an unknown option or a wrong type.
+        EventError: not JSON, not an object (MalformedEvent, UnsupportedEvent), an
+            unknown option or a wrong type (MalformedEvent).
     """
-    data = _object(raw, "the event")
+    data = _event(raw)
     trigger: str | None = None
     if "triggerTime" in data or "triggerName" in data:
         unknown = sorted(set(data) - TIMER_KEYS)
@@ -188,7 +186,7 @@ def parse_options(raw: Any) -> SweepOptions:
             raise MalformedEvent(f"unknown timer event field(s): {', '.join(unknown)}")
         name = data.get("triggerName")
         trigger = name if isinstance(name, str) else None
-        data = _object(data.get("payload"), "the timer payload")
+        data = _payload(data.get("payload"))
     unknown = sorted(set(data) - OPTION_KEYS)
     if unknown:
         raise MalformedEvent(
@@ -491,13 +489,16 @@ def _backups_asked(
 
 
 def catalog_findings(catalog: Catalog) -> tuple[Finding, ...]:
-    """CERT_REVOKED for each CAS certificate known to be revoked (by CAS or its CA)."""
+    """CERT_REVOKED (a warning: it is on no domain) for each CAS certificate known to be
+    revoked (by CAS or its CA)."""
     return tuple(
         make_finding(
             Code.CERT_REVOKED,
             c.common_name or c.name,
             f"CAS still holds certificate {c.cas_id} ({c.name}), which its CA revoked:"
             " it is never deployed or used as a backup; delete it from CAS",
+            # Nothing serves it: worth cleaning up, not an outage.
+            severity=Severity.WARNING,
         )
         for c in catalog.certificates
         if c.revoked
