@@ -1,0 +1,382 @@
+"""check-expiry's judge: one table of domain states, a fixed clock, the findings each
+must produce (and must not). Pure: no emulator, no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from certpilot.core.findings import Code
+from certpilot.core.model import (
+    Catalog,
+    CatalogCert,
+    DeployedCert,
+    DomainRecord,
+    Location,
+    Route,
+)
+from certpilot.jobs.check_expiry.judge import (
+    DomainState,
+    Gap,
+    JudgePolicy,
+    PolicyView,
+    Served,
+    WebView,
+    best_backup,
+    judge,
+)
+from certpilot.jobs.check_expiry.sweep import SweepOptions, parse_options
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+DAY = timedelta(days=1)
+ONE, TWO = "CA One", "CA Two"
+
+
+def cert(
+    cas_id: int,
+    sans: tuple[str, ...] = ("*.example.com",),
+    *,
+    issuer: str = ONE,
+    days: int = 200,
+    born: int = -30,
+    **changes: object,
+) -> CatalogCert:
+    base = CatalogCert(
+        cas_id=cas_id,
+        identifier=f"{cas_id}-cn-hangzhou",
+        name=f"cert-{cas_id}",
+        common_name=sans[0],
+        sans=sans,
+        issuer=issuer,
+        not_before=NOW + born * DAY,
+        not_after=NOW + days * DAY,
+        fingerprint_sha256=f"{cas_id:064X}",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def record(
+    name: str = "www.example.com",
+    route: Route = Route.OSS,
+    cas_id: int | None = 1,
+    **changes: object,
+) -> DomainRecord:
+    deployed = (
+        DeployedCert(
+            location=Location.CDN if route is Route.CDN else Location.OSS,
+            cas_id=cas_id,
+            cert_type="cas",
+            not_after=None,
+        )
+        if cas_id is not None
+        else None
+    )
+    base = DomainRecord(name, route, "assets", "cn-hangzhou", deployed)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def served(cas_id: int = 1, **changes: object) -> Served:
+    return replace(Served(sha256=f"{cas_id:064X}", issuer=ONE), **changes)  # type: ignore[arg-type]
+
+
+FORCED_OSS = PolicyView(statement=True)
+WEB_OK = WebView(403, None, True, None)
+CDN_WEB_OK = WebView(301, "https://www.example.com/", True, "max-age=5184000")
+BACKUP = cert(9, ("*.example.com",), issuer=TWO, days=300)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    state: DomainState
+    certificates: tuple[CatalogCert, ...]
+    expect: set[Code]
+    absent: set[Code] = field(default_factory=set)
+    judged: bool = True
+
+
+def healthy(**changes: object) -> DomainState:
+    base = DomainState(record(), served(), WEB_OK, FORCED_OSS)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+CASES = [
+    Case("healthy OSS domain with a backup: nothing", healthy(), (cert(1), BACKUP), set()),
+    Case(
+        "healthy CDN domain: redirect and HSTS",
+        DomainState(record(route=Route.CDN), served(), CDN_WEB_OK),
+        (cert(1), BACKUP),
+        set(),
+    ),
+    Case("no backup from another CA", healthy(), (cert(1), cert(2)), {Code.NO_BACKUP}),
+    Case(
+        "a revoked backup is no backup",
+        healthy(),
+        (cert(1), replace(BACKUP, revoked=True)),
+        {Code.NO_BACKUP},
+    ),
+    Case(
+        "an expired backup is no backup",
+        healthy(),
+        (cert(1), replace(BACKUP, not_after=NOW - DAY)),
+        {Code.NO_BACKUP},
+    ),
+    Case("expired", healthy(), (cert(1, days=-1), BACKUP), {Code.CERT_EXPIRED}),
+    Case(
+        "notAfter is the last valid instant",
+        healthy(),
+        (cert(1, days=0), BACKUP),
+        {Code.CERT_EXPIRING},
+        {Code.CERT_EXPIRED},
+    ),
+    Case(
+        "not yet valid",
+        healthy(),
+        (cert(1, born=2), BACKUP),
+        {Code.CERT_NOT_YET_VALID},
+        {Code.CERT_EXPIRING},
+    ),
+    Case("inside the window", healthy(), (cert(1, days=30), BACKUP), {Code.CERT_EXPIRING}),
+    Case(
+        "just outside the window",
+        healthy(),
+        (replace(cert(1), not_after=NOW + 30 * DAY + timedelta(seconds=1)), BACKUP),
+        set(),
+        {Code.CERT_EXPIRING},
+    ),
+    Case(
+        "name mismatch",
+        healthy(),
+        (cert(1, ("shop.example.net",)), BACKUP),
+        {Code.NAME_MISMATCH},
+    ),
+    Case(
+        "wildcard one level off (apex)",
+        healthy(record=record("example.com")),
+        (cert(1), cert(9, ("example.com",), issuer=TWO)),
+        {Code.WILDCARD_LEVEL},
+        {Code.NAME_MISMATCH, Code.NO_BACKUP},
+    ),
+    Case(
+        "wildcard one level off (two below)",
+        healthy(record=record("a.b.example.com")),
+        (cert(1), BACKUP),
+        {Code.WILDCARD_LEVEL, Code.NO_BACKUP},
+    ),
+    Case(
+        "chain incomplete (CAS's chain)",
+        healthy(),
+        (cert(1, chain_complete=False, problems=(Code.CHAIN_INCOMPLETE,)), BACKUP),
+        {Code.CHAIN_INCOMPLETE},
+    ),
+    Case(
+        "untrusted root: one cause, one code",
+        healthy(),
+        (cert(1, chain_complete=False, problems=(Code.UNTRUSTED_ROOT,)), BACKUP),
+        {Code.UNTRUSTED_ROOT},
+        {Code.CHAIN_INCOMPLETE},
+    ),
+    Case(
+        "served chain order, weak key and digest",
+        healthy(served=served(chain_codes=(Code.CHAIN_ORDER, Code.WEAK_KEY, Code.WEAK_SIGNATURE))),
+        (cert(1), BACKUP),
+        {Code.CHAIN_ORDER, Code.WEAK_KEY, Code.WEAK_SIGNATURE},
+    ),
+    Case(
+        "OpenSSL's CHAIN_INCOMPLETE for an unknown root defers to the chain judgement",
+        healthy(served=served(rejected=Code.CHAIN_INCOMPLETE, chain_codes=(Code.UNTRUSTED_ROOT,))),
+        (cert(1), BACKUP),
+        {Code.UNTRUSTED_ROOT},
+        {Code.CHAIN_INCOMPLETE},
+    ),
+    Case(
+        "revoked by its CA (served)",
+        healthy(served=served(revoked=True)),
+        (cert(1), BACKUP),
+        {Code.CERT_REVOKED},
+    ),
+    Case(
+        "revoked as CAS knows (purchased)",
+        healthy(),
+        (cert(1, revoked=True), BACKUP),
+        {Code.CERT_REVOKED},
+    ),
+    Case(
+        "the edge serves another certificate",
+        healthy(served=served(5)),
+        (cert(1), BACKUP),
+        {Code.SERVED_MISMATCH},
+    ),
+    Case(
+        "no certificate",
+        DomainState(record(cas_id=None)),
+        (BACKUP,),
+        {Code.NO_CERTIFICATE},
+        {Code.NO_BACKUP, Code.HTTP_NOT_FORCED},
+    ),
+    Case(
+        "wrong location: on OSS, traffic through CDN",
+        DomainState(
+            record(
+                route=Route.CDN,
+                cas_id=None,
+                oss_hosted=DeployedCert(Location.OSS, 1, "CAS", NOW + DAY),
+            )
+        ),
+        (cert(1), BACKUP),
+        {Code.WRONG_LOCATION},
+        {Code.NO_CERTIFICATE},
+    ),
+    Case(
+        "OSS: no HTTPS-only statement",
+        healthy(policy=PolicyView(statement=False), web=WebView(200, None, True)),
+        (cert(1), BACKUP),
+        {Code.HTTP_NOT_FORCED},
+    ),
+    Case(
+        "OSS: the statement is there but plain HTTP is served",
+        healthy(web=WebView(200, None, True)),
+        (cert(1), BACKUP),
+        {Code.HTTP_NOT_FORCED},
+    ),
+    Case(
+        "OSS: an emergency fallback in force",
+        healthy(policy=PolicyView(True, NOW + DAY), web=WebView(200, None, True)),
+        (cert(1), BACKUP),
+        {Code.FALLBACK_ACTIVE},
+        {Code.HTTP_NOT_FORCED},
+    ),
+    Case(
+        "OSS: a fallback that ended is no fallback",
+        healthy(policy=PolicyView(True, NOW - DAY)),
+        (cert(1), BACKUP),
+        set(),
+        {Code.FALLBACK_ACTIVE},
+    ),
+    Case(
+        "CDN: no redirect, no HSTS",
+        DomainState(record(route=Route.CDN), served(), WebView(200, None, True, None)),
+        (cert(1), BACKUP),
+        {Code.HTTP_NOT_FORCED, Code.HSTS_MISSING},
+    ),
+    Case(
+        "CDN: a redirect to plain HTTP is not forcing",
+        DomainState(
+            record(route=Route.CDN),
+            served(),
+            WebView(301, "http://www.example.com/", True, "max-age=60"),
+        ),
+        (cert(1), BACKUP),
+        {Code.HTTP_NOT_FORCED},
+        {Code.HSTS_MISSING},
+    ),
+    Case(
+        "CDN: HSTS max-age=0 is off",
+        DomainState(
+            record(route=Route.CDN),
+            served(),
+            replace(CDN_WEB_OK, hsts="max-age=0"),
+        ),
+        (cert(1), BACKUP),
+        {Code.HSTS_MISSING},
+    ),
+    Case(
+        "CDN: HTTPS rejected by browsers: HSTS is not judged",
+        DomainState(record(route=Route.CDN), served(), WebView(301, "https://x/", False)),
+        (cert(1), BACKUP),
+        set(),
+        {Code.HSTS_MISSING},
+    ),
+    Case(
+        "an upload CAS does not hold: judged from what the edge serves",
+        healthy(
+            record=record(cas_id=None, deployed=DeployedCert(Location.OSS, None, "Upload", None)),
+            served=served(
+                7, not_before=NOW - DAY, not_after=NOW + 3 * DAY, sans=("x.example.org",)
+            ),
+        ),
+        (BACKUP,),
+        {Code.CERT_EXPIRING, Code.NAME_MISMATCH},
+    ),
+    Case(
+        "probe failed: not judged",
+        healthy(served=None, web=None, gaps=(Gap.PROBE_FAILED,)),
+        (cert(1), BACKUP),
+        {Code.NOT_JUDGED},
+        judged=False,
+    ),
+    Case(
+        "policy unreadable: not judged, what is known still reported",
+        healthy(policy=None, gaps=(Gap.POLICY_UNREADABLE,)),
+        (cert(1, days=3), BACKUP),
+        {Code.NOT_JUDGED, Code.CERT_EXPIRING},
+        judged=False,
+    ),
+    Case(
+        "out of time: not judged",
+        healthy(served=None, web=None, gaps=(Gap.OUT_OF_TIME,)),
+        (cert(1), BACKUP),
+        {Code.NOT_JUDGED},
+        judged=False,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_judge(case: Case) -> None:
+    verdict = judge(case.state, Catalog(case.certificates), NOW, JudgePolicy(renew_days=30))
+    codes = {f.code for f in verdict.findings}
+    assert case.expect <= codes, (codes, [f.message for f in verdict.findings])
+    assert not (case.absent & codes), codes
+    if not case.expect:
+        assert codes == set(), [f.message for f in verdict.findings]
+    assert verdict.judged is case.judged
+    assert (Code.NOT_JUDGED in codes) is (not case.judged)
+    assert all(f.domain == case.state.record.name for f in verdict.findings)
+    assert len(verdict.findings) == len(codes)  # each code once per domain
+
+
+def test_judge_is_pure_and_repeatable() -> None:
+    state, catalog = healthy(), Catalog((cert(1, days=10), BACKUP))
+    assert judge(state, catalog, NOW) == judge(state, catalog, NOW)
+
+
+def test_the_row_facts() -> None:
+    verdict = judge(healthy(), Catalog((cert(1, days=20), BACKUP)), NOW)
+    assert verdict.cas_id == 1
+    assert verdict.issuer == ONE
+    assert verdict.expires_in_days(NOW) == 20
+    assert verdict.https_forced is True
+    assert verdict.hsts is None  # OSS: HSTS is CDN's
+    assert verdict.backup == BACKUP.cas_id
+
+
+def test_best_backup_expires_last_from_another_ca() -> None:
+    later = cert(10, issuer=TWO, days=400)
+    same_ca = cert(11, issuer=ONE, days=500)
+    chosen = best_backup("www.example.com", Catalog((BACKUP, later, same_ca)), NOW, ONE, 1)
+    assert chosen == later
+    assert best_backup("www.example.com", Catalog((same_ca,)), NOW, ONE, 1) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (b"", SweepOptions()),
+        (b"{}", SweepOptions()),
+        ({"scope": "Media-*"}, SweepOptions(scope="media-*")),
+        ({"reportOnly": False}, SweepOptions(report_only=False)),
+        (
+            {"triggerTime": "t", "triggerName": "daily", "payload": '{"scope": "b"}'},
+            SweepOptions(scope="b", trigger="daily"),
+        ),
+        (
+            {"triggerTime": "t", "triggerName": "daily", "payload": ""},
+            SweepOptions(trigger="daily"),
+        ),
+    ],
+)
+def test_options(event: object, expected: SweepOptions) -> None:
+    assert parse_options(event) == expected
