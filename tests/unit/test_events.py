@@ -18,6 +18,7 @@ from certpilot.events import (
     parse_cert_id,
     parse_deploy_event,
 )
+from certpilot.jobs.check_expiry.sweep import parse_options
 from certpilot.jobs.enforce_https.events import parse_enforce_event
 
 ACCOUNT = "1234567890123456"
@@ -257,6 +258,8 @@ def test_cert_id_forms(value: object, expected: tuple[int, str | None]) -> None:
 PARSERS: dict[str, Any] = {
     "deploy-cert": parse_deploy_event,
     "enforce-https": parse_enforce_event,
+    # check-expiry's events are not account-scoped (a timer, or a direct invocation).
+    "check-expiry": lambda data, account_id: parse_options(data),
 }
 SAMPLE_ACCOUNT = "1234567890123456"  # the account every sample names
 SAMPLES = sorted(p for p in EVENTS_DIR.iterdir() if p.is_file())
@@ -274,6 +277,9 @@ def test_every_sample_event_is_accepted(path: Path) -> None:
     if function == "deploy-cert":
         assert request.shape == shape
         assert request.cas_id > 0
+    elif function == "check-expiry":
+        assert request.report_only is True
+        assert (request.trigger is not None) == (shape == "timer")
     else:
         assert request.domains or request.buckets
 
