@@ -87,7 +87,7 @@ def demo(cloud: Any, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, i
     return ids
 
 
-def timer(payload: str = "") -> dict[str, Any]:
+def timer(payload: str = '{"reportOnly": true}') -> dict[str, Any]:
     return {"triggerTime": "2026-12-06T02:00:00Z", "triggerName": "daily", "payload": payload}
 
 
@@ -168,7 +168,7 @@ def test_what_the_sweep_says_of_the_edge_is_what_a_client_sees(
 
 def test_scope_by_bucket_and_by_domain_glob(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     demo(cloud, monkeypatch)
-    by_bucket = invoke(cloud, timer(json.dumps({"scope": "media-prod"})))
+    by_bucket = invoke(cloud, timer(json.dumps({"scope": "media-prod", "reportOnly": True})))
     # img.example.com is a CDN domain whose origin is the bucket
     assert set(rows(by_bucket)) == {"media.example.com", "img.example.com"}
     by_domain = invoke(cloud, {"scope": "www.*", "reportOnly": True})
@@ -262,7 +262,17 @@ def test_cli_sweep_writes_the_report_and_says_errors_remain(
     env = {**os.environ, **cloud.certpilot_env(), "CERTPILOT_LOG_LEVEL": "WARNING"}
     report = tmp_path / "sweep.json"
     done = subprocess.run(
-        [sys.executable, "-m", "certpilot", "sweep", "--format", "json", "--output", str(report)],
+        [
+            sys.executable,
+            "-m",
+            "certpilot",
+            "sweep",
+            "--report-only",
+            "--format",
+            "json",
+            "--output",
+            str(report),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -274,7 +284,17 @@ def test_cli_sweep_writes_the_report_and_says_errors_remain(
     assert "sweeping [" not in done.stderr  # no progress bar when not on a terminal
     assert set(rows(json.loads(report.read_text()))) == set(EXPECTED)
     page = subprocess.run(
-        [sys.executable, "-m", "certpilot", "sweep", "--format", "html", "--scope", "www.*"],
+        [
+            sys.executable,
+            "-m",
+            "certpilot",
+            "sweep",
+            "--report-only",
+            "--format",
+            "html",
+            "--scope",
+            "www.*",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -293,3 +313,50 @@ def test_cli_sweep_writes_the_report_and_says_errors_remain(
         check=False,
     )
     assert bad.returncode == 2
+
+
+def test_repairs_invoke_deploy_cert_once_per_certificate_and_the_edge_follows(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the demo estate and deploy-cert as an FC function (its handler and the layer)
+    ids = demo(cloud, monkeypatch)
+    env = {
+        k: v
+        for k, v in cloud.certpilot_env().items()
+        if not k.startswith("ALIBABA_CLOUD_") and k != "CERTPILOT_ACCOUNT_ID"
+    }
+    cloud.register_function(
+        "certpilot-deploy-cert",
+        REPO / "functions" / "deploy_cert" / "index.py",
+        env={**env, "CERTPILOT_VERIFY_DEADLINE": "8", "CERTPILOT_LOG_LEVEL": "WARNING"},
+        layers=[REPO / "shared" / "python"],
+        async_retries=0,
+    )
+    # when the timer fires without reportOnly
+    summary = invoke(cloud, timer(""))
+    # then deploy-cert is invoked asynchronously, once per certificate, never with the
+    # certificate its CA revoked
+    assert summary["reportOnly"] is False
+    repairs = summary["repairs"]
+    invoked = [r["casId"] for r in repairs]
+    assert len(invoked) == len(set(invoked)) > 0
+    assert ids["wildcard-example-com-revoked"] not in invoked
+    assert all(r["status"] == "pending" for r in repairs)
+    by_domain = {d: r["casId"] for r in repairs for d in r["domains"]}
+    assert by_domain["static.example.com"] == ids["backup-ca-two"]  # expires last
+    assert by_domain["old.example.com"] == ids["wildcard-example-com"]  # expired: replaced
+    assert by_domain["example.com"] == ids["www-apex-example-com"]  # the apex fits
+    assert "files.example.com" not in by_domain  # nothing better in CAS
+    assert rows(summary)["static.example.com"]["repairs"][0]["casId"] == ids["backup-ca-two"]
+    records = cloud.invocations("certpilot-deploy-cert")
+    assert len(records) == len(repairs)
+    for record in records:
+        cloud.wait_invocation(record["requestId"], timeout=90)
+    # and the edge serves the repaired domains' new certificates, verified by a client
+    edge, bundle = cloud.https, cloud.ca_bundle
+    assert tls_oracle.handshake(edge, "old.example.com", bundle).verified
+    assert tls_oracle.handshake(edge, "example.com", bundle).verified
+    after = rows(invoke(cloud, timer()))
+    assert "CERT_EXPIRED" not in codes_of(after["old.example.com"])
+    assert "WILDCARD_LEVEL" not in codes_of(after["example.com"])
+    assert "CERT_EXPIRING" not in codes_of(after["static.example.com"])

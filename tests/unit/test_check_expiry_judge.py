@@ -3,6 +3,7 @@ must produce (and must not). Pure: no emulator, no network."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
@@ -23,10 +24,12 @@ from certpilot.jobs.check_expiry.judge import (
     JudgePolicy,
     PolicyView,
     Served,
+    Verdict,
     WebView,
     best_backup,
     judge,
 )
+from certpilot.jobs.check_expiry.repair import payload, plan_rollouts
 from certpilot.jobs.check_expiry.sweep import SweepOptions, parse_options
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -367,7 +370,7 @@ def test_best_backup_expires_last_from_another_ca() -> None:
         (b"", SweepOptions()),
         (b"{}", SweepOptions()),
         ({"scope": "Media-*"}, SweepOptions(scope="media-*")),
-        ({"reportOnly": False}, SweepOptions(report_only=False)),
+        ({"reportOnly": True}, SweepOptions(report_only=True)),
         (
             {"triggerTime": "t", "triggerName": "daily", "payload": '{"scope": "b"}'},
             SweepOptions(scope="b", trigger="daily"),
@@ -380,3 +383,65 @@ def test_best_backup_expires_last_from_another_ca() -> None:
 )
 def test_options(event: object, expected: SweepOptions) -> None:
     assert parse_options(event) == expected
+
+
+def _verdict_of(state: DomainState, catalog: Catalog) -> Verdict:
+    return judge(state, catalog, NOW)
+
+
+@pytest.mark.parametrize(
+    ("state", "certificates", "expected"),
+    [
+        # inside the window, a later one from CAS: rolled out
+        (healthy(), (cert(1, days=10), cert(2, days=300)), {2: ("www.example.com",)}),
+        # inside the window, nothing later: nothing to do
+        (healthy(), (cert(1, days=10), cert(2, days=5)), {}),
+        # not due: nothing to do, even with a later one
+        (healthy(), (cert(1, days=100), cert(2, days=300)), {}),
+        # expired: anything usable replaces it
+        (healthy(), (cert(1, days=-1), cert(2, days=20)), {2: ("www.example.com",)}),
+        # a revoked or chain-broken candidate is never picked
+        (
+            healthy(),
+            (cert(1, days=10), cert(2, days=300, revoked=True), cert(3, days=200)),
+            {3: ("www.example.com",)},
+        ),
+        (
+            healthy(),
+            (cert(1, days=10), cert(2, days=300, chain_complete=False)),
+            {},
+        ),
+        # no certificate at all: the best covering one
+        (DomainState(record(cas_id=None)), (cert(2, days=300),), {2: ("www.example.com",)}),
+        # not judged: never repaired
+        (
+            healthy(served=None, web=None, gaps=(Gap.PROBE_FAILED,)),
+            (cert(1, days=10), cert(2, days=300)),
+            {},
+        ),
+    ],
+)
+def test_plan_rollouts(
+    state: DomainState,
+    certificates: tuple[CatalogCert, ...],
+    expected: dict[int, tuple[str, ...]],
+) -> None:
+    catalog = Catalog(certificates)
+    verdicts = {state.record.name: _verdict_of(state, catalog)}
+    rollouts = plan_rollouts([state.record], verdicts, catalog, NOW)
+    assert {r.cas_id: r.domains for r in rollouts} == expected
+
+
+def test_one_rollout_per_certificate_and_its_payload() -> None:
+    catalog = Catalog((cert(1, days=10), cert(2, days=300)))
+    records = [record("a.example.com"), record("b.example.com")]
+    verdicts = {
+        r.name: judge(DomainState(r, served(), WEB_OK, FORCED_OSS), catalog, NOW) for r in records
+    }
+    [rollout] = plan_rollouts(records, verdicts, catalog, NOW)
+    assert rollout.domains == ("a.example.com", "b.example.com")
+    assert Code.CERT_EXPIRING in rollout.fixes
+    body = json.loads(payload(rollout, "req-1"))
+    assert body["certId"] == 2
+    assert set(body) == {"certId", "reason"}
+    assert len(body["reason"]) <= 200

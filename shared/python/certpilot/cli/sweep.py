@@ -2,11 +2,11 @@
 
 Judges every domain (or those of `--scope`, a bucket or domain glob) and prints the
 report as a table, JSON, Markdown or HTML (`--format`), to stdout or `--output FILE`.
-A progress line goes to stderr while a terminal is attached, never when piped. The
-sweep only reads: repairs are not implemented yet, so it is report-only whatever
-`--report-only` says. Exit 0: every domain judged and no error finding; 1: an error
-finding remains, a domain could not be judged, or the account could not be read;
-2: bad input or configuration.
+A progress line goes to stderr while a terminal is attached, never when piped. Unless
+`--report-only`, it repairs what CAS can repair (deploy-cert invoked through FC,
+`CERTPILOT_DEPLOY_FUNCTION`), as the function does. Exit 0: every domain judged and
+no error finding; 1: an error finding remains, a domain could not be judged, or the
+account could not be read; 2: bad input or configuration.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ def register(subparsers: Any) -> None:
         "sweep",
         help="judge every domain of the account: expiry, names, chain, location, HTTPS forced",
         description="Run check-expiry's sweep against the configured account and print the"
-        " report. Reads only (repairs are not implemented yet: every sweep is report-only).",
+        " report; unless --report-only, invoke deploy-cert (through Function Compute) for"
+        " what CAS can repair.",
     )
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="never repair (the default while repairs are not implemented)",
+        help="judge and report only: no repair, no write",
     )
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--output", type=Path, default=None, metavar="FILE")
@@ -75,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = sweep.parse_options(
-            {"reportOnly": True, **({"scope": args.scope} if args.scope is not None else {})}
+            {
+                "reportOnly": bool(args.report_only),
+                **({"scope": args.scope} if args.scope is not None else {}),
+            }
         )
         deps = build_deps(None)
     except (EventError, ConfigError) as err:
@@ -135,7 +139,7 @@ def _headline(summary: dict[str, Any]) -> str:
     parts = [
         f"{summary['domains']} domains",
         f"{sev['error']} errors, {sev['warning']} warnings, {sev['info']} info",
-        "report-only" if summary["reportOnly"] else "repairing",
+        "report-only" if summary["reportOnly"] else f"{len(summary['repairs'])} repairs invoked",
     ]
     if summary["notJudged"]:
         parts.append(f"NOT JUDGED: {', '.join(summary['notJudged'])}")

@@ -61,6 +61,8 @@ WEBHOOK_SECRET = "CERTPILOT_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
 REPORT_BUCKET = "CERTPILOT_REPORT_BUCKET"
 REPORT_REGION = "CERTPILOT_REPORT_REGION"
 REPORT_PREFIX = "CERTPILOT_REPORT_PREFIX"
+# check-expiry's repairs: the FC function (3.0 name) that deploys a certificate.
+DEPLOY_FUNCTION = "CERTPILOT_DEPLOY_FUNCTION"
 
 # Every variable above, for documentation and `--help` listings.
 ALL_VARIABLES: tuple[str, ...] = (
@@ -101,6 +103,7 @@ ALL_VARIABLES: tuple[str, ...] = (
     REPORT_BUCKET,
     REPORT_REGION,
     REPORT_PREFIX,
+    DEPLOY_FUNCTION,
 )
 
 # The CDN features enforce-https can apply (`CERTPILOT_CDN_FEATURES`), all by default.
@@ -206,6 +209,7 @@ class Settings:
     report_bucket: str | None = None
     report_region: str | None = None
     report_prefix: str = "certpilot/reports"
+    deploy_function: str = "certpilot-deploy-cert"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -255,6 +259,7 @@ class Settings:
             report_bucket=_text(env, REPORT_BUCKET),
             report_region=_text(env, REPORT_REGION),
             report_prefix=_prefix(env, REPORT_PREFIX, cls.report_prefix),
+            deploy_function=_text(env, DEPLOY_FUNCTION) or cls.deploy_function,
         )
         if settings.endpoint is not None:
             settings.parsed_endpoint()  # validate early

@@ -18,10 +18,13 @@ once, then looks at every domain from outside, and judges each one (`judge.judge
    certificate is asked once whether it is revoked (`certs.revocation.check_many`).
 
 Cloud calls go through the adapters, paced within each action's QPS by the shared
-limiter. Repairs are not implemented yet: every sweep is report-only and says so
-(`reportOnly: true`); nothing is written. A domain that could not be judged (a failed
-call, a failed probe, the time budget) carries NOT_JUDGED, and the sweep is then never
-"clear".
+limiter. Unless the sweep is report-only (`reportOnly`), what CAS can repair is
+repaired: a domain inside its renewal window or whose certificate is unusable gets the
+best certificate CAS holds for it, by deploy-cert invoked asynchronously through FC,
+one invocation per certificate (`repair`), each candidate's CA asked first whether it
+is revoked. A report-only sweep only reads. A domain that could not be judged (a failed
+call, a failed probe, the time budget) carries NOT_JUDGED, is never repaired, and the
+sweep is then never "clear".
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ from certpilot.jobs.check_expiry.judge import (
     best_backup,
     judge,
 )
+from certpilot.jobs.check_expiry.repair import (
+    Rollout,
+    RolloutResult,
+    invoke_rollouts,
+    plan_rollouts,
+)
 from certpilot.jobs.deploy_cert.engine import Deps, build_deps
 
 if TYPE_CHECKING:
@@ -90,10 +99,10 @@ class SweepStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class SweepOptions:
-    """What a sweep is asked to do. `scope`: a glob matched against bucket names and
-    domain names (None: everything)."""
+    """What a sweep is asked to do. `report_only`: judge and report, never repair;
+    `scope`: a glob matched against bucket names and domain names (None: everything)."""
 
-    report_only: bool = True
+    report_only: bool = False
     scope: str | None = None
     trigger: str | None = None  # the timer trigger's name, when a timer fired
 
@@ -118,7 +127,7 @@ class SweepResult:
     buckets: int = 0
     certificates: int = 0
     elapsed: float = 0.0
-    repairs: tuple[()] = field(default=())
+    repairs: tuple[RolloutResult, ...] = field(default=())
     # Findings about CAS certificates themselves (a revoked one it still holds), named
     # by the certificate's common name: they are on no domain.
     catalog_findings: tuple[Finding, ...] = field(default=())
@@ -192,7 +201,7 @@ def parse_options(raw: Any) -> SweepOptions:
         raise MalformedEvent(
             f"unknown option(s): {', '.join(unknown)}; accepted: reportOnly, scope"
         )
-    report_only = data.get("reportOnly", True)
+    report_only = data.get("reportOnly", False)
     if not isinstance(report_only, bool):
         raise MalformedEvent("reportOnly must be true or false")
     scope = data.get("scope")
@@ -427,7 +436,39 @@ def _revoked(looks: Mapping[str, _Look], deps: Deps, trust: TrustStore) -> froze
     return frozenset(d for d, v in verdicts.items() if v.revoked)
 
 
-MAX_BACKUP_ROUNDS = 3
+MAX_ASK_ROUNDS = 3
+
+
+def _ask_revoked(
+    deps: Deps, trust: TrustStore, catalog: Catalog, wanted: set[int]
+) -> tuple[Catalog, bool]:
+    """Ask the CA of each certificate of `wanted` whether it is revoked (its PEM: one
+    detail call each); `catalog` with those it says are revoked marked so, and whether
+    any was. A certificate whose PEM cannot be read is taken as not revoked, as an
+    UNKNOWN answer is."""
+    from certpilot.certs.revocation import check_many
+
+    pems: dict[int, str] = {}
+    for cas_id in sorted(wanted):
+        try:
+            pem = deps.clients.cas.get_certificate(cas_id, with_pem=True).cert_pem
+        except CloudError:
+            continue
+        if pem:
+            pems[cas_id] = pem
+    verdicts = check_many(
+        pems,
+        trust=trust,
+        timeout=deps.settings.revocation_timeout,
+        concurrency=deps.settings.concurrency,
+    )
+    revoked = {cas_id for cas_id, verdict in verdicts.items() if verdict.revoked}
+    if not revoked:
+        return catalog, False
+    marked = tuple(
+        replace(c, revoked=True) if c.cas_id in revoked else c for c in catalog.certificates
+    )
+    return Catalog(certificates=marked), True
 
 
 def _backups_asked(
@@ -437,17 +478,15 @@ def _backups_asked(
     records: Sequence[DomainRecord],
     looks: Mapping[str, _Look],
     now: datetime,
+    asked: set[int],
 ) -> Catalog:
     """`catalog` with the would-be backups its CA says are revoked marked so (CAS does
     not know of an uploaded certificate's revocation). Only the best backup of each
-    domain is asked, each certificate once (its PEM: one detail call), and again for
-    the next best while one turns out revoked (at most `MAX_BACKUP_ROUNDS`)."""
+    domain is asked, each certificate once, and again for the next best while one
+    turns out revoked (at most `MAX_ASK_ROUNDS`). `asked` collects the ids asked."""
     if deps.settings.revocation_timeout <= 0:
         return catalog
-    from certpilot.certs.revocation import check_many
-
-    asked: set[int] = set()
-    for _ in range(MAX_BACKUP_ROUNDS):
+    for _ in range(MAX_ASK_ROUNDS):
         wanted: set[int] = set()
         for record in records:
             if record.deployed is None:
@@ -463,29 +502,41 @@ def _backups_asked(
         if not wanted:
             break
         asked |= wanted
-        pems: dict[int, str] = {}
-        for cas_id in sorted(wanted):
-            try:
-                pem = deps.clients.cas.get_certificate(cas_id, with_pem=True).cert_pem
-            except CloudError:
-                continue  # not asked: taken as not revoked, as an UNKNOWN answer is
-            if pem:
-                pems[cas_id] = pem
-        verdicts = check_many(
-            pems,
-            trust=trust,
-            timeout=deps.settings.revocation_timeout,
-            concurrency=deps.settings.concurrency,
-        )
-        revoked = {cas_id for cas_id, verdict in verdicts.items() if verdict.revoked}
-        if not revoked:
+        catalog, any_revoked = _ask_revoked(deps, trust, catalog, wanted)
+        if not any_revoked:
             break
-        catalog = Catalog(
-            certificates=tuple(
-                replace(c, revoked=True) if c.cas_id in revoked else c for c in catalog.certificates
-            )
-        )
     return catalog
+
+
+def _rollouts(
+    deps: Deps,
+    trust: TrustStore,
+    catalog: Catalog,
+    records: Sequence[DomainRecord],
+    rows: Sequence[Row],
+    now: datetime,
+    asked: set[int],
+) -> tuple[Rollout, ...]:
+    """The rollouts to invoke (`repair.plan_rollouts`), each certificate's CA asked
+    first: a revoked one is dropped and the next best taken (at most `MAX_ASK_ROUNDS`)."""
+    verdicts = {row.domain: row.verdict for row in rows}
+    rollouts = plan_rollouts(records, verdicts, catalog, now)
+    if deps.settings.revocation_timeout <= 0:
+        return rollouts
+    for _ in range(MAX_ASK_ROUNDS):
+        wanted = {r.cas_id for r in rollouts} - asked
+        if not wanted:
+            break
+        asked |= wanted
+        catalog, any_revoked = _ask_revoked(deps, trust, catalog, wanted)
+        if any_revoked:
+            rollouts = plan_rollouts(records, verdicts, catalog, now)
+    return tuple(r for r in rollouts if not _revoked_in(catalog, r.cas_id))
+
+
+def _revoked_in(catalog: Catalog, cas_id: int) -> bool:
+    cert = catalog.by_id(cas_id)
+    return cert is not None and cert.revoked
 
 
 def catalog_findings(catalog: Catalog) -> tuple[Finding, ...]:
@@ -596,7 +647,8 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
     policies = _policies(deps, records)
     looks = _probe_all(records, deps, trust, now, progress)
     revoked = _revoked(looks, deps, trust)
-    catalog = _backups_asked(deps, trust, catalog, records, looks, now)
+    asked: set[int] = set()
+    catalog = _backups_asked(deps, trust, catalog, records, looks, now, asked)
     policy = JudgePolicy(renew_days=deps.settings.renew_days)
     rows = []
     for record in records:
@@ -626,8 +678,15 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
         rows.append(
             Row(record.name, record.route, record.bucket, judge(state, catalog, now, policy))
         )
+    repairs: tuple[RolloutResult, ...] = ()
+    if not options.report_only:
+        rollouts = _rollouts(deps, trust, catalog, records, rows, now, asked)
+        repairs = invoke_rollouts(
+            rollouts, deps.clients.fc, deps.settings.deploy_function, deps.request_id
+        )
     return SweepResult(
-        options=replace(options, report_only=True),
+        options=options,
+        repairs=repairs,
         catalog_findings=catalog_findings(catalog),
         now=now,
         rows=tuple(rows),
@@ -654,9 +713,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def row_dict(row: Row, now: datetime) -> dict[str, Any]:
-    """One domain's row, JSON-ready (fields chosen to map onto the report's rows)."""
+def row_dict(row: Row, now: datetime, repairs: Sequence[RolloutResult] = ()) -> dict[str, Any]:
+    """One domain's row, JSON-ready (fields chosen to map onto the report's rows), with
+    the repairs meant for it."""
     v = row.verdict
+    repairs = [r for r in repairs if row.domain in r.rollout.domains]
     return {
         "domain": row.domain,
         "location": row.location.value,
@@ -672,7 +733,18 @@ def row_dict(row: Row, now: datetime) -> dict[str, Any]:
         "backup": v.backup,
         "judged": v.judged,
         "findings": [f.to_dict() for f in v.findings],
-        "repairs": [],
+        "repairs": [_repair_dict(r) for r in repairs],
+    }
+
+
+def _repair_dict(result: RolloutResult) -> dict[str, Any]:
+    return {
+        "kind": "deploy-invoked",
+        "status": result.status.value,
+        "casId": result.rollout.cas_id,
+        "domains": list(result.rollout.domains),
+        "fixes": [c.value for c in result.rollout.fixes],
+        "errorCode": result.error_code,
     }
 
 
@@ -688,8 +760,8 @@ def totals(findings: Sequence[Finding]) -> dict[str, Any]:
 
 
 def render(result: SweepResult, *, request_id: str | None = None) -> dict[str, Any]:
-    """The sweep's JSON summary: status, `reportOnly` (always true until repairs exist),
-    totals, the domains not judged, and a row per domain."""
+    """The sweep's JSON summary: status, `reportOnly`, the repairs invoked, totals, the
+    domains not judged, and a row per domain."""
     status = result.status
     return {
         "function": FUNCTION,
@@ -706,8 +778,8 @@ def render(result: SweepResult, *, request_id: str | None = None) -> dict[str, A
         "certificates": result.certificates,
         "notJudged": list(result.not_judged),
         "totals": totals(result.findings),
-        "repairs": [],
-        "rows": [row_dict(row, result.now) for row in result.rows],
+        "repairs": [_repair_dict(r) for r in result.repairs],
+        "rows": [row_dict(row, result.now, result.repairs) for row in result.rows],
         "catalogFindings": [f.to_dict() for f in result.catalog_findings],
         "elapsedSeconds": round(result.elapsed, 3),
     }
