@@ -59,13 +59,10 @@ def test_every_variable_is_read() -> None:
         settings.FEISHU_SECRET: "feishu123456",
         settings.WEBHOOK_URL: "https://hooks.example.com/certpilot",
         settings.WEBHOOK_SECRET: "hook123456",
-<<<<<<< HEAD
         settings.REPORT_BUCKET: "ops-reports",
         settings.REPORT_REGION: "cn-beijing",
         settings.REPORT_PREFIX: "/audit/https/",
-=======
         settings.DEPLOY_FUNCTION: "prod-deploy-cert",
->>>>>>> bf42bba (check-expiry: repairs, first kind: deploy-cert invoked asynchronously through FC, one invocation per certificate (CERTPILOT_DEPLOY_FUNCTION); candidates' CAs asked first)
     }
 
     s = Settings.from_env(env)
@@ -103,13 +100,10 @@ def test_every_variable_is_read() -> None:
         "feishu_secret": "[REDACTED]",
         "webhook_url": "[REDACTED]",
         "webhook_secret": "[REDACTED]",
-<<<<<<< HEAD
         "report_bucket": "ops-reports",
         "report_region": "cn-beijing",
         "report_prefix": "audit/https",
-=======
         "deploy_function": "prod-deploy-cert",
->>>>>>> bf42bba (check-expiry: repairs, first kind: deploy-cert invoked asynchronously through FC, one invocation per certificate (CERTPILOT_DEPLOY_FUNCTION); candidates' CAs asked first)
     }
     assert s.dingtalk_secret is not None and s.dingtalk_secret.reveal() == "SECding123456"
     for name in ("tok123456", "wk123456", "0123456789abcdef0", "feishu123456", "hook123456"):
