@@ -282,7 +282,9 @@ def test_cli_sweep_writes_the_report_and_says_errors_remain(
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
     assert "sweeping [" not in done.stderr  # no progress bar when not on a terminal
-    assert set(rows(json.loads(report.read_text()))) == set(EXPECTED)
+    stored = json.loads(report.read_text())
+    assert {d["domain"] for d in stored["domains"]} == set(EXPECTED)
+    assert stored["run"]["reportOnly"] is True
     page = subprocess.run(
         [
             sys.executable,
@@ -302,7 +304,7 @@ def test_cli_sweep_writes_the_report_and_says_errors_remain(
         check=False,
     )
     assert page.returncode == 0, page.stderr
-    assert "<table>" in page.stdout and "www.example.com" in page.stdout
+    assert "<table" in page.stdout and "www.example.com" in page.stdout
     assert "PRIVATE KEY" not in page.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "certpilot", "sweep", "--scope", "a b"],
@@ -360,3 +362,70 @@ def test_repairs_invoke_deploy_cert_once_per_certificate_and_the_edge_follows(
     assert "CERT_EXPIRED" not in codes_of(after["old.example.com"])
     assert "WILDCARD_LEVEL" not in codes_of(after["example.com"])
     assert "CERT_EXPIRING" not in codes_of(after["static.example.com"])
+
+
+def test_report_stored_and_a_change_notified_once_signed(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import hmac
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import alibabacloud_oss_v2 as oss
+
+    secret = "hook-secret-0123456789abcdef"
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        # given the demo estate plus a bucket for reports, and a signed generic webhook
+        for name, value in {
+            **cloud.certpilot_env(),
+            "CERTPILOT_LOG_LEVEL": "WARNING",
+            "CERTPILOT_REPORT_BUCKET": "ops-reports",
+            "CERTPILOT_WEBHOOK_URL": f"http://127.0.0.1:{server.server_address[1]}/hook",
+            "CERTPILOT_WEBHOOK_SECRET": secret,
+        }.items():
+            monkeypatch.setenv(name, value)
+        cloud.load_estate({**DEMO, "buckets": [*DEMO["buckets"], {"name": "ops-reports"}]})
+        # when the sweep runs twice
+        first = invoke(cloud, timer())
+        second = invoke(cloud, timer())
+    finally:
+        server.shutdown()
+        server.server_close()
+    # then each run stored its report, dated and as `latest`
+    assert first["report"]["stored"] is True, first["report"]
+    assert "certpilot/reports/latest.json" in first["report"]["keys"]
+    client = cloud.oss_client()
+
+    def read(key: str) -> bytes:
+        got = client.get_object(oss.GetObjectRequest(bucket="ops-reports", key=key))
+        data: bytes = got.body.read()
+        return data
+
+    latest = json.loads(read("certpilot/reports/latest.json"))
+    assert latest["run"]["id"] == second["requestId"]
+    assert {d["domain"] for d in latest["domains"]} == set(EXPECTED)
+    page = read("certpilot/reports/latest.html").decode()
+    assert "<table" in page and "PRIVATE KEY" not in page
+    # and the webhook got one signed message about the first run's problems, none after
+    assert len(received) == 1
+    headers, body = received[0]
+    mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["x-certpilot-signature"] == f"sha256={mac}"
+    assert first["notify"]["notification"] is not None
+    assert second["notify"]["notification"] is None
+    assert second["notify"]["alerts"] == first["notify"]["alerts"]

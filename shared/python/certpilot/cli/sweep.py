@@ -1,7 +1,8 @@
 """`certpilot sweep`: check-expiry's sweep from a shell, against the configured account.
 
 Judges every domain (or those of `--scope`, a bucket or domain glob) and prints the
-report as a table, JSON, Markdown or HTML (`--format`), to stdout or `--output FILE`.
+report as a table, or as check-expiry's report in JSON, Markdown or HTML (`--format`),
+to stdout or `--output FILE`; the CLI neither stores the report nor notifies.
 A progress line goes to stderr while a terminal is attached, never when piped. Unless
 `--report-only`, it repairs what CAS can repair (deploy-cert invoked through FC,
 `CERTPILOT_DEPLOY_FUNCTION`), as the function does. Exit 0: every domain judged and
@@ -12,8 +13,6 @@ account could not be read; 2: bad input or configuration.
 from __future__ import annotations
 
 import argparse
-import html
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -149,47 +148,27 @@ def _headline(summary: dict[str, Any]) -> str:
 
 
 def render(result: SweepResult, fmt: str) -> str:
-    """The report as text in `fmt` (one of FORMATS)."""
+    """The report as text in `fmt` (one of FORMATS): JSON, Markdown and HTML are the
+    report's own renderers (`jobs.check_expiry.report`), the table is this terminal's."""
+    import uuid
+
+    from certpilot.jobs.check_expiry.report import render_json
+    from certpilot.jobs.check_expiry.run import to_report
     from certpilot.jobs.check_expiry.sweep import render as summary_of
 
+    if fmt in ("json", "markdown", "html"):
+        report = to_report(result, run_id=f"cli-{uuid.uuid4()}", finished=result.now)
+        if fmt == "json":
+            return render_json(report) + "\n"
+        if fmt == "markdown":
+            from certpilot.jobs.check_expiry.render_markdown import render_markdown
+
+            return render_markdown(report)
+        from certpilot.jobs.check_expiry.render_html import render_html
+
+        return render_html(report)
     summary = summary_of(result)
     rows = summary["rows"]
-    if fmt == "json":
-        return json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "markdown":
-        lines = [
-            "# certpilot sweep",
-            "",
-            _headline(summary),
-            "",
-            "| " + " | ".join((*_COLUMNS, "findings")) + " |",
-            "|" + "---|" * (len(_COLUMNS) + 1),
-        ]
-        lines += ["| " + " | ".join((*_cells(r), _codes(r))) + " |" for r in rows]
-        lines += ["", "## Findings", ""]
-        for r in rows:
-            for f in r["findings"]:
-                browser = f" ({f['browser_error']})" if f["browser_error"] else ""
-                lines.append(f"- **{f['code']}** {f['domain']}{browser}: {f['message']}")
-        for f in summary["catalogFindings"]:
-            lines.append(f"- **{f['code']}** {f['domain']}: {f['message']}")
-        return "\n".join(lines) + "\n"
-    if fmt == "html":
-        esc = html.escape
-        head = "".join(f"<th>{esc(c)}</th>" for c in (*_COLUMNS, "findings"))
-        body = "".join(
-            "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in (*_cells(r), _codes(r))) + "</tr>"
-            for r in rows
-        )
-        return (
-            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<title>certpilot sweep</title><style>table{border-collapse:collapse}"
-            "td,th{border:1px solid #999;padding:2px 6px;text-align:left}</style></head>"
-            f"<body><h1>certpilot sweep</h1><p>{esc(_headline(summary))}</p>"
-            f'<div style="overflow-x:auto"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div></body></html>\n"
-        )
     table = [[*_COLUMNS, "findings"]] + [[*_cells(r), _codes(r)] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(_COLUMNS))]
     out = [

@@ -17,7 +17,6 @@ enforcement (enforce-https).
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from certpilot.core.findings import Code
 from certpilot.core.log import event, get_logger
 from certpilot.core.model import Catalog, CatalogCert, DomainRecord, Route
 from certpilot.jobs.check_expiry.judge import Verdict
+from certpilot.jobs.check_expiry.report import RepairStatus
 from certpilot.jobs.deploy_cert.plan import REFUSING_CODES, domain_covered
 
 if TYPE_CHECKING:
@@ -53,16 +53,6 @@ ROLLOUT_FIXES = frozenset(
         Code.WEAK_SIGNATURE,
     }
 )
-
-
-class RepairStatus(str, enum.Enum):
-    """How far a repair is known to have got."""
-
-    PENDING = "pending"  # invoked; the next sweep confirms it
-    FAILED = "failed"  # the invocation itself failed
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -237,23 +237,29 @@ def parse_event(raw: Any, invocation: Invocation) -> SweepOptions:
 
 
 def run(options: SweepOptions, invocation: Invocation) -> dict[str, Any]:
-    """The handler frame's `run`: sweep with dependencies from the FC context.
+    """The handler frame's `run`: sweep with dependencies from the FC context, then the
+    report (stored when `CERTPILOT_REPORT_BUCKET` is set) and the notifications
+    (`run.finish`).
 
     Raises:
         ConfigError: the settings or credentials cannot be used.
         CloudError: the account cannot be listed at all.
     """
+    import uuid
+
+    from certpilot.jobs.check_expiry.run import finish
+
     deps = build_deps(invocation.context, settings=invocation.settings)
     result = sweep(options, deps)
+    done = finish(result, deps, run_id=deps.request_id or str(uuid.uuid4()), finished=deps.clock())
     summary = render(result, request_id=deps.request_id)
-    event(
-        _log,
-        "sweep",
-        status=summary["status"],
-        domains=len(result.rows),
-        notJudged=len(result.not_judged),
-        **{f"findings_{k}": v for k, v in summary["totals"]["bySeverity"].items()},
-    )
+    summary["report"] = {
+        "stored": done.stored is not None,
+        "keys": list(done.stored.keys) if done.stored else [],
+        "error": done.store_error,
+        "previousError": done.previous_error,
+    }
+    summary["notify"] = done.notified.to_dict()
     return summary
 
 
