@@ -429,3 +429,37 @@ def test_report_stored_and_a_change_notified_once_signed(
     assert first["notify"]["notification"] is not None
     assert second["notify"]["notification"] is None
     assert second["notify"]["alerts"] == first["notify"]["alerts"]
+
+
+def test_an_emergency_fallback_is_reported_until_it_ends(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the demo estate, with an emergency HTTP fallback started for a CDN domain
+    demo(cloud, monkeypatch)
+    env = {**os.environ, **cloud.certpilot_env(), "CERTPILOT_LOG_LEVEL": "WARNING"}
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "certpilot",
+            "fallback",
+            "--domain",
+            "cdn.example.com",
+            "--for",
+            "2h",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    # when the sweep runs
+    found = rows(invoke(cloud, timer()))
+    # then the domain says so, with the end, rather than HTTP_NOT_FORCED
+    codes = codes_of(found["cdn.example.com"])
+    assert "FALLBACK_ACTIVE" in codes
+    assert "HTTP_NOT_FORCED" not in codes
+    [finding] = [f for f in found["cdn.example.com"]["findings"] if f["code"] == "FALLBACK_ACTIVE"]
+    assert finding["until"]

@@ -259,6 +259,30 @@ CASES = [
         {Code.FALLBACK_ACTIVE},
     ),
     Case(
+        "CDN: an emergency fallback in force",
+        DomainState(
+            record(route=Route.CDN),
+            served(),
+            WebView(200, None, True, "max-age=60"),
+            cdn_fallback_until=NOW + DAY,
+        ),
+        (cert(1), BACKUP),
+        {Code.FALLBACK_ACTIVE},
+        {Code.HTTP_NOT_FORCED},
+    ),
+    Case(
+        "CDN: a fallback whose end has passed is no fallback",
+        DomainState(
+            record(route=Route.CDN),
+            served(),
+            WebView(200, None, True, "max-age=60"),
+            cdn_fallback_until=NOW - DAY,
+        ),
+        (cert(1), BACKUP),
+        {Code.HTTP_NOT_FORCED},
+        {Code.FALLBACK_ACTIVE},
+    ),
+    Case(
         "CDN: no redirect, no HSTS",
         DomainState(record(route=Route.CDN), served(), WebView(200, None, True, None)),
         (cert(1), BACKUP),

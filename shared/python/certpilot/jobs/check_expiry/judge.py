@@ -56,6 +56,7 @@ class Gap(str, enum.Enum):
     CERTIFICATE_UNREADABLE = "certificate-unreadable"  # a CAS detail call failed
     OUT_OF_TIME = "out-of-time"  # the run's time budget ended before it was judged
     CERTIFICATE_UNKNOWN = "certificate-unknown"  # CDN says HTTPS is on, no details
+    FALLBACK_UNREADABLE = "fallback-unreadable"  # CDN's fallback records not listed
 
     def __str__(self) -> str:
         return self.value
@@ -68,6 +69,7 @@ _GAP_WORDS = {
     Gap.CERTIFICATE_UNREADABLE: "a certificate's details could not be read from CAS",
     Gap.OUT_OF_TIME: "the run's time budget ended first",
     Gap.CERTIFICATE_UNKNOWN: "CDN reports HTTPS on but not which certificate",
+    Gap.FALLBACK_UNREADABLE: "whether an emergency HTTP fallback is in force could not be read",
 }
 
 
@@ -117,6 +119,8 @@ class DomainState:
     policy: PolicyView | None = None
     gaps: tuple[Gap, ...] = ()
     probe_error: str | None = None  # the handshake's error, when there was no certificate
+    # A CDN domain's recorded emergency fallback end (its redirect switched off until then).
+    cdn_fallback_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,19 @@ def _web_findings(
         and (web.http_location or "").lower().startswith("https://")
     )
     if record.route is Route.CDN:
-        if web is not None and web.http_status is not None:
+        ends = state.cdn_fallback_until
+        if ends is not None and ends > now:
+            forced = False
+            found.append(
+                make_finding(
+                    Code.FALLBACK_ACTIVE,
+                    domain,
+                    f"emergency HTTP fallback: the CDN redirect to HTTPS is off until"
+                    f" {ends:%Y-%m-%dT%H:%M:%SZ}",
+                    until=ends,
+                )
+            )
+        elif web is not None and web.http_status is not None:
             forced = redirected
             if not forced:
                 found.append(
@@ -270,6 +286,7 @@ def _web_findings(
                 domain,
                 f"bucket {record.bucket} allows plain HTTP until {fallback:%Y-%m-%dT%H:%M:%SZ}"
                 " (an emergency fallback)",
+                until=fallback,
             )
         )
         return found, forced, hsts

@@ -11,7 +11,8 @@ once, then looks at every domain from outside, and judges each one (`judge.judge
 3. the CAS ids of CDN certificates by name in that listing (`with_cert_ids`: a call per
    domain only where the name does not tell);
 4. GetBucketPolicy once per bucket that has OSS custom domains in scope (HTTPS-only
-   statement, emergency fallback);
+   statement, emergency fallback), and one tag listing for the CDN domains' emergency
+   fallbacks (`enforce_https.fallback.cdn_fallbacks`);
 5. live probes, concurrent (`CERTPILOT_CONCURRENCY`) and within the run's time budget:
    a TLS handshake (the served chain is judged with signatures, `certs.candidate`),
    plain HTTP and HTTPS GETs (redirect, HSTS); then the CA of each distinct served
@@ -346,6 +347,22 @@ def _policies(deps: Deps, records: Sequence[DomainRecord]) -> dict[str, PolicyVi
         return dict(pool.map(with_context(read), buckets))
 
 
+def _cdn_fallbacks(
+    deps: Deps, records: Sequence[DomainRecord]
+) -> dict[str, datetime | None] | None:
+    """The recorded emergency fallback end of every CDN domain that has one (one tag
+    listing, `enforce_https.fallback.cdn_fallbacks`); None when it could not be read."""
+    if not any(r.route is Route.CDN for r in records):
+        return {}
+    from certpilot.jobs.enforce_https.fallback import cdn_fallbacks
+
+    try:
+        return cdn_fallbacks(deps.clients.cdn)
+    except CloudError as error:
+        event(_log, "CDN fallbacks unreadable", level=logging.WARNING, code=error.code)
+        return None
+
+
 def _chain_codes(served: ServedCert, trust: TrustStore, now: datetime) -> tuple[Code, ...]:
     """The codes of the signature-checking judgement of the chain the edge sent."""
     if not served.chain:
@@ -651,6 +668,7 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
         )
         records = _scoped(inventory, options)
     policies = _policies(deps, records)
+    cdn_ends = _cdn_fallbacks(deps, records)
     looks = _probe_all(records, deps, trust, now, progress)
     revoked = _revoked(looks, deps, trust)
     asked: set[int] = set()
@@ -666,6 +684,8 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
             if view is None:
                 gaps.append(Gap.POLICY_UNREADABLE)
         deployed = record.deployed
+        if record.route is Route.CDN and deployed is not None and cdn_ends is None:
+            gaps.append(Gap.FALLBACK_UNREADABLE)
         # The configured certificate, or one that might be its backup, is unreadable.
         if deployed is not None and (
             deployed.cas_id in unreadable or _backup_unknown(record, listing, unreadable)
@@ -677,6 +697,7 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
             web=look.web,
             policy=view,
             gaps=tuple(gaps),
+            cdn_fallback_until=(cdn_ends or {}).get((record.api_name or record.name).lower()),
             probe_error=(
                 look.served.error if look.served is not None and Gap.PROBE_FAILED in gaps else None
             ),
