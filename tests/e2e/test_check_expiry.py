@@ -51,6 +51,7 @@ EXPECTED = {
 # diagnose-cert; CERT_REVOKED as a certificate CAS holds that its CA revoked).
 ESTATE_CODES = set().union(*EXPECTED.values()) | {"CERT_REVOKED"}
 READ_PREFIXES = ("List", "Describe", "Get")
+REPORTS = "ops-reports"
 
 
 @functools.cache
@@ -79,11 +80,21 @@ def invoke(cloud: Any, event: dict[str, Any] | bytes) -> dict[str, Any]:
     return summary
 
 
-def demo(cloud: Any, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, int]:
-    """Point certpilot at the emulator and load the demo estate."""
-    for name, value in {**cloud.certpilot_env(), "CERTPILOT_LOG_LEVEL": "WARNING", **env}.items():
+def demo(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, *, reports: bool = False, **env: str
+) -> dict[str, int]:
+    """Point certpilot at the emulator and load the demo estate (`reports`: plus a bucket
+    for the reports, `CERTPILOT_REPORT_BUCKET`)."""
+    extra = {"CERTPILOT_REPORT_BUCKET": REPORTS} if reports else {}
+    for name, value in {
+        **cloud.certpilot_env(),
+        "CERTPILOT_LOG_LEVEL": "WARNING",
+        **extra,
+        **env,
+    }.items():
         monkeypatch.setenv(name, value)
-    ids: dict[str, int] = cloud.load_estate(DEMO)
+    estate = {**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]} if reports else DEMO
+    ids: dict[str, int] = cloud.load_estate(estate)
     return ids
 
 
@@ -320,8 +331,9 @@ def test_cli_sweep_writes_the_report_and_says_errors_remain(
 def test_repairs_invoke_deploy_cert_once_per_certificate_and_the_edge_follows(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given the demo estate and deploy-cert as an FC function (its handler and the layer)
-    ids = demo(cloud, monkeypatch)
+    # given the demo estate and deploy-cert as an FC function (its handler and the layer),
+    # and a bucket for the reports
+    ids = demo(cloud, monkeypatch, reports=True)
     env = {
         k: v
         for k, v in cloud.certpilot_env().items()
@@ -358,7 +370,13 @@ def test_repairs_invoke_deploy_cert_once_per_certificate_and_the_edge_follows(
     edge, bundle = cloud.https, cloud.ca_bundle
     assert tls_oracle.handshake(edge, "old.example.com", bundle).verified
     assert tls_oracle.handshake(edge, "example.com", bundle).verified
-    after = rows(invoke(cloud, timer()))
+    second = invoke(cloud, timer())
+    after = rows(second)
+    # and the next sweep confirms what landed
+    settled = {(s["domain"], s["casId"]): s["status"] for s in second["settledRepairs"]}
+    assert settled[("old.example.com", ids["wildcard-example-com"])] == "confirmed"
+    # (two rollouts cover the apex and may land in either order: fixed is what counts)
+    assert settled[("example.com", ids["www-apex-example-com"])] == "confirmed"
     assert "CERT_EXPIRED" not in codes_of(after["old.example.com"])
     assert "WILDCARD_LEVEL" not in codes_of(after["example.com"])
     assert "CERT_EXPIRING" not in codes_of(after["static.example.com"])

@@ -469,3 +469,41 @@ def test_one_rollout_per_certificate_and_its_payload() -> None:
     assert body["certId"] == 2
     assert set(body) == {"certId", "reason"}
     assert len(body["reason"]) <= 200
+
+
+@pytest.mark.parametrize(
+    ("now_cas_id", "now_codes", "expected"),
+    [
+        (2, (), "confirmed"),  # the rolled-out certificate is there, the problem gone
+        (3, (), "confirmed"),  # another rollout's certificate fixed it meanwhile
+        (1, (Code.CERT_EXPIRING,), "failed"),  # still the old one
+        (2, (Code.CERT_EXPIRING,), "failed"),  # there, but what it was to fix is not fixed
+    ],
+)
+def test_the_next_sweep_settles_a_pending_rollout(
+    now_cas_id: int, now_codes: tuple[Code, ...], expected: str
+) -> None:
+    from certpilot.core.model import Location
+    from certpilot.jobs.check_expiry.report import (
+        DomainRow,
+        Repair,
+        RepairKind,
+        RepairStatus,
+        Report,
+        RunInfo,
+    )
+    from certpilot.jobs.check_expiry.run import confirmed
+    from certpilot.jobs.check_expiry.sweep import Row
+
+    pending = Repair(RepairKind.DEPLOY_INVOKED, RepairStatus.PENDING, 2, (Code.CERT_EXPIRING,))
+    previous = Report(
+        RunInfo("r1", NOW, NOW, NOW),
+        (DomainRow("www.example.com", Location.OSS, repairs=(pending,)),),
+    )
+    verdict = Verdict("www.example.com", (), True, cas_id=now_cas_id, codes=now_codes)
+    row = Row("www.example.com", Route.OSS, "assets", verdict)
+    [settled] = confirmed(previous, row)
+    assert settled.status.value == expected
+    assert settled.cas_id == 2
+    not_judged = Row("www.example.com", Route.OSS, "assets", replace(verdict, judged=False))
+    assert confirmed(previous, not_judged) == ()

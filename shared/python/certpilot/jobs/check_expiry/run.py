@@ -2,8 +2,9 @@
 
 `finish(result, deps, ...)` maps the sweep's rows onto the report model
 (`report.DomainRow`: location, certificate, issuer, days left, HTTPS forced, HSTS,
-backup, findings, repairs), reads the previous report's alert state (when
-`CERTPILOT_REPORT_BUCKET` is set), notifies about what changed since
+backup, findings, repairs), reads the previous report (when `CERTPILOT_REPORT_BUCKET`
+is set: its alert state, and its pending repairs, which this run settles: `confirmed`),
+notifies about what changed since
 (`notify.notify`), then stores this run's report (dated objects and `latest`). Storing
 or reading a report that fails is logged and said in the summary; it never hides the
 findings.
@@ -12,14 +13,14 @@ findings.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from certpilot.core.errors import CloudError
 from certpilot.core.log import event, get_logger
 from certpilot.core.model import Location, Route
-from certpilot.jobs.check_expiry.notify import AlertKey, NotifyRun, notify
+from certpilot.jobs.check_expiry.notify import NotifyRun, notify
 from certpilot.jobs.check_expiry.report import (
     CertInfo,
     DomainRow,
@@ -27,6 +28,7 @@ from certpilot.jobs.check_expiry.report import (
     Hsts,
     Repair,
     RepairKind,
+    RepairStatus,
     Report,
     ReportTarget,
     RunInfo,
@@ -54,15 +56,45 @@ def _hsts(row: Row) -> Hsts:
     return Hsts.UNKNOWN if value is None else (Hsts.YES if value else Hsts.NO)
 
 
-def domain_row(row: Row, result: SweepResult) -> DomainRow:
-    """The report's row for one swept domain, with the repairs meant for it."""
+def confirmed(previous: Report | None, row: Row) -> tuple[Repair, ...]:
+    """The outcome of the previous run's pending rollouts to this domain (pure):
+    CONFIRMED when none of the findings it was to fix remain (by its certificate, or by
+    another rollout's that covers the domain too and landed meanwhile), FAILED when one
+    does; none when the domain was not judged now."""
+    if previous is None or not row.verdict.judged:
+        return ()
+    before = next((r for r in previous.rows if r.domain == row.domain), None)
+    if before is None:
+        return ()
+    codes = set(row.verdict.codes)
+    settled = []
+    for repair in before.repairs:
+        if (
+            repair.kind is not RepairKind.DEPLOY_INVOKED
+            or repair.status is not RepairStatus.PENDING
+        ):
+            continue
+        landed = row.verdict.cas_id is not None and not codes & set(repair.fixes)
+        settled.append(
+            replace(
+                repair,
+                status=RepairStatus.CONFIRMED if landed else RepairStatus.FAILED,
+                error_code=None if landed else "not-in-place",
+            )
+        )
+    return tuple(settled)
+
+
+def domain_row(row: Row, result: SweepResult, previous: Report | None = None) -> DomainRow:
+    """The report's row for one swept domain, with the repairs meant for it (and the
+    previous run's, settled: `confirmed`)."""
     v = row.verdict
     certificate = (
         CertInfo(v.cas_id, v.certificate, v.issuer, v.not_after)
         if v.cas_id is not None or v.certificate is not None
         else None
     )
-    repairs = tuple(
+    repairs = confirmed(previous, row) + tuple(
         Repair(
             kind=RepairKind.DEPLOY_INVOKED,
             status=r.status,
@@ -93,8 +125,9 @@ def to_report(
     finished: datetime,
     account: str | None = None,
     notified: NotifyRun | None = None,
+    previous: Report | None = None,
 ) -> Report:
-    """The report of `result` (pure)."""
+    """The report of `result` (pure), settling `previous`'s pending repairs."""
     run = RunInfo(
         run_id=run_id,
         started=result.now,
@@ -104,7 +137,8 @@ def to_report(
         scope=result.options.scope,
         report_only=result.options.report_only,
     )
-    return Report(run, tuple(domain_row(r, result) for r in result.rows), notified=notified)
+    rows = tuple(domain_row(r, result, previous) for r in result.rows)
+    return Report(run, rows, notified=notified)
 
 
 @dataclass(frozen=True)
@@ -119,20 +153,17 @@ class Finished:
     previous_error: str | None = None
 
 
-def _previous_keys(
-    deps: Deps, target: ReportTarget | None
-) -> tuple[frozenset[AlertKey], str | None]:
+def _previous(deps: Deps, target: ReportTarget | None) -> tuple[Report | None, str | None]:
     if target is None:
-        return frozenset(), None
+        return None, None
     try:
-        previous = load_previous(deps.clients.oss, target.bucket, target.region, target.prefix)
+        return load_previous(deps.clients.oss, target.bucket, target.region, target.prefix), None
     except CloudError as error:
         event(_log, "previous report unreadable", level=logging.WARNING, code=error.code)
-        return frozenset(), error.code
+        return None, error.code
     except ValueError as error:
         event(_log, "previous report unreadable", level=logging.WARNING, error=type(error).__name__)
-        return frozenset(), "unreadable"
-    return (previous.alert_keys if previous is not None else frozenset()), None
+        return None, "unreadable"
 
 
 def finish(result: SweepResult, deps: Deps, *, run_id: str, finished: datetime) -> Finished:
@@ -140,10 +171,16 @@ def finish(result: SweepResult, deps: Deps, *, run_id: str, finished: datetime) 
     docstring). Never raises for a report that cannot be read or stored."""
     settings = deps.settings
     target = ReportTarget.from_settings(settings)
-    previous, previous_error = _previous_keys(deps, target)
-    notified = notify(result.findings, previous, settings, not_judged=result.not_judged)
+    previous, previous_error = _previous(deps, target)
+    keys = previous.alert_keys if previous is not None else frozenset()
+    notified = notify(result.findings, keys, settings, not_judged=result.not_judged)
     report = to_report(
-        result, run_id=run_id, finished=finished, account=settings.account_id, notified=notified
+        result,
+        run_id=run_id,
+        finished=finished,
+        account=settings.account_id,
+        notified=notified,
+        previous=previous,
     )
     stored: StoredReport | None = None
     store_error: str | None = None

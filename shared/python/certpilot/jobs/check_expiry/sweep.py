@@ -261,6 +261,13 @@ def run(options: SweepOptions, invocation: Invocation) -> dict[str, Any]:
         "previousError": done.previous_error,
     }
     summary["notify"] = done.notified.to_dict()
+    # The previous run's rollouts, as this run found them (the report rows carry them).
+    summary["settledRepairs"] = [
+        {"domain": row.domain, "casId": r.cas_id, "status": r.status.value}
+        for row in done.report.rows
+        for r in row.repairs
+        if r.status.settled
+    ]
     return summary
 
 
