@@ -507,3 +507,93 @@ def test_the_next_sweep_settles_a_pending_rollout(
     assert settled.cas_id == 2
     not_judged = Row("www.example.com", Route.OSS, "assets", replace(verdict, judged=False))
     assert confirmed(previous, not_judged) == ()
+
+
+# -- failover to a backup from another CA (issue 11, point 2) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("id_", "state", "certificates", "expected"),
+    [
+        # the primary expired: the backup from the other CA, though CA One's lasts longer
+        (
+            "expired",
+            healthy(),
+            (cert(1, days=-1), cert(2, days=400), cert(9, issuer=TWO, days=300)),
+            9,
+        ),
+        # revoked by CAS (a purchased order REVOKED)
+        (
+            "revoked",
+            healthy(),
+            (cert(1, revoked=True), cert(9, issuer=TWO, days=300)),
+            9,
+        ),
+        # revoked by its CA (OCSP/CRL): the probe says so
+        (
+            "revoked-ocsp",
+            healthy(served=served(revoked=True)),
+            (cert(1), cert(9, issuer=TWO, days=300)),
+            9,
+        ),
+        # of two backups from other CAs, the one that expires last
+        (
+            "expires-last",
+            healthy(),
+            (cert(1, days=-1), cert(8, issuer="CA Three", days=100), cert(9, issuer=TWO)),
+            9,
+        ),
+        # a backup revoked, not yet valid, or not covering the domain is never picked
+        (
+            "unusable-backups",
+            healthy(),
+            (
+                cert(1, days=-1),
+                cert(7, issuer=TWO, days=400, revoked=True),
+                cert(8, issuer=TWO, days=400, born=2),
+                cert(9, ("*.other.com",), issuer=TWO, days=400),
+            ),
+            None,
+        ),
+        # only expiring: a rollout, not a failover
+        ("expiring", healthy(), (cert(1, days=10), cert(9, issuer=TWO, days=300)), None),
+        # healthy: nothing
+        ("healthy", healthy(), (cert(1), cert(9, issuer=TWO, days=300)), None),
+        # not judged: never
+        (
+            "not-judged",
+            healthy(served=None, web=None, gaps=(Gap.PROBE_FAILED,)),
+            (cert(1, days=-1), cert(9, issuer=TWO, days=300)),
+            None,
+        ),
+    ],
+)
+def test_failover_choice(
+    id_: str,
+    state: DomainState,
+    certificates: tuple[CatalogCert, ...],
+    expected: int | None,
+) -> None:
+    from certpilot.jobs.check_expiry.repair import failover_choice
+
+    catalog = Catalog(certificates)
+    verdict = _verdict_of(state, catalog)
+    chosen = failover_choice(state.record, verdict, catalog, NOW)
+    assert (chosen.cas_id if chosen else None) == expected, id_
+
+
+def test_a_failover_is_planned_as_failed_over_and_said_in_the_payload() -> None:
+    from certpilot.jobs.check_expiry.report import RepairKind
+
+    catalog = Catalog((cert(1, days=-1), cert(2, days=400), cert(9, issuer=TWO, days=300)))
+    state = healthy()
+    verdicts = {state.record.name: _verdict_of(state, catalog)}
+    [rollout] = plan_rollouts([state.record], verdicts, catalog, NOW)
+    assert (rollout.cas_id, rollout.kind) == (9, RepairKind.FAILED_OVER)
+    assert Code.CERT_EXPIRED in rollout.fixes
+    assert "failover" in json.loads(payload(rollout, "req-1"))["reason"]
+    # without a backup from another CA, the best of any CA, as a plain rollout
+    catalog = Catalog((cert(1, days=-1), cert(2, days=400)))
+    verdicts = {state.record.name: _verdict_of(state, catalog)}
+    [rollout] = plan_rollouts([state.record], verdicts, catalog, NOW)
+    assert (rollout.cas_id, rollout.kind) == (2, RepairKind.DEPLOY_INVOKED)

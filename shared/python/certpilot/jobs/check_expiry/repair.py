@@ -10,9 +10,14 @@ certificate with the direct payload `{"certId": N, "reason": ...}` (far below FC
 async payload limit); deploy-cert plans, writes, verifies at the edge and rolls back on
 its own. A repair is PENDING until the next sweep sees the certificate in place.
 
-Not here yet: failing over to a backup from another CA by itself (a rollout of the
-best certificate already picks one when the current is unusable), restoring drifted
-enforcement (enforce-https).
+Second kind, failover (`failover_choice`, pure): a domain whose primary became
+unusable (expired, revoked by its CA or CAS, chain distrusted: `FAILOVER_CODES`) gets
+the best backup from a CA other than the primary's (`judge.best_backup`, DESIGN §5:
+valid now, covers the domain, not revoked, expires last), through the same deploy-cert
+invocation, reported as FAILED_OVER. Only when no such backup exists does the rollout
+fall back to the best usable certificate of any CA (a DEPLOY_INVOKED repair).
+
+Not here yet: restoring drifted enforcement (enforce-https).
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from certpilot.core.errors import CloudError
 from certpilot.core.findings import Code
 from certpilot.core.log import event, get_logger
 from certpilot.core.model import Catalog, CatalogCert, DomainRecord, Route
-from certpilot.jobs.check_expiry.judge import Verdict
-from certpilot.jobs.check_expiry.report import RepairStatus
+from certpilot.jobs.check_expiry.judge import Verdict, best_backup
+from certpilot.jobs.check_expiry.report import RepairKind, RepairStatus
 from certpilot.jobs.deploy_cert.plan import REFUSING_CODES, domain_covered
 
 if TYPE_CHECKING:
@@ -54,14 +59,19 @@ ROLLOUT_FIXES = frozenset(
     }
 )
 
+# Findings that make the primary unusable: its CA's trouble, so another CA's backup.
+FAILOVER_CODES = frozenset({Code.CERT_EXPIRED, Code.CERT_REVOKED, Code.UNTRUSTED_ROOT})
+
 
 @dataclass(frozen=True)
 class Rollout:
-    """Deploy one CAS certificate; the domains it is meant for and what it fixes."""
+    """Deploy one CAS certificate; the domains it is meant for, what it fixes, and the
+    kind of repair it is (a newer certificate, or a failover to another CA's backup)."""
 
     cas_id: int
     domains: tuple[str, ...]
     fixes: tuple[Code, ...]
+    kind: RepairKind = RepairKind.DEPLOY_INVOKED
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,24 @@ def usable(cert: CatalogCert, now: datetime) -> bool:
     )
 
 
+def failover_choice(
+    record: DomainRecord, verdict: Verdict, catalog: Catalog, now: datetime
+) -> CatalogCert | None:
+    """The backup a judged domain fails over to (pure), or None: only when its primary
+    is unusable (`FAILOVER_CODES`), the best backup from another CA than the primary's
+    issuer (`judge.best_backup`). With the primary's issuer unknown there is no
+    failover (a "different CA" cannot be told)."""
+    if not verdict.judged or record.deployed is None or record.route is Route.BUCKET_DOMAIN:
+        return None
+    if not FAILOVER_CODES & set(verdict.codes):
+        return None
+    primary = catalog.by_id(record.deployed.cas_id) if record.deployed.cas_id else None
+    issuer = primary.issuer if primary is not None else verdict.issuer
+    if not issuer:
+        return None
+    return best_backup(record.name, catalog, now, issuer, record.deployed.cas_id)
+
+
 def plan_rollouts(
     records: Sequence[DomainRecord],
     verdicts: Mapping[str, Verdict],
@@ -92,8 +120,8 @@ def plan_rollouts(
     """The rollouts that repair what CAS can repair (module docstring); pure. A domain
     not judged, a bucket domain, or one whose best certificate is the current one (or
     expires no later) gets none."""
-    chosen: dict[int, list[str]] = {}
-    fixes: dict[int, set[Code]] = {}
+    chosen: dict[tuple[int, RepairKind], list[str]] = {}
+    fixes: dict[tuple[int, RepairKind], set[Code]] = {}
     for record in records:
         verdict = verdicts.get(record.name)
         if verdict is None or not verdict.judged or record.route is Route.BUCKET_DOMAIN:
@@ -102,6 +130,12 @@ def plan_rollouts(
         if record.deployed is None and Code.NO_CERTIFICATE in verdict.codes:
             wanted.add(Code.NO_CERTIFICATE)
         if not wanted:
+            continue
+        backup = failover_choice(record, verdict, catalog, now)
+        if backup is not None:
+            key = (backup.cas_id, RepairKind.FAILED_OVER)
+            chosen.setdefault(key, []).append(record.name)
+            fixes.setdefault(key, set()).update(wanted)
             continue
         candidates = [
             c
@@ -117,18 +151,27 @@ def plan_rollouts(
         broken = wanted - {Code.CERT_EXPIRING}
         if not broken and verdict.not_after is not None and best.not_after <= verdict.not_after:
             continue  # only expiring, and nothing lasts longer
-        chosen.setdefault(best.cas_id, []).append(record.name)
-        fixes.setdefault(best.cas_id, set()).update(wanted)
+        key = (best.cas_id, RepairKind.DEPLOY_INVOKED)
+        chosen.setdefault(key, []).append(record.name)
+        fixes.setdefault(key, set()).update(wanted)
     return tuple(
-        Rollout(cas_id, tuple(sorted(domains)), tuple(sorted(fixes[cas_id], key=list(Code).index)))
-        for cas_id, domains in sorted(chosen.items())
+        Rollout(
+            cas_id,
+            tuple(sorted(domains)),
+            tuple(sorted(fixes[(cas_id, kind)], key=list(Code).index)),
+            kind,
+        )
+        for (cas_id, kind), domains in sorted(
+            chosen.items(), key=lambda i: (i[0][0], i[0][1].value)
+        )
     )
 
 
 def payload(rollout: Rollout, request_id: str | None) -> bytes:
     """deploy-cert's direct event for `rollout` (README, "deploy-cert events")."""
+    what = "failover: " if rollout.kind is RepairKind.FAILED_OVER else ""
     reason = (
-        f"check-expiry {request_id or ''}: "
+        f"check-expiry {request_id or ''}: {what}"
         + ", ".join(c.value for c in rollout.fixes)
         + " on "
         + ", ".join(rollout.domains)

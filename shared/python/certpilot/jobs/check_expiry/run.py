@@ -70,7 +70,7 @@ def confirmed(previous: Report | None, row: Row) -> tuple[Repair, ...]:
     settled = []
     for repair in before.repairs:
         if (
-            repair.kind is not RepairKind.DEPLOY_INVOKED
+            repair.kind not in (RepairKind.DEPLOY_INVOKED, RepairKind.FAILED_OVER)
             or repair.status is not RepairStatus.PENDING
         ):
             continue
@@ -96,7 +96,7 @@ def domain_row(row: Row, result: SweepResult, previous: Report | None = None) ->
     )
     repairs = confirmed(previous, row) + tuple(
         Repair(
-            kind=RepairKind.DEPLOY_INVOKED,
+            kind=r.rollout.kind,
             status=r.status,
             cas_id=r.rollout.cas_id,
             fixes=r.rollout.fixes,

@@ -773,7 +773,7 @@ def row_dict(row: Row, now: datetime, repairs: Sequence[RolloutResult] = ()) -> 
 
 def _repair_dict(result: RolloutResult) -> dict[str, Any]:
     return {
-        "kind": "deploy-invoked",
+        "kind": result.rollout.kind.value,
         "status": result.status.value,
         "casId": result.rollout.cas_id,
         "domains": list(result.rollout.domains),
