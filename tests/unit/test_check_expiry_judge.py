@@ -589,11 +589,11 @@ def test_a_failover_is_planned_as_failed_over_and_said_in_the_payload() -> None:
     state = healthy()
     verdicts = {state.record.name: _verdict_of(state, catalog)}
     [rollout] = plan_rollouts([state.record], verdicts, catalog, NOW)
-    assert (rollout.cas_id, rollout.kind) == (9, RepairKind.FAILED_OVER)
+    assert (rollout.cas_id, rollout.kind(state.record.name)) == (9, RepairKind.FAILED_OVER)
     assert Code.CERT_EXPIRED in rollout.fixes
     assert "failover" in json.loads(payload(rollout, "req-1"))["reason"]
     # without a backup from another CA, the best of any CA, as a plain rollout
     catalog = Catalog((cert(1, days=-1), cert(2, days=400)))
     verdicts = {state.record.name: _verdict_of(state, catalog)}
     [rollout] = plan_rollouts([state.record], verdicts, catalog, NOW)
-    assert (rollout.cas_id, rollout.kind) == (2, RepairKind.DEPLOY_INVOKED)
+    assert (rollout.cas_id, rollout.kind(state.record.name)) == (2, RepairKind.DEPLOY_INVOKED)

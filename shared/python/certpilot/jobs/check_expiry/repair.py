@@ -65,13 +65,17 @@ FAILOVER_CODES = frozenset({Code.CERT_EXPIRED, Code.CERT_REVOKED, Code.UNTRUSTED
 
 @dataclass(frozen=True)
 class Rollout:
-    """Deploy one CAS certificate; the domains it is meant for, what it fixes, and the
-    kind of repair it is (a newer certificate, or a failover to another CA's backup)."""
+    """Deploy one CAS certificate; the domains it is meant for, what it fixes, and those
+    of its domains for which it is a failover to another CA's backup (`failed_over`)."""
 
     cas_id: int
     domains: tuple[str, ...]
     fixes: tuple[Code, ...]
-    kind: RepairKind = RepairKind.DEPLOY_INVOKED
+    failed_over: tuple[str, ...] = ()
+
+    def kind(self, domain: str) -> RepairKind:
+        """The kind of repair this rollout is for `domain`."""
+        return RepairKind.FAILED_OVER if domain in self.failed_over else RepairKind.DEPLOY_INVOKED
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,9 @@ def plan_rollouts(
     """The rollouts that repair what CAS can repair (module docstring); pure. A domain
     not judged, a bucket domain, or one whose best certificate is the current one (or
     expires no later) gets none."""
-    chosen: dict[tuple[int, RepairKind], list[str]] = {}
-    fixes: dict[tuple[int, RepairKind], set[Code]] = {}
+    chosen: dict[int, list[str]] = {}
+    fixes: dict[int, set[Code]] = {}
+    failed_over: dict[int, list[str]] = {}
     for record in records:
         verdict = verdicts.get(record.name)
         if verdict is None or not verdict.judged or record.route is Route.BUCKET_DOMAIN:
@@ -133,9 +138,9 @@ def plan_rollouts(
             continue
         backup = failover_choice(record, verdict, catalog, now)
         if backup is not None:
-            key = (backup.cas_id, RepairKind.FAILED_OVER)
-            chosen.setdefault(key, []).append(record.name)
-            fixes.setdefault(key, set()).update(wanted)
+            chosen.setdefault(backup.cas_id, []).append(record.name)
+            fixes.setdefault(backup.cas_id, set()).update(wanted)
+            failed_over.setdefault(backup.cas_id, []).append(record.name)
             continue
         candidates = [
             c
@@ -151,25 +156,22 @@ def plan_rollouts(
         broken = wanted - {Code.CERT_EXPIRING}
         if not broken and verdict.not_after is not None and best.not_after <= verdict.not_after:
             continue  # only expiring, and nothing lasts longer
-        key = (best.cas_id, RepairKind.DEPLOY_INVOKED)
-        chosen.setdefault(key, []).append(record.name)
-        fixes.setdefault(key, set()).update(wanted)
+        chosen.setdefault(best.cas_id, []).append(record.name)
+        fixes.setdefault(best.cas_id, set()).update(wanted)
     return tuple(
         Rollout(
             cas_id,
             tuple(sorted(domains)),
-            tuple(sorted(fixes[(cas_id, kind)], key=list(Code).index)),
-            kind,
+            tuple(sorted(fixes[cas_id], key=list(Code).index)),
+            tuple(sorted(failed_over.get(cas_id, ()))),
         )
-        for (cas_id, kind), domains in sorted(
-            chosen.items(), key=lambda i: (i[0][0], i[0][1].value)
-        )
+        for cas_id, domains in sorted(chosen.items())
     )
 
 
 def payload(rollout: Rollout, request_id: str | None) -> bytes:
     """deploy-cert's direct event for `rollout` (README, "deploy-cert events")."""
-    what = "failover: " if rollout.kind is RepairKind.FAILED_OVER else ""
+    what = f"failover of {', '.join(rollout.failed_over)}; " if rollout.failed_over else ""
     reason = (
         f"check-expiry {request_id or ''}: {what}"
         + ", ".join(c.value for c in rollout.fixes)

@@ -96,7 +96,7 @@ def domain_row(row: Row, result: SweepResult, previous: Report | None = None) ->
     )
     repairs = confirmed(previous, row) + tuple(
         Repair(
-            kind=r.rollout.kind,
+            kind=r.rollout.kind(row.domain),
             status=r.status,
             cas_id=r.rollout.cas_id,
             fixes=r.rollout.fixes,

@@ -69,6 +69,7 @@ from certpilot.jobs.check_expiry.repair import (
     invoke_rollouts,
     plan_rollouts,
 )
+from certpilot.jobs.check_expiry.report import RepairKind
 from certpilot.jobs.deploy_cert.engine import Deps, build_deps
 
 if TYPE_CHECKING:
@@ -751,7 +752,7 @@ def row_dict(row: Row, now: datetime, repairs: Sequence[RolloutResult] = ()) -> 
     """One domain's row, JSON-ready (fields chosen to map onto the report's rows), with
     the repairs meant for it."""
     v = row.verdict
-    repairs = [r for r in repairs if row.domain in r.rollout.domains]
+    mine = [r for r in repairs if row.domain in r.rollout.domains]
     return {
         "domain": row.domain,
         "location": row.location.value,
@@ -767,16 +768,20 @@ def row_dict(row: Row, now: datetime, repairs: Sequence[RolloutResult] = ()) -> 
         "backup": v.backup,
         "judged": v.judged,
         "findings": [f.to_dict() for f in v.findings],
-        "repairs": [_repair_dict(r) for r in repairs],
+        "repairs": [_repair_dict(r, row.domain) for r in mine],
     }
 
 
-def _repair_dict(result: RolloutResult) -> dict[str, Any]:
+def _repair_dict(result: RolloutResult, domain: str | None = None) -> dict[str, Any]:
+    """One invocation, JSON-ready; its kind is the one for `domain` (None: the whole
+    invocation, DEPLOY_INVOKED, its failovers listed in `failedOver`)."""
+    kind = result.rollout.kind(domain) if domain is not None else RepairKind.DEPLOY_INVOKED
     return {
-        "kind": result.rollout.kind.value,
+        "kind": kind.value,
         "status": result.status.value,
         "casId": result.rollout.cas_id,
         "domains": list(result.rollout.domains),
+        "failedOver": list(result.rollout.failed_over),
         "fixes": [c.value for c in result.rollout.fixes],
         "errorCode": result.error_code,
     }
