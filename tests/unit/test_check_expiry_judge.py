@@ -597,3 +597,35 @@ def test_a_failover_is_planned_as_failed_over_and_said_in_the_payload() -> None:
     verdicts = {state.record.name: _verdict_of(state, catalog)}
     [rollout] = plan_rollouts([state.record], verdicts, catalog, NOW)
     assert (rollout.cas_id, rollout.kind(state.record.name)) == (2, RepairKind.DEPLOY_INVOKED)
+
+
+# -- enforcement drift restored (issue 11, point 2) ----------------------------------------
+
+
+def _codes(*codes: Code, judged: bool = True) -> Verdict:
+    return Verdict("www.example.com", (), judged, cas_id=1, codes=codes)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [
+        (_codes(Code.HTTP_NOT_FORCED), ("www.example.com",)),
+        (_codes(Code.HSTS_MISSING), ("www.example.com",)),
+        # expiring is no reason to wait: HTTPS still works
+        (_codes(Code.HTTP_NOT_FORCED, Code.CERT_EXPIRING), ("www.example.com",)),
+        (_codes(), ()),  # nothing drifted
+        (_codes(Code.HTTP_NOT_FORCED, Code.FALLBACK_ACTIVE), ()),  # an emergency fallback
+        (_codes(Code.HTTP_NOT_FORCED, Code.CERT_EXPIRED), ()),  # HTTPS broken: wait
+        (_codes(Code.HTTP_NOT_FORCED, Code.NAME_MISMATCH), ()),
+        (_codes(Code.HTTP_NOT_FORCED, Code.NO_CERTIFICATE), ()),
+        (_codes(Code.HTTP_NOT_FORCED, judged=False), ()),  # not judged: never
+    ],
+)
+def test_plan_enforcements(verdict: Verdict, expected: tuple[str, ...]) -> None:
+    from certpilot.jobs.check_expiry.repair import plan_enforcements
+
+    assert plan_enforcements([record()], {"www.example.com": verdict}) == expected
+    # a bucket domain (Alibaba's own name) is never touched
+    assert (
+        plan_enforcements([record(route=Route.BUCKET_DOMAIN)], {"www.example.com": verdict}) == ()
+    )

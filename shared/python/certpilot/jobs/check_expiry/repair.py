@@ -17,7 +17,17 @@ valid now, covers the domain, not revoked, expires last), through the same deplo
 invocation, reported as FAILED_OVER. Only when no such backup exists does the rollout
 fall back to the best usable certificate of any CA (a DEPLOY_INVOKED repair).
 
-Not here yet: restoring drifted enforcement (enforce-https).
+Third kind, enforcement drift (`plan_enforcements`, pure; `restore_enforcement`): a
+judged domain found with HTTP_NOT_FORCED / HSTS_MISSING, whose HTTPS is sound and which
+is under no emergency fallback, is handed to the enforce-https engine, in process,
+restricted to those domains. Chosen: enforce whenever the guard allows it, not only
+where a previous report said "forced": the engine never forces HTTPS before HTTPS is
+verified live, never drops a policy statement, and leaves a bucket untouched when any
+of its domains still needs HTTP, so asking it is safe by construction, and it needs no
+stored history to be right. In process rather than an async FC invocation: the engine
+verifies from outside before it answers, so the repair is CONFIRMED or FAILED within
+this sweep (nothing left pending), and no second function name must be configured. The
+run's deadline (`deps.deadline`) bounds it as it bounds the sweep.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from certpilot.jobs.deploy_cert.plan import REFUSING_CODES, domain_covered
 
 if TYPE_CHECKING:
     from certpilot.cloud.fc import FcAdapter
+    from certpilot.jobs.deploy_cert.engine import Deps
 
 _log = get_logger(__name__)
 MAX_REASON = 200  # deploy-cert keeps the first 200 characters of `reason`
@@ -167,6 +178,82 @@ def plan_rollouts(
         )
         for cas_id, domains in sorted(chosen.items())
     )
+
+
+# Findings the enforce-https engine answers.
+ENFORCE_FIXES = frozenset({Code.HTTP_NOT_FORCED, Code.HSTS_MISSING})
+# Findings that say HTTPS itself is not sound: enforcement waits for a certificate repair
+# (the engine would refuse anyway; this keeps it from deploying certificates itself).
+HTTPS_UNSOUND = frozenset(ROLLOUT_FIXES - {Code.CERT_EXPIRING} | {Code.NO_CERTIFICATE})
+
+
+@dataclass(frozen=True)
+class Restore:
+    """enforce-https's outcome for one drifted domain."""
+
+    domain: str
+    status: RepairStatus
+    fixes: tuple[Code, ...]
+    error_code: str | None = None  # FAILED: the engine's reason or the cloud error code
+
+
+def plan_enforcements(
+    records: Sequence[DomainRecord], verdicts: Mapping[str, Verdict]
+) -> tuple[str, ...]:
+    """The domains whose drifted enforcement to restore (module docstring); pure."""
+    chosen = []
+    for record in records:
+        verdict = verdicts.get(record.name)
+        if verdict is None or not verdict.judged or record.route is Route.BUCKET_DOMAIN:
+            continue
+        codes = set(verdict.codes)
+        if not codes & ENFORCE_FIXES or Code.FALLBACK_ACTIVE in codes or codes & HTTPS_UNSOUND:
+            continue
+        chosen.append(record.name)
+    return tuple(sorted(chosen))
+
+
+def restore_enforcement(
+    domains: Sequence[str], verdicts: Mapping[str, Verdict], deps: Deps
+) -> tuple[Restore, ...]:
+    """Run the enforce-https engine on `domains` (in process); one `Restore` each:
+    CONFIRMED when the engine enforced it and saw it enforced from outside, FAILED
+    otherwise. Never raises for a cloud error: every domain is then FAILED with its code."""
+    if not domains:
+        return ()
+    from certpilot.jobs.enforce_https.engine import run_enforce
+    from certpilot.jobs.enforce_https.events import EnforceRequest, Trigger
+    from certpilot.jobs.enforce_https.summary import DomainOutcome
+
+    def fixes(domain: str) -> tuple[Code, ...]:
+        return tuple(c for c in verdicts[domain].codes if c in ENFORCE_FIXES)
+
+    request = EnforceRequest(
+        Trigger.DIRECT, domains=tuple(domains), reason="check-expiry: enforcement drift"
+    )
+    try:
+        report = run_enforce(request, deps)
+    except CloudError as error:
+        event(_log, "enforcement not restored", level=logging.WARNING, code=error.code)
+        return tuple(Restore(d, RepairStatus.FAILED, fixes(d), error.code) for d in domains)
+    outcomes = {r.domain: r for r in report.domains}
+    restored = []
+    for domain in domains:
+        result = outcomes.get(domain)
+        if result is not None and result.outcome in (
+            DomainOutcome.ENFORCED,
+            DomainOutcome.ALREADY_ENFORCED,
+        ):
+            restored.append(Restore(domain, RepairStatus.CONFIRMED, fixes(domain)))
+        else:
+            code = result.error_code or result.reason.value if result else "not-in-scope"
+            restored.append(Restore(domain, RepairStatus.FAILED, fixes(domain), code))
+    event(
+        _log,
+        "enforcement restored",
+        domains={r.domain: r.status.value for r in restored},
+    )
+    return tuple(restored)
 
 
 def payload(rollout: Rollout, request_id: str | None) -> bytes:

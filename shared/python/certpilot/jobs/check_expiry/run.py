@@ -94,16 +94,29 @@ def domain_row(row: Row, result: SweepResult, previous: Report | None = None) ->
         if v.cas_id is not None or v.certificate is not None
         else None
     )
-    repairs = confirmed(previous, row) + tuple(
-        Repair(
-            kind=r.rollout.kind(row.domain),
-            status=r.status,
-            cas_id=r.rollout.cas_id,
-            fixes=r.rollout.fixes,
-            error_code=r.error_code,
+    repairs = (
+        confirmed(previous, row)
+        + tuple(
+            Repair(
+                kind=r.rollout.kind(row.domain),
+                status=r.status,
+                cas_id=r.rollout.cas_id,
+                fixes=r.rollout.fixes,
+                error_code=r.error_code,
+            )
+            for r in result.repairs
+            if row.domain in r.rollout.domains
         )
-        for r in result.repairs
-        if row.domain in r.rollout.domains
+        + tuple(
+            Repair(
+                kind=RepairKind.ENFORCEMENT_RESTORED,
+                status=r.status,
+                fixes=r.fixes,
+                error_code=r.error_code,
+            )
+            for r in result.restored
+            if r.domain == row.domain
+        )
     )
     return DomainRow(
         domain=row.domain,

@@ -64,10 +64,13 @@ from certpilot.jobs.check_expiry.judge import (
     judge,
 )
 from certpilot.jobs.check_expiry.repair import (
+    Restore,
     Rollout,
     RolloutResult,
     invoke_rollouts,
+    plan_enforcements,
     plan_rollouts,
+    restore_enforcement,
 )
 from certpilot.jobs.check_expiry.report import RepairKind
 from certpilot.jobs.deploy_cert.engine import Deps, build_deps
@@ -130,6 +133,7 @@ class SweepResult:
     certificates: int = 0
     elapsed: float = 0.0
     repairs: tuple[RolloutResult, ...] = field(default=())
+    restored: tuple[Restore, ...] = field(default=())  # drifted enforcement restored
     # Findings about CAS certificates themselves (a revoked one it still holds), named
     # by the certificate's common name: they are on no domain.
     catalog_findings: tuple[Finding, ...] = field(default=())
@@ -714,7 +718,10 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
             Row(record.name, record.route, record.bucket, judge(state, catalog, now, policy))
         )
     repairs: tuple[RolloutResult, ...] = ()
+    restored: tuple[Restore, ...] = ()
     if not options.report_only:
+        verdicts = {row.domain: row.verdict for row in rows}
+        restored = restore_enforcement(plan_enforcements(records, verdicts), verdicts, deps)
         rollouts = _rollouts(deps, trust, catalog, records, rows, now, asked)
         repairs = invoke_rollouts(
             rollouts, deps.clients.fc, deps.settings.deploy_function, deps.request_id
@@ -722,6 +729,7 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
     return SweepResult(
         options=options,
         repairs=repairs,
+        restored=restored,
         catalog_findings=catalog_findings(catalog),
         now=now,
         rows=tuple(rows),
@@ -748,7 +756,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def row_dict(row: Row, now: datetime, repairs: Sequence[RolloutResult] = ()) -> dict[str, Any]:
+def row_dict(
+    row: Row,
+    now: datetime,
+    repairs: Sequence[RolloutResult] = (),
+    restored: Sequence[Restore] = (),
+) -> dict[str, Any]:
     """One domain's row, JSON-ready (fields chosen to map onto the report's rows), with
     the repairs meant for it."""
     v = row.verdict
@@ -768,7 +781,19 @@ def row_dict(row: Row, now: datetime, repairs: Sequence[RolloutResult] = ()) -> 
         "backup": v.backup,
         "judged": v.judged,
         "findings": [f.to_dict() for f in v.findings],
-        "repairs": [_repair_dict(r, row.domain) for r in mine],
+        "repairs": [_repair_dict(r, row.domain) for r in mine]
+        + [_restore_dict(r) for r in restored if r.domain == row.domain],
+    }
+
+
+def _restore_dict(restore: Restore) -> dict[str, Any]:
+    return {
+        "kind": RepairKind.ENFORCEMENT_RESTORED.value,
+        "status": restore.status.value,
+        "casId": None,
+        "domains": [restore.domain],
+        "fixes": [c.value for c in restore.fixes],
+        "errorCode": restore.error_code,
     }
 
 
@@ -818,7 +843,8 @@ def render(result: SweepResult, *, request_id: str | None = None) -> dict[str, A
         "notJudged": list(result.not_judged),
         "totals": totals(result.findings),
         "repairs": [_repair_dict(r) for r in result.repairs],
-        "rows": [row_dict(row, result.now, result.repairs) for row in result.rows],
+        "restored": [_restore_dict(r) for r in result.restored],
+        "rows": [row_dict(row, result.now, result.repairs, result.restored) for row in result.rows],
         "catalogFindings": [f.to_dict() for f in result.catalog_findings],
         "elapsedSeconds": round(result.elapsed, 3),
     }
