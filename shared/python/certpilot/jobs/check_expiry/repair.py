@@ -1,4 +1,4 @@
-"""check-expiry's repairs, first kind: roll out a better certificate CAS already holds.
+"""check-expiry's repairs: a better certificate CAS already holds, a failover, enforcement.
 
 Deciding is pure: `plan_rollouts(records, verdicts, catalog, now)` picks, for each judged
 domain inside its renewal window or whose certificate is unusable (or missing), the

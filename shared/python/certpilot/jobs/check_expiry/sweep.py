@@ -23,7 +23,10 @@ limiter. Unless the sweep is report-only (`reportOnly`), what CAS can repair is
 repaired: a domain inside its renewal window or whose certificate is unusable gets the
 best certificate CAS holds for it, by deploy-cert invoked asynchronously through FC,
 one invocation per certificate (`repair`), each candidate's CA asked first whether it
-is revoked. A report-only sweep only reads. A domain that could not be judged (a failed
+is revoked; a domain whose primary became unusable fails over to the best backup from
+another CA (FAILED_OVER), and drifted enforcement (HTTP_NOT_FORCED / HSTS_MISSING) is
+restored by the enforce-https engine in process (ENFORCEMENT_RESTORED). A report-only
+sweep only reads. A domain that could not be judged (a failed
 call, a failed probe, the time budget) carries NOT_JUDGED, is never repaired, and the
 sweep is then never "clear".
 """
