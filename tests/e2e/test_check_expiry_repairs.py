@@ -4,6 +4,7 @@ backup from another CA, end to end against the emulator, judged at the edge by
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -174,7 +175,15 @@ def test_drifted_enforcement_is_restored_by_the_next_sweep_and_report_only_write
     assert http_get(cloud, "secure.example.com").status == 403
     assert http_get(cloud, "cdn.example.com").status == 301
     _drift(cloud)
+    # (the edge follows a change after the estate's propagation delay)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        http_get(cloud, "secure.example.com").status == 403
+        or http_get(cloud, "cdn.example.com").status == 301
+    ):
+        time.sleep(0.1)
     assert http_get(cloud, "secure.example.com").status != 403
+    assert http_get(cloud, "cdn.example.com").status != 301
     # when a report-only sweep runs: the drift is reported, nothing is written
     seq = max((c["seq"] for c in cloud.calls()), default=0)
     looked = invoke(cloud, timer())
