@@ -536,6 +536,13 @@ def test_the_next_sweep_settles_a_pending_rollout(
             (cert(1), cert(9, issuer=TWO, days=300)),
             9,
         ),
+        # the chain the edge sends is distrusted (its root is not trusted)
+        (
+            "distrusted",
+            healthy(served=served(chain_codes=(Code.UNTRUSTED_ROOT,))),
+            (cert(1), cert(9, issuer=TWO, days=300)),
+            9,
+        ),
         # of two backups from other CAs, the one that expires last
         (
             "expires-last",
