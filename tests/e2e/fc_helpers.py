@@ -38,3 +38,21 @@ def fc_context(cloud: Any, function_name: str) -> SimpleNamespace:
         function=SimpleNamespace(name=function_name, handler="index.handler"),
         region="cn-hangzhou",
     )
+
+
+def register_deploy_cert(cloud: Any, name: str = "certpilot-deploy-cert") -> None:
+    """Register deploy-cert in the emulator's FC as FC would run it: its handler, the
+    layer, the environment that points it at the emulator (credentials come from the
+    context, not the environment), no async retries."""
+    env = {
+        k: v
+        for k, v in cloud.certpilot_env().items()
+        if not k.startswith("ALIBABA_CLOUD_") and k != "CERTPILOT_ACCOUNT_ID"
+    }
+    cloud.register_function(
+        name,
+        REPO / "functions" / "deploy_cert" / "index.py",
+        env={**env, "CERTPILOT_VERIFY_DEADLINE": "8", "CERTPILOT_LOG_LEVEL": "WARNING"},
+        layers=[REPO / "shared" / "python"],
+        async_retries=0,
+    )

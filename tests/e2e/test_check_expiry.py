@@ -19,6 +19,7 @@ import pytest
 
 from certpilot.cli.invoke import load_handler
 from tests import tls_oracle
+from tests.e2e.fc_helpers import register_deploy_cert
 
 pytestmark = pytest.mark.e2e
 
@@ -334,18 +335,7 @@ def test_repairs_invoke_deploy_cert_once_per_certificate_and_the_edge_follows(
     # given the demo estate and deploy-cert as an FC function (its handler and the layer),
     # and a bucket for the reports
     ids = demo(cloud, monkeypatch, reports=True)
-    env = {
-        k: v
-        for k, v in cloud.certpilot_env().items()
-        if not k.startswith("ALIBABA_CLOUD_") and k != "CERTPILOT_ACCOUNT_ID"
-    }
-    cloud.register_function(
-        "certpilot-deploy-cert",
-        REPO / "functions" / "deploy_cert" / "index.py",
-        env={**env, "CERTPILOT_VERIFY_DEADLINE": "8", "CERTPILOT_LOG_LEVEL": "WARNING"},
-        layers=[REPO / "shared" / "python"],
-        async_retries=0,
-    )
+    register_deploy_cert(cloud)
     # when the timer fires without reportOnly
     summary = invoke(cloud, timer(""))
     # then deploy-cert is invoked asynchronously, once per certificate, never with the

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.deploy_helpers import sha256_of
-from tests.e2e.test_check_expiry import REPO, REPORTS, invoke, rows, timer
+from tests.e2e.fc_helpers import register_deploy_cert
+from tests.e2e.test_check_expiry import REPORTS, invoke, rows, timer
 from tests.tls_oracle import handshake
 
 pytestmark = pytest.mark.e2e
@@ -40,21 +41,6 @@ ESTATE: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _deploy_function(cloud: Any) -> None:
-    env = {
-        k: v
-        for k, v in cloud.certpilot_env().items()
-        if not k.startswith("ALIBABA_CLOUD_") and k != "CERTPILOT_ACCOUNT_ID"
-    }
-    cloud.register_function(
-        "certpilot-deploy-cert",
-        REPO / "functions" / "deploy_cert" / "index.py",
-        env={**env, "CERTPILOT_VERIFY_DEADLINE": "8", "CERTPILOT_LOG_LEVEL": "WARNING"},
-        layers=[REPO / "shared" / "python"],
-        async_retries=0,
-    )
-
-
 def test_a_primary_revoked_by_its_ca_fails_over_to_the_backup_from_the_other_ca(
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,7 +51,7 @@ def test_a_primary_revoked_by_its_ca_fails_over_to_the_backup_from_the_other_ca(
     for name, value in {**cloud.certpilot_env(), **env}.items():
         monkeypatch.setenv(name, value)
     ids = cloud.load_estate(ESTATE)
-    _deploy_function(cloud)
+    register_deploy_cert(cloud)
     edge, bundle = cloud.https, cloud.ca_bundle
     assert handshake(edge, DOMAIN, bundle).sha256 == sha256_of(cloud, ids["primary"])
     # when CA One revokes the primary and the timer fires without reportOnly
