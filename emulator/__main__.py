@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from emulator.latency import parse_profile
 from emulator.state import CAS_REGIONS, DEFAULT_REGION, State
 
 
@@ -52,6 +53,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1.0,
         metavar="S",
         help="flow-control bucket size, in seconds of each action's rate",
+    )
+    parser.add_argument(
+        "--latency-profile",
+        nargs="?",
+        const="on",
+        default="off",
+        metavar="read=S,write=S",
+        help="minimum seconds a cloud API call takes by class; without a value the"
+        " realistic read=0.05,write=0.15 (default: off)",
     )
     parser.add_argument("--access-key-id", default="LTAI5tEmulatorKey0001")
     parser.add_argument("--access-key-secret", help="default: random per start")
@@ -90,6 +100,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--qps-scale and --burst must be positive")
     if not math.isfinite(args.propagation_delay) or args.propagation_delay < 0:
         parser.error("--propagation-delay must be a finite number of seconds >= 0")
+    try:
+        args.latency_profile = parse_profile(args.latency_profile)
+    except ValueError as exc:
+        parser.error(f"--latency-profile: {exc}")
     if not is_loopback(args.host):
         if not args.allow_remote:
             parser.error(
@@ -156,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             burst=args.burst,
             functions=functions,
             cas_region=args.cas_region,
+            latency_profile=args.latency_profile,
         ),
     )
     workdir = Path(tempfile.mkdtemp(prefix="emulator-"))

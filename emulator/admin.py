@@ -25,6 +25,7 @@ from emulator.auth import Authenticator, AuthSettings
 from emulator.core import Request, Response, admin
 from emulator.edge_nodes import Fleet
 from emulator.faults import Faults
+from emulator.latency import OFF, Latency, LatencyProfile, profile_from_json
 from emulator.propagation import Propagating
 from emulator.state import CAS_REGIONS, State
 from emulator.throttle import Throttle, ThrottleSettings
@@ -122,6 +123,7 @@ class Defaults:
     burst: float = 1.0
     functions: list[dict[str, Any]] = field(default_factory=list)
     cas_region: str = "cn-hangzhou"
+    latency_profile: LatencyProfile = OFF
 
 
 class Platform:
@@ -137,6 +139,7 @@ class Platform:
             ThrottleSettings(qps_scale=self.defaults.qps_scale, burst=self.defaults.burst)
         )
         self.faults = Faults()
+        self.latency = Latency(self.defaults.latency_profile)
         self.stats = Stats()
         self.fleet = Fleet()  # the CDN edge's nodes (emulator.edge_nodes)
         self.runner = fc.FunctionRunner()
@@ -196,6 +199,11 @@ class Platform:
         cas_region = settings.get("cas_region")
         if cas_region is not None and cas_region not in CAS_REGIONS:
             raise ValueError(f"cas_region must be one of {', '.join(CAS_REGIONS)}")
+        latency = (
+            profile_from_json(settings["latency_profile"])
+            if "latency_profile" in settings
+            else None
+        )
         if delay is not None:
             with self.state.lock:
                 self.state.propagation_delay = delay
@@ -217,6 +225,8 @@ class Platform:
             # The account's site; certificates already held keep the region they had.
             with self.state.lock:
                 self.state.cas_region = cas_region
+        if latency is not None:
+            self.latency.configure(latency)
 
     def settings(self) -> dict[str, Any]:
         throttle = self.throttle.settings
@@ -232,6 +242,7 @@ class Platform:
             "edge_nodes": self.fleet.nodes,
             "edge_node_selection": self.fleet.selection,
             "cas_region": self.state.cas_region,
+            "latency_profile": self.latency.profile.as_dict(),
         }
 
     def reset(self) -> None:
@@ -243,6 +254,7 @@ class Platform:
         self.auth.settings = AuthSettings()
         self.auth.nonces.clear()
         self.fleet.reset()
+        self.latency.configure(self.defaults.latency_profile)
         self.throttle.configure(
             qps_scale=self.defaults.qps_scale, burst=self.defaults.burst, overrides={}
         )
@@ -295,6 +307,7 @@ _SETTINGS = frozenset(
         "edge_nodes",
         "edge_node_selection",
         "cas_region",
+        "latency_profile",
     }
 )
 

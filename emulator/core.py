@@ -39,6 +39,8 @@ class Request:
     request_id: str = field(default_factory=new_request_id)
     # The operation's parameters once it was recognised and authenticated (call log).
     params: Mapping[str, str] = field(default_factory=dict)
+    # "read" or "write" once the operation is known (the latency profile's class).
+    kind: str | None = None
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -151,12 +153,28 @@ RpcHandler = Callable[[RpcContext, Params], dict[str, Any]]
 OssHandler = Callable[[OssContext], Response]
 
 
+# The verbs of the catalog's actions that only read: every other action (Add, Batch,
+# Create, Delete, Put, Set, Start, Stop, Tag, Untag, Upload, ...) changes something.
+READ_VERBS = ("Describe", "Get", "Head", "List")
+
+
+def kind_of(action: str) -> str:
+    """The action's class for the latency profile: "read" when its name starts with a
+    reading verb (`READ_VERBS`), else "write"."""
+    return "read" if action.startswith(READ_VERBS) else "write"
+
+
 @dataclass(frozen=True)
 class RpcOperation:
     product: str
     action: str
     qps: float
     handler: RpcHandler
+
+    @property
+    def kind(self) -> str:
+        """The action's class, "read" or "write" (`kind_of` its name)."""
+        return kind_of(self.action)
 
 
 @dataclass(frozen=True)
@@ -167,6 +185,11 @@ class OssOperation:
     subresources: frozenset[str]  # selecting query keys: {"cname", "comp=add"}
     qps: float
     handler: OssHandler
+
+    @property
+    def kind(self) -> str:
+        """The operation's class, "read" or "write" (`kind_of` its name)."""
+        return kind_of(self.name)
 
     def matches(self, method: str, scope: str, query: Mapping[str, str]) -> bool:
         if method != self.method or scope != self.scope:
