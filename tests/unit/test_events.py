@@ -267,8 +267,9 @@ SAMPLES = sorted(p for p in EVENTS_DIR.iterdir() if p.is_file())
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
 def test_every_sample_event_is_accepted(path: Path) -> None:
-    # given a sample event from events/ (named <function>.<shape>.json)
-    function, shape, suffix = path.name.split(".")
+    # given a sample event from events/ (named <function>.<shape>[-<variant>].json)
+    function, name, suffix = path.name.split(".")
+    shape = name.split("-")[0]
     assert suffix == "json" and function in PARSERS, f"no parser for {path.name}"
     data = path.read_bytes()
     # when parsed with the account it names, as the handler would
@@ -278,14 +279,19 @@ def test_every_sample_event_is_accepted(path: Path) -> None:
         assert request.shape == shape
         assert request.cas_id > 0
     elif function == "check-expiry":
-        assert request.report_only is (shape == "direct")
+        event = json.loads(data)
+        options = json.loads(event["payload"]) if shape == "timer" else event
+        assert request.report_only is options.get("reportOnly", False)
+        assert request.scope == options.get("scope")
         assert (request.trigger is not None) == (shape == "timer")
     else:
         assert request.domains or request.buckets
 
 
 def test_every_accepted_shape_has_a_sample() -> None:
-    shapes = {p.name.split(".")[1] for p in SAMPLES if p.name.startswith("deploy-cert.")}
+    shapes = {
+        p.name.split(".")[1].split("-")[0] for p in SAMPLES if p.name.startswith("deploy-cert.")
+    }
     assert shapes == {SHAPE_CLOUDEVENT, SHAPE_ACTIONTRAIL, SHAPE_DIRECT}
 
 
