@@ -156,7 +156,9 @@ def test_each_rule_listens_on_the_default_bus_one_event_per_async_invocation(
     assert config["eventSourceConfig"]["eventSourceType"] == "Default"
     # then FC is invoked asynchronously (retries and the failure destination apply)
     assert config["asyncInvocationType"] is True
-    # and with one CloudEvent at a time: the handlers refuse batches (JSON arrays)
+    # and with the whole CloudEvent (the handlers check its type and account), one at a
+    # time: the handlers refuse batches (JSON arrays)
+    assert config["eventSinkConfig"]["deliveryOption"]["eventSchema"] == "CloudEvents"
     assert config["runOptions"]["mode"] == "event-driven"
     function = FUNCTIONS[name]
     batch = json.dumps([_sample(SAMPLES[0].path.name)]).encode()
