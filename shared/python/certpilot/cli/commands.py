@@ -13,4 +13,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "invoke",
     "disable_https",
     "fallback",
+    "ram_policy",
 )
