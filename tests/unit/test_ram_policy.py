@@ -151,6 +151,16 @@ def test_only_adapter_methods_the_functions_reach_count() -> None:
     assert reached.actions - baseline.actions == {"cdn:DescribeCdnUserDomainsByFunc"}
 
 
+def test_the_cli_commands_need_nothing_beyond_the_policy(derived: ramscan.Derivation) -> None:
+    # Given every CLI command as a root too (disable-https, fallback, plan, ...)
+    sources = ramscan.package_sources()
+    cli = {name: text for name, text in sources.items() if name.startswith("certpilot.cli")}
+    # When the actions are derived with them
+    with_cli = ramscan.derive(sources, {**ramscan.function_sources(), **cli})
+    # Then an operator holding the functions' policy can run them all
+    assert with_cli.actions == derived.actions
+
+
 def test_binding_a_certificate_brings_the_cas_actions_oss_checks(
     derived: ramscan.Derivation,
 ) -> None:
