@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "shared" / "python"
@@ -324,6 +325,48 @@ def derive(
     return Derivation(reached, adapters)
 
 
+# -- what the deployment needs ------------------------------------------------------
+
+# FC delivers an asynchronous invocation's outcome to its destination as the function's
+# role (fc3 `asyncInvokeConfig.destinationConfig`): the action each kind of destination
+# ARN needs.
+DESTINATION_ACTIONS = (
+    (re.compile(r"acs:mns:[^:]*:[^:]*:/queues/"), "mns:SendMessage"),
+    (re.compile(r"acs:mns:[^:]*:[^:]*:/topics/"), "mns:PublishMessage"),
+    (re.compile(r"acs:fc:"), "fc:InvokeFunction"),
+    (re.compile(r"acs:eventbridge:"), "eventbridge:PutEvents"),
+)
+
+
+def destinations(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Every asynchronous-invocation destination of an s.yaml: `<resource>.<onFailure|
+    onSuccess>` -> the destination ARN as written."""
+    found = {}
+    for name, resource in (spec.get("resources") or {}).items():
+        config = ((resource.get("props") or {}).get("asyncInvokeConfig") or {}).get(
+            "destinationConfig"
+        ) or {}
+        for when, target in config.items():
+            if isinstance(target, Mapping) and target.get("destination"):
+                found[f"{name}.{when}"] = str(target["destination"])
+    return found
+
+
+def deployment_actions(spec: Mapping[str, Any]) -> frozenset[str]:
+    """The actions the functions' role needs for the destinations `spec` configures.
+
+    Raises:
+        ValueError: a destination of a kind this table does not know.
+    """
+    actions = set()
+    for where, arn in destinations(spec).items():
+        kinds = [action for pattern, action in DESTINATION_ACTIONS if pattern.match(arn)]
+        if not kinds:
+            raise ValueError(f"{where}: no action known for destination {arn}")
+        actions.update(kinds)
+    return frozenset(actions)
+
+
 # -- the policy ------------------------------------------------------------------------
 
 
@@ -341,11 +384,12 @@ def policy_actions(policy: Mapping[str, object]) -> frozenset[str]:
 
 
 def disagreement(policy: frozenset[str], code: frozenset[str]) -> str:
-    """'' when equal; otherwise what the policy lacks and what it grants beyond the code."""
+    """'' when equal; otherwise what the policy lacks and what it grants beyond `code`
+    (the actions the code and the deployment need)."""
     missing, extra = sorted(code - policy), sorted(policy - code)
     parts = []
     if missing:
-        parts.append("the code calls, the policy lacks: " + ", ".join(missing))
+        parts.append("needed, not granted: " + ", ".join(missing))
     if extra:
-        parts.append("the policy grants, no function calls: " + ", ".join(extra))
+        parts.append("granted, not needed: " + ", ".join(extra))
     return "; ".join(parts)

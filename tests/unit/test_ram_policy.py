@@ -16,13 +16,14 @@ import pytest
 
 from certpilot.cli import EXIT_OK, EXIT_USAGE, main
 from certpilot.cli.ram_policy import (
+    FAILURE_QUEUE,
     MAX_POLICY_CHARS,
     PLACEHOLDER,
     PolicyValueError,
     render,
     text,
 )
-from tests import ramscan
+from tests import ramscan, s_yaml_spec
 
 POLICY_PATH = ramscan.ROOT / "deploy" / "ram-policy.json"
 TRUST_PATH = ramscan.ROOT / "deploy" / "ram-trust-policy.json"
@@ -37,6 +38,7 @@ VALUES = {
     "ReportBucket": "certpilot-reports",
     "ReportPrefix": "certpilot/reports",
     "DeployFunction": "certpilot-deploy-cert",
+    "FailureQueue": "certpilot-failed",
 }
 
 
@@ -60,9 +62,11 @@ def derived() -> ramscan.Derivation:
 def test_policy_grants_exactly_the_actions_the_functions_call(
     derived: ramscan.Derivation,
 ) -> None:
-    # Given the actions derived from the adapters and the functions' reach
+    # Given the actions derived from the adapters and the functions' reach, and those
+    # s.yaml's asynchronous-invocation destinations need
+    needed = derived.actions | ramscan.deployment_actions(s_yaml_spec.spec())
     # When the policy's Allow actions are compared with them
-    difference = ramscan.disagreement(ramscan.policy_actions(_policy()), derived.actions)
+    difference = ramscan.disagreement(ramscan.policy_actions(_policy()), needed)
     # Then neither side has an action the other lacks
     assert difference == "", difference
 
@@ -127,8 +131,9 @@ def test_a_new_sdk_call_in_an_adapter_is_derived_and_the_policy_is_then_short() 
     # Then the new method's action is the SDK method's, not its label's
     assert derivation.reached["certpilot.cloud.cdn.service_status"] == {"cdn:DescribeCdnService"}
     # And the policy, unchanged, is found lacking exactly that action
-    difference = ramscan.disagreement(ramscan.policy_actions(_policy()), derivation.actions)
-    assert difference == "the code calls, the policy lacks: cdn:DescribeCdnService"
+    needed = derivation.actions | ramscan.deployment_actions(s_yaml_spec.spec())
+    difference = ramscan.disagreement(ramscan.policy_actions(_policy()), needed)
+    assert difference == "needed, not granted: cdn:DescribeCdnService"
 
 
 def test_only_adapter_methods_the_functions_reach_count() -> None:
@@ -172,10 +177,45 @@ def test_disagreement_names_both_directions() -> None:
     policy = frozenset({"oss:ListCname", "oss:GetBucketInfo"})
     # Then the difference names each
     assert ramscan.disagreement(policy, code) == (
-        "the code calls, the policy lacks: oss:PutCname; "
-        "the policy grants, no function calls: oss:GetBucketInfo"
+        "needed, not granted: oss:PutCname; granted, not needed: oss:GetBucketInfo"
     )
     assert ramscan.disagreement(code, code) == ""
+
+
+def test_s_yaml_failure_destination_needs_send_message_on_that_queue_only() -> None:
+    # Given s.yaml's failure destinations, resolved as `s deploy` would
+    spec = s_yaml_spec.spec()
+    arns = {s_yaml_spec.resolve(arn) for arn in ramscan.destinations(spec).values()}
+    assert ramscan.deployment_actions(spec) == {"mns:SendMessage"}
+    assert spec["vars"]["failureQueue"] == FAILURE_QUEUE  # the CLI's default
+    # When the policy is filled in with the same region, account and queue
+    values = {
+        **VALUES,
+        "AccountId": s_yaml_spec.ACCOUNT,
+        "Region": s_yaml_spec.resolve(spec["vars"]["region"]),
+    }
+    policy = render(_policy(), values)
+    # Then the MNS statement names exactly those queues
+    [mns] = [s for s in policy["Statement"] if "mns:SendMessage" in s["Action"]]
+    assert set(mns["Resource"]) == arns
+
+
+def test_an_unknown_kind_of_destination_is_not_guessed() -> None:
+    spec = {
+        "resources": {
+            "f": {
+                "props": {
+                    "asyncInvokeConfig": {
+                        "destinationConfig": {
+                            "onFailure": {"destination": "acs:kafka:cn-hangzhou:1:instance/x"}
+                        }
+                    }
+                }
+            }
+        }
+    }
+    with pytest.raises(ValueError, match="onFailure"):
+        ramscan.deployment_actions(spec)
 
 
 # -- RAM's grammar, scope and size -----------------------------------------------------
@@ -207,7 +247,7 @@ def test_report_objects_are_the_only_objects_and_oss_fc_are_never_granted_on_eve
             # the object statement holds the object actions alone, on the report prefix
             assert actions == OBJECT_ACTIONS
             assert all(REPORT_OBJECTS in r and r.endswith("/*") for r in resources)
-        if any(a.startswith(("oss:", "fc:")) for a in actions):
+        if any(a.startswith(("oss:", "fc:", "mns:")) for a in actions):
             assert "*" not in resources
         if "fc:InvokeFunction" in actions:
             assert resources == ["acs:fc:${Region}:${AccountId}:functions/${DeployFunction}"]
@@ -220,6 +260,7 @@ def test_rendered_policy_fits_rams_size_limit_with_the_longest_values() -> None:
         "ReportBucket": "b" * 63,
         "ReportPrefix": "/".join(["p" * 60] * 8),
         "DeployFunction": "f" * 128,
+        "FailureQueue": "q" * 120,
     }
     document = text(render(_policy(), longest))
     assert len(document) <= MAX_POLICY_CHARS
@@ -269,6 +310,11 @@ def test_a_value_that_would_widen_or_break_the_grant_is_refused(
     with pytest.raises(PolicyValueError) as raised:
         render(_policy(), {**VALUES, placeholder: value})
     assert (raised.value.placeholder, raised.value.value) == (placeholder, value)
+
+
+def test_without_a_failure_queue_the_mns_statement_is_left_out() -> None:
+    policy = render(_policy(), {**VALUES, "FailureQueue": None})
+    assert ramscan.policy_actions(policy) == ramscan.policy_actions(_policy()) - {"mns:SendMessage"}
 
 
 def test_a_placeholder_without_a_value_is_refused() -> None:

@@ -1,11 +1,14 @@
 """`certpilot ram-policy`: the RAM policy of the functions' role, for one account.
 
 `deploy/ram-policy.json` is a template: valid JSON whose strings hold `${AccountId}`,
-`${Region}`, `${ReportBucket}`, `${ReportPrefix}` and `${DeployFunction}`. This
-command fills them from its options, defaulting to the settings (CERTPILOT_ACCOUNT_ID,
-CERTPILOT_REGION, CERTPILOT_REPORT_BUCKET, CERTPILOT_REPORT_PREFIX,
-CERTPILOT_DEPLOY_FUNCTION), and prints the policy document. Without a report bucket
-the report statement is left out: check-expiry then writes no report. Exit 0: printed;
+`${Region}`, `${ReportBucket}`, `${ReportPrefix}`, `${DeployFunction}` and
+`${FailureQueue}`. This command fills them from its options, defaulting to the settings
+(CERTPILOT_ACCOUNT_ID, CERTPILOT_REGION, CERTPILOT_REPORT_BUCKET,
+CERTPILOT_REPORT_PREFIX, CERTPILOT_DEPLOY_FUNCTION) and, for the failure queue, to
+s.yaml's `vars.failureQueue`, and prints the policy document. Without a report bucket
+the report statement is left out (check-expiry then writes no report); with
+`--no-failure-queue`, the MNS statement (for s.yaml without an asynchronous-invocation
+failure destination). Exit 0: printed;
 1: the document exceeds RAM's size limit; 2: a value is missing or malformed, or the
 template cannot be read.
 """
@@ -26,6 +29,8 @@ TEMPLATE = Path("deploy") / "ram-policy.json"
 # RAM CreatePolicy: "The document must be 1 to 6,144 characters in length."
 MAX_POLICY_CHARS = 6144
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+# s.yaml's `vars.failureQueue`: the MNS queue FC sends failed asynchronous invocations to.
+FAILURE_QUEUE = "certpilot-failed"
 
 # What each placeholder may be. `*` and `?` are RAM wildcards: a value holding one
 # would widen the grant, so none of these patterns admits them.
@@ -36,6 +41,8 @@ VALUE_PATTERNS: Mapping[str, re.Pattern[str]] = {
     "ReportBucket": re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"),
     "ReportPrefix": re.compile(r"[A-Za-z0-9!\-_.'()]+(/[A-Za-z0-9!\-_.'()]+)*"),
     "DeployFunction": re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}"),
+    # MNS queue names: letters, digits and hyphens, a letter or digit first, up to 120.
+    "FailureQueue": re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,119}"),
 }
 
 
@@ -125,6 +132,16 @@ def register(subparsers: Any) -> None:
         "--deploy-function",
         help="the deploy-cert function check-expiry invokes (CERTPILOT_DEPLOY_FUNCTION)",
     )
+    parser.add_argument(
+        "--failure-queue",
+        default=FAILURE_QUEUE,
+        help=f"the MNS queue of s.yaml's failure destination (default {FAILURE_QUEUE})",
+    )
+    parser.add_argument(
+        "--no-failure-queue",
+        action="store_true",
+        help="leave the MNS statement out (no asynchronous-invocation failure destination)",
+    )
     parser.add_argument("--template", type=Path, help="the policy template to fill in")
     parser.set_defaults(func=run)
 
@@ -145,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "ReportBucket": args.report_bucket or settings.report_bucket,
         "ReportPrefix": (args.report_prefix or settings.report_prefix).strip("/"),
         "DeployFunction": args.deploy_function or settings.deploy_function,
+        "FailureQueue": None if args.no_failure_queue else args.failure_queue,
     }
     if not values["AccountId"]:
         sys.stderr.write("certpilot ram-policy: --account-id (or CERTPILOT_ACCOUNT_ID) is needed\n")
