@@ -8,7 +8,8 @@ Importing this package registers every operation; its modules:
   PutCname binds; `domain_names`: custom domain checks; `ownership`: the ownership check;
   `cname_tokens`: CreateCnameToken, GetCnameToken, `POST /_emulator/oss/dns-txt`
 - `bucket_policy`: Put/Get/DeleteBucketPolicy; `bucket_tags`: Put/Get/DeleteBucketTags;
-  `objects`: Put/Get/Head/DeleteObject
+  `objects`: Put/Get/Head/DeleteObject (`x-oss-forbid-overwrite` honoured);
+  `object_listing`: ListObjectsV2
 - `errors`: the `ERRORS` table; `addressing`: signing region, addressed bucket,
   refused sub-resources
 
@@ -43,6 +44,7 @@ from emulator.oss import (  # noqa: F401
     buckets,
     cname_tokens,
     cnames,
+    object_listing,
     objects,
 )
 

@@ -13,6 +13,8 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "wrong_endpoint": (403, "AccessDenied", "0003-00001403"),  # code doc, EC chosen
     "invalid_argument": (400, "InvalidArgument", "0016-00000001"),  # EC chosen
     "no_key": (404, "NoSuchKey", "0026-00000001"),  # doc
+    # PutObject with x-oss-forbid-overwrite over an existing key: code and status doc, EC chosen.
+    "object_exists": (409, "FileAlreadyExists", "0026-00000011"),
     "bad_digest": (400, "InvalidDigest", "0016-00000202"),  # code doc, EC chosen
     "domain_invalid": (400, "InvalidArgument", "0018-00000401"),  # EC doc, code chosen
     "cname_exists": (409, "CnameAlreadyExists", "0018-00000002"),  # code doc, EC chosen

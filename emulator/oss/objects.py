@@ -1,4 +1,10 @@
-"""Plain OSS objects: PutObject, GetObject, HeadObject, DeleteObject (with CRC-64 and MD5)."""
+"""Plain OSS objects: PutObject, GetObject, HeadObject, DeleteObject (with CRC-64 and MD5).
+
+PutObject honours `x-oss-forbid-overwrite: true` as OSS documents it: when an object of
+that key exists the write is refused with 409 `FileAlreadyExists` and the object is
+kept (the check and the write are one step under the state lock, as OSS makes them
+atomic).
+"""
 
 from __future__ import annotations
 
@@ -42,9 +48,12 @@ def put_object(ctx: OssContext) -> Response:
     sent_md5 = ctx.request.header("content-md5")
     if sent_md5 and sent_md5 != content_md5:
         raise oss_error("bad_digest", "The Content-MD5 you specified is not valid.")
+    forbid = ctx.request.header("x-oss-forbid-overwrite").strip().lower() == "true"
     state = ctx.state
     with state.lock:
         bucket = require_bucket(ctx)
+        if forbid and ctx.key in bucket.objects:
+            raise oss_error("object_exists", "The object you specified already exists.")
         obj = StoredObject(
             body=body,
             content_type=ctx.request.header("content-type") or "application/octet-stream",

@@ -63,6 +63,7 @@ def test_every_variable_is_read() -> None:
         settings.REPORT_REGION: "cn-beijing",
         settings.REPORT_PREFIX: "/audit/https/",
         settings.DEPLOY_FUNCTION: "prod-deploy-cert",
+        settings.SHARD_SIZE: "250",
     }
 
     s = Settings.from_env(env)
@@ -104,6 +105,7 @@ def test_every_variable_is_read() -> None:
         "report_region": "cn-beijing",
         "report_prefix": "audit/https",
         "deploy_function": "prod-deploy-cert",
+        "shard_size": 250,
     }
     assert s.dingtalk_secret is not None and s.dingtalk_secret.reveal() == "SECding123456"
     for name in ("tok123456", "wk123456", "0123456789abcdef0", "feishu123456", "hook123456"):

@@ -240,3 +240,70 @@ class OssAdapter:
             if error.code == "NoSuchKey":
                 return None
             raise
+
+    def create_object(
+        self, bucket: str, region: str, key: str, body: bytes, content_type: str
+    ) -> bool:
+        """Write `body` to `key` only if no object of that key exists (PutObject with
+        `x-oss-forbid-overwrite: true`, atomic in OSS): True when written, False when
+        the key already existed (409 `FileAlreadyExists`; that object is kept).
+
+        A retried write whose first attempt landed also answers False: a caller that
+        must know whether the object is its own reads it back.
+
+        Raises:
+            CloudError: any other failure, after retries where retryable.
+        """
+        from alibabacloud_oss_v2 import models
+
+        from certpilot.core.errors import ConflictError
+
+        client = self._client(region)
+        request = models.PutObjectRequest(
+            bucket=bucket, key=key, body=body, content_type=content_type, forbid_overwrite=True
+        )
+        try:
+            self._caller.call("PutObject", lambda: client.put_object(request))
+        except ConflictError as error:
+            if error.code == "FileAlreadyExists":
+                return False
+            raise
+        return True
+
+    def list_keys(self, bucket: str, region: str, prefix: str) -> list[str]:
+        """Every key of `bucket` that starts with `prefix`, in order (ListObjectsV2, all
+        pages of 1000).
+
+        Raises:
+            CloudError: the translated SDK error, after retries where retryable.
+        """
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        keys: list[str] = []
+        token: str | None = None
+        while True:
+            request = models.ListObjectsV2Request(
+                bucket=bucket, prefix=prefix, max_keys=1000, continuation_token=token
+            )
+
+            def list_page(request: Any = request) -> Any:
+                return client.list_objects_v2(request)
+
+            result = self._caller.call("ListObjectsV2", list_page)
+            keys.extend(str(o.key) for o in (result.contents or []) if o.key)
+            token = result.next_continuation_token
+            if not result.is_truncated or not token:
+                return keys
+
+    def delete_object(self, bucket: str, region: str, key: str) -> None:
+        """Delete `key` from `bucket` (DeleteObject; a missing key is no error).
+
+        Raises:
+            CloudError: the translated SDK error, after retries where retryable.
+        """
+        from alibabacloud_oss_v2 import models
+
+        client = self._client(region)
+        request = models.DeleteObjectRequest(bucket=bucket, key=key)
+        self._caller.call("DeleteObject", lambda: client.delete_object(request))

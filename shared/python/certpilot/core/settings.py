@@ -63,6 +63,9 @@ REPORT_REGION = "CERTPILOT_REPORT_REGION"
 REPORT_PREFIX = "CERTPILOT_REPORT_PREFIX"
 # check-expiry's repairs: the FC function (3.0 name) that deploys a certificate.
 DEPLOY_FUNCTION = "CERTPILOT_DEPLOY_FUNCTION"
+# check-expiry's fan-out: domains per shard (`jobs.check_expiry.shards`); unset: from
+# the invocation's time budget, 0: never split.
+SHARD_SIZE = "CERTPILOT_SHARD_SIZE"
 
 # Every variable above, for documentation and `--help` listings.
 ALL_VARIABLES: tuple[str, ...] = (
@@ -104,10 +107,12 @@ ALL_VARIABLES: tuple[str, ...] = (
     REPORT_REGION,
     REPORT_PREFIX,
     DEPLOY_FUNCTION,
+    SHARD_SIZE,
 )
 
 # The CDN features enforce-https can apply (`CERTPILOT_CDN_FEATURES`), all by default.
 CDN_FEATURE_NAMES: tuple[str, ...] = ("https_force", "hsts", "http2", "gzip")
+MAX_SHARD_SIZE = 100_000
 HSTS_MAX_AGE_LIMIT = 63_072_000  # two years: the longest max-age browsers preload
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -210,6 +215,9 @@ class Settings:
     report_region: str | None = None
     report_prefix: str = "certpilot/reports"
     deploy_function: str = "certpilot-deploy-cert"
+    # Domains per check-expiry shard: None (unset) chooses from the time budget, 0 never
+    # splits the sweep.
+    shard_size: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -260,6 +268,11 @@ class Settings:
             report_region=_text(env, REPORT_REGION),
             report_prefix=_prefix(env, REPORT_PREFIX, cls.report_prefix),
             deploy_function=_text(env, DEPLOY_FUNCTION) or cls.deploy_function,
+            shard_size=(
+                None
+                if _text(env, SHARD_SIZE) is None
+                else _int(env, SHARD_SIZE, 0, lo=0, hi=MAX_SHARD_SIZE)
+            ),
         )
         if settings.endpoint is not None:
             settings.parsed_endpoint()  # validate early

@@ -214,9 +214,10 @@ def plan_enforcements(
 
 
 def restore_enforcement(
-    domains: Sequence[str], verdicts: Mapping[str, Verdict], deps: Deps
+    domains: Sequence[str], codes: Mapping[str, Sequence[Code]], deps: Deps
 ) -> tuple[Restore, ...]:
-    """Run the enforce-https engine on `domains` (in process); one `Restore` each:
+    """Run the enforce-https engine on `domains` (in process; `codes`: each domain's
+    finding codes, the fixes are those among them); one `Restore` each:
     CONFIRMED when the engine enforced it and saw it enforced from outside, FAILED
     otherwise. Never raises for a cloud error: every domain is then FAILED with its code."""
     if not domains:
@@ -226,7 +227,7 @@ def restore_enforcement(
     from certpilot.jobs.enforce_https.summary import DomainOutcome
 
     def fixes(domain: str) -> tuple[Code, ...]:
-        return tuple(c for c in verdicts[domain].codes if c in ENFORCE_FIXES)
+        return tuple(c for c in codes[domain] if c in ENFORCE_FIXES)
 
     request = EnforceRequest(
         Trigger.DIRECT, domains=tuple(domains), reason="check-expiry: enforcement drift"

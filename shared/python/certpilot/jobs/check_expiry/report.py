@@ -591,3 +591,14 @@ def load_previous(oss: ObjectStore, bucket: str, region: str, prefix: str) -> Re
     if body is None:
         return None
     return report_from_dict(json.loads(body.decode("utf-8")))
+
+
+def row_to_dict(row: DomainRow, now: datetime) -> dict[str, Any]:
+    """One row in the report's JSON form (as under `domains`)."""
+    return _row(row, now)
+
+
+def row_from_dict(data: Mapping[str, Any]) -> DomainRow:
+    """Inverse of `row_to_dict`. Raises ValueError, KeyError or TypeError for what is
+    not a row."""
+    return _row_from(data)

@@ -13,11 +13,13 @@ findings.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from certpilot.core.errors import CloudError
+from certpilot.core.findings import Code, Finding
 from certpilot.core.log import event, get_logger
 from certpilot.core.model import Location, Route
 from certpilot.jobs.check_expiry.notify import NotifyRun, notify
@@ -61,12 +63,26 @@ def confirmed(previous: Report | None, row: Row) -> tuple[Repair, ...]:
     CONFIRMED when none of the findings it was to fix remain (by its certificate, or by
     another rollout's that covers the domain too and landed meanwhile), FAILED when one
     does; none when the domain was not judged now."""
-    if previous is None or not row.verdict.judged:
+    return settled_repairs(
+        previous, row.domain, row.verdict.judged, row.verdict.codes, row.verdict.cas_id
+    )
+
+
+def settled_repairs(
+    previous: Report | None,
+    domain: str,
+    judged: bool,
+    found: Sequence[Code],
+    cas_id: int | None,
+) -> tuple[Repair, ...]:
+    """`confirmed` of a domain given by its facts: judged or not, its finding codes
+    now and its certificate's CAS id (pure)."""
+    if previous is None or not judged:
         return ()
-    before = next((r for r in previous.rows if r.domain == row.domain), None)
+    before = next((r for r in previous.rows if r.domain == domain), None)
     if before is None:
         return ()
-    codes = set(row.verdict.codes)
+    codes = set(found)
     settled = []
     for repair in before.repairs:
         if (
@@ -74,7 +90,7 @@ def confirmed(previous: Report | None, row: Row) -> tuple[Repair, ...]:
             or repair.status is not RepairStatus.PENDING
         ):
             continue
-        landed = row.verdict.cas_id is not None and not codes & set(repair.fixes)
+        landed = cas_id is not None and not codes & set(repair.fixes)
         settled.append(
             replace(
                 repair,
@@ -166,7 +182,8 @@ class Finished:
     previous_error: str | None = None
 
 
-def _previous(deps: Deps, target: ReportTarget | None) -> tuple[Report | None, str | None]:
+def load(deps: Deps, target: ReportTarget | None) -> tuple[Report | None, str | None]:
+    """The previous report and, when it could not be read, why (never raises)."""
     if target is None:
         return None, None
     try:
@@ -182,25 +199,44 @@ def _previous(deps: Deps, target: ReportTarget | None) -> tuple[Report | None, s
 def finish(result: SweepResult, deps: Deps, *, run_id: str, finished: datetime) -> Finished:
     """Notify about what changed since the previous report, then store this one (module
     docstring). Never raises for a report that cannot be read or stored."""
-    settings = deps.settings
-    target = ReportTarget.from_settings(settings)
-    previous, previous_error = _previous(deps, target)
-    keys = previous.alert_keys if previous is not None else frozenset()
-    notified = notify(result.findings, keys, settings, not_judged=result.not_judged)
+    target = ReportTarget.from_settings(deps.settings)
+    previous, previous_error = load(deps, target)
     report = to_report(
         result,
         run_id=run_id,
         finished=finished,
-        account=settings.account_id,
-        notified=notified,
+        account=deps.settings.account_id,
         previous=previous,
     )
+    return publish(report, result.findings, deps, target, previous, previous_error)
+
+
+def publish(
+    report: Report,
+    findings: Sequence[Finding],
+    deps: Deps,
+    target: ReportTarget | None,
+    previous: Report | None,
+    previous_error: str | None = None,
+) -> Finished:
+    """Notify about `findings` (every finding of the run, those about CAS certificates
+    included) as changed since `previous`, then store `report` with the notifier's
+    record and log it. Never raises for a report that cannot be stored."""
+    keys = previous.alert_keys if previous is not None else frozenset()
+    not_judged = tuple(row.domain for row in report.rows if not row.judged)
+    notified = notify(findings, keys, deps.settings, not_judged=not_judged)
+    report = replace(report, notified=notified)
     stored: StoredReport | None = None
     store_error: str | None = None
     if target is not None:
         try:
             stored = store_report(
-                deps.clients.oss, target.bucket, target.region, target.prefix, report, result.now
+                deps.clients.oss,
+                target.bucket,
+                target.region,
+                target.prefix,
+                report,
+                report.run.now,
             )
         except CloudError as error:
             event(_log, "report not stored", level=logging.WARNING, code=error.code)

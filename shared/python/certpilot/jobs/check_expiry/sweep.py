@@ -82,11 +82,12 @@ if TYPE_CHECKING:
     from certpilot.certs.trust import TrustStore
     from certpilot.discovery.catalog import Listing
     from certpilot.handler import Invocation
+    from certpilot.jobs.check_expiry.shards import ShardTask
     from certpilot.probe.tls import ServedCert
 
 _log = get_logger(__name__)
 FUNCTION = "check-expiry"
-OPTION_KEYS = frozenset({"reportOnly", "scope"})
+OPTION_KEYS = frozenset({"reportOnly", "scope", "shard"})
 TIMER_KEYS = frozenset({"triggerTime", "triggerName", "payload"})
 MAX_SCOPE_LENGTH = 255
 
@@ -100,6 +101,8 @@ class SweepStatus(str, enum.Enum):
     CLEAR = "clear"  # every domain judged, no finding at warning or above
     FINDINGS = "findings"  # every domain judged, some findings
     INCOMPLETE = "incomplete"  # some domain could not be judged: never an all-clear
+    FANNED_OUT = "fanned-out"  # split into shards: the last one to finish reports
+    SHARD = "shard"  # one shard's part written (and, by the last, the run merged)
 
     def __str__(self) -> str:
         return self.value
@@ -113,6 +116,7 @@ class SweepOptions:
     report_only: bool = False
     scope: str | None = None
     trigger: str | None = None  # the timer trigger's name, when a timer fired
+    shard: ShardTask | None = None  # this invocation is one shard of a fanned-out run
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,10 @@ class SweepResult:
     # Findings about CAS certificates themselves (a revoked one it still holds), named
     # by the certificate's common name: they are on no domain.
     catalog_findings: tuple[Finding, ...] = field(default=())
+    # A shard's repairs left to the merge: the rollouts it would invoke, and the domains
+    # whose enforcement another shard's domains share a bucket policy with.
+    planned: tuple[Rollout, ...] = field(default=())
+    deferred: tuple[str, ...] = field(default=())
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -209,10 +217,16 @@ def parse_options(raw: Any) -> SweepOptions:
     if unknown:
         raise MalformedEvent(
             f"unknown option(s): {', '.join(unknown)}; accepted: reportOnly, scope"
+            " (and shard, between check-expiry's own invocations)"
         )
     report_only = data.get("reportOnly", False)
     if not isinstance(report_only, bool):
         raise MalformedEvent("reportOnly must be true or false")
+    shard = None
+    if "shard" in data:
+        from certpilot.jobs.check_expiry.shards import parse_task
+
+        shard = parse_task(data["shard"])
     scope = data.get("scope")
     if scope is not None:
         if not isinstance(scope, str) or not scope.strip():
@@ -220,7 +234,7 @@ def parse_options(raw: Any) -> SweepOptions:
         scope = scope.strip().lower()
         if len(scope) > MAX_SCOPE_LENGTH or any(c.isspace() for c in scope):
             raise MalformedEvent("scope must be one bucket or domain pattern, without spaces")
-    return SweepOptions(report_only=report_only, scope=scope, trigger=trigger)
+    return SweepOptions(report_only=report_only, scope=scope, trigger=trigger, shard=shard)
 
 
 def in_scope(record: DomainRecord, scope: str | None) -> bool:
@@ -256,10 +270,18 @@ def run(options: SweepOptions, invocation: Invocation) -> dict[str, Any]:
     """
     import uuid
 
+    from certpilot.discovery.inventory import discover
+    from certpilot.jobs.check_expiry import fanout
     from certpilot.jobs.check_expiry.run import finish
 
     deps = build_deps(invocation.context, settings=invocation.settings)
-    result = sweep(options, deps)
+    if options.shard is not None:
+        return fanout.run_shard(options, deps)
+    inventory = discover(deps.clients, deps.settings)
+    split = fanout.fan_out(options, deps, inventory, fanout.self_function(invocation.context))
+    if split is not None:
+        return split
+    result = sweep_inventory(options, deps, inventory)
     done = finish(result, deps, run_id=deps.request_id or str(uuid.uuid4()), finished=deps.clock())
     summary = render(result, request_id=deps.request_id)
     summary["report"] = {
@@ -662,13 +684,36 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
         CloudError: the inventory or the CAS listing cannot be read at all (after
             retries): without them no domain can be named, let alone judged.
     """
+    from certpilot.discovery import inventory as inventory_module
+
+    return sweep_inventory(
+        options, deps, inventory_module.discover(deps.clients, deps.settings), progress=progress
+    )
+
+
+def sweep_inventory(
+    options: SweepOptions,
+    deps: Deps,
+    inventory: Inventory,
+    *,
+    progress: Progress | None = None,
+    invoke: bool = True,
+    defer_buckets: frozenset[str] = frozenset(),
+) -> SweepResult:
+    """`sweep` of the domains of `inventory` (already listed). With `invoke` false (a
+    shard) the rollouts are planned, not invoked (`SweepResult.planned`); drifted
+    enforcement of OSS domains of `defer_buckets` is left to the merge
+    (`SweepResult.deferred`).
+
+    Raises:
+        CloudError: the CAS listing cannot be read at all (after retries).
+    """
     from certpilot.discovery import catalog as catalog_module
     from certpilot.discovery import inventory as inventory_module
 
     started = time.monotonic()
     now = deps.clock()
     trust = deps.trust_store()
-    inventory = inventory_module.discover(deps.clients, deps.settings)
     records = _scoped(inventory, options)
     listing = catalog_module.list_all(deps.clients, include_expired=True)
     catalog, unreadable = _load_catalog(deps, trust, listing, records)
@@ -722,14 +767,25 @@ def sweep(options: SweepOptions, deps: Deps, *, progress: Progress | None = None
         )
     repairs: tuple[RolloutResult, ...] = ()
     restored: tuple[Restore, ...] = ()
+    planned: tuple[Rollout, ...] = ()
+    deferred: tuple[str, ...] = ()
     if not options.report_only:
         verdicts = {row.domain: row.verdict for row in rows}
-        restored = restore_enforcement(plan_enforcements(records, verdicts), verdicts, deps)
+        drifted = plan_enforcements(records, verdicts)
+        shared = {r.name for r in records if r.route is Route.OSS and r.bucket in defer_buckets}
+        deferred = tuple(d for d in drifted if d in shared)
+        codes = {d: verdicts[d].codes for d in drifted}
+        restored = restore_enforcement([d for d in drifted if d not in shared], codes, deps)
         rollouts = _rollouts(deps, trust, catalog, records, rows, now, asked)
-        repairs = invoke_rollouts(
-            rollouts, deps.clients.fc, deps.settings.deploy_function, deps.request_id
-        )
+        if invoke:
+            repairs = invoke_rollouts(
+                rollouts, deps.clients.fc, deps.settings.deploy_function, deps.request_id
+            )
+        else:
+            planned = rollouts
     return SweepResult(
+        planned=planned,
+        deferred=deferred,
         options=options,
         repairs=repairs,
         restored=restored,
