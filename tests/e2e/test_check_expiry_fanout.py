@@ -1,0 +1,266 @@
+"""check-expiry past one invocation, end to end: check-expiry registered as a function
+of the emulator's FC, invoked, fans out to asynchronous invocations of itself over
+disjoint scopes; the last shard merges the report and notifies once. The merged report
+is compared with one unsplit sweep of the same estate."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.e2e.fc_helpers import REPO, fc_context, fc_handler
+from tests.e2e.test_check_expiry import DEMO, EXPECTED, codes_of, invoke, rows, timer
+
+pytestmark = pytest.mark.e2e
+
+FUNCTION = "certpilot-check-expiry"
+REPORTS = "ops-reports"
+PREFIX = "certpilot/reports"
+SHARD_SIZE = 4
+ASYNC_LIMIT = 128 * 1024
+
+
+class Receiver:
+    """A local webhook: every POST body it got."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        received = self.bodies
+
+        class Hook(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                received.append(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    try:
+        yield hook
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+
+
+def register_check_expiry(cloud: Any, **env: str) -> None:
+    """check-expiry as FC runs it: its handler, the layer, the environment pointing it at
+    the emulator (credentials from the context), reports in `REPORTS`, no async retries."""
+    base = {
+        k: v
+        for k, v in cloud.certpilot_env().items()
+        if not k.startswith("ALIBABA_CLOUD_") and k != "CERTPILOT_ACCOUNT_ID"
+    }
+    cloud.register_function(
+        FUNCTION,
+        REPO / "functions" / "check_expiry" / "index.py",
+        env={
+            **base,
+            "CERTPILOT_LOG_LEVEL": "WARNING",
+            "CERTPILOT_REPORT_BUCKET": REPORTS,
+            "CERTPILOT_SHARD_SIZE": str(SHARD_SIZE),
+            **env,
+        },
+        layers=[REPO / "shared" / "python"],
+        timeout=120,
+        async_retries=0,
+    )
+
+
+def invoke_sync(cloud: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the registered check-expiry synchronously through FC's API (as a timer
+    trigger would, but waiting for the coordinator's answer)."""
+    from alibabacloud_fc20230330 import models
+    from darabonba.runtime import RuntimeOptions
+
+    response = cloud.fc_client().invoke_function_with_options(
+        FUNCTION,
+        models.InvokeFunctionRequest(body=json.dumps(event).encode(), qualifier="LATEST"),
+        models.InvokeFunctionHeaders(x_fc_invocation_type="Sync"),
+        RuntimeOptions(read_timeout=120_000),
+    )
+    body = response.body.read() if hasattr(response.body, "read") else response.body
+    summary: dict[str, Any] = json.loads(body)
+    return summary
+
+
+def read_object(cloud: Any, key: str) -> bytes | None:
+    import alibabacloud_oss_v2 as oss
+
+    try:
+        got = cloud.oss_client().get_object(oss.GetObjectRequest(bucket=REPORTS, key=key))
+    except oss.exceptions.OperationError:
+        return None
+    data: bytes = got.body.read()
+    return data
+
+
+def keys(cloud: Any, prefix: str) -> list[str]:
+    import alibabacloud_oss_v2 as oss
+
+    result = cloud.oss_client().list_objects_v2(
+        oss.ListObjectsV2Request(bucket=REPORTS, prefix=prefix, max_keys=1000)
+    )
+    return [str(o.key) for o in result.contents or []]
+
+
+def wait_shards(cloud: Any, coordinator: str, timeout: float = 240.0) -> list[dict[str, Any]]:
+    """Poll until every asynchronous check-expiry invocation has finished; their
+    records (the shard invocations)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shards = [
+            r
+            for r in cloud.invocations(FUNCTION)
+            if r["invocationType"] == "Async" and r["requestId"] != coordinator
+        ]
+        if shards and all(r["status"] != "running" for r in shards):
+            return shards
+        if time.monotonic() > deadline:
+            raise TimeoutError("shards still running")
+        time.sleep(0.2)
+
+
+def unsplit(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
+    """One report-only sweep of the estate in one invocation (no report, no webhook):
+    each domain's finding codes."""
+    for name, value in {
+        **cloud.certpilot_env(),
+        "CERTPILOT_LOG_LEVEL": "WARNING",
+        "CERTPILOT_SHARD_SIZE": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    summary = invoke(cloud, timer())
+    assert summary["status"] == "findings", summary
+    return {domain: codes_of(row) for domain, row in rows(summary).items()}
+
+
+def test_a_sweep_split_into_shards_reports_what_one_unsplit_sweep_reports(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    # given the demo estate (plus a bucket for the reports), swept once unsplit
+    cloud.load_estate({**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]})
+    whole = unsplit(cloud, monkeypatch)
+    assert set(whole) == set(EXPECTED)
+    # and check-expiry registered in FC with shards of 4 domains and a webhook
+    register_check_expiry(cloud, CERTPILOT_WEBHOOK_URL=receiver.url)
+    before = cloud.stats()["actions"]
+    started = time.monotonic()
+    # when the timer fires it
+    summary = invoke_sync(cloud, timer())
+    shards = wait_shards(cloud, summary["requestId"])
+    elapsed = time.monotonic() - started
+    # then the coordinator planned several shards and invoked itself once per shard,
+    # asynchronously, each payload within FC's 128 KB
+    assert summary["status"] == "fanned-out", summary
+    planned = summary["shards"]
+    assert len(planned) >= 3
+    assert summary["notInvoked"] == []
+    assert len(shards) == len(planned)
+    events = [json.loads(r["event"]) for r in shards]
+    assert all(len(r["event"].encode()) < ASYNC_LIMIT for r in shards)
+    assert sorted(e["shard"]["index"] for e in events) == list(range(len(planned)))
+    assert all(e["reportOnly"] is True for e in events)
+    # over disjoint scopes that cover the estate, each within the shard size
+    held = [[r["name"] for r in e["shard"]["records"]] for e in events]
+    assert all(0 < len(names) <= SHARD_SIZE for names in held)
+    flat = [name for names in held for name in names]
+    assert len(flat) == len(set(flat))
+    assert set(flat) == set(whole)
+    by_index = {e["shard"]["index"]: e["shard"]["scope"] for e in events}
+    assert [by_index[s["index"]] for s in planned] == [s["scope"] for s in planned]
+    # and every shard answered; exactly one merged the run
+    answers = [json.loads(r["result"]) for r in shards]
+    assert all(r["status"] == "succeeded" for r in shards), [r["error"] for r in shards]
+    assert all(a["status"] == "shard" and a["error"] is None for a in answers), answers
+    assert sum(1 for a in answers if a["merged"]) == 1
+    run = f"{PREFIX}/runs/{summary['run']}"
+    assert len(keys(cloud, f"{run}/parts/")) == len(planned)
+    assert read_object(cloud, f"{run}/merged") is not None
+    # and the shards did not list the account again: one inventory, the coordinator's
+    after = cloud.stats()["actions"]
+
+    def delta(action: str) -> int:
+        return int(after.get(action, {}).get("calls", 0) - before.get(action, {}).get("calls", 0))
+
+    assert delta("oss:ListBuckets") == 1
+    assert delta("cdn:DescribeUserDomains") == 1
+    assert delta("oss:ListCname") == len(DEMO["buckets"]) + 1  # once per bucket
+    # and the merged report holds the same domains with the same codes as the unsplit sweep
+    latest = json.loads(read_object(cloud, f"{PREFIX}/latest.json") or b"{}")
+    assert latest["run"]["id"] == summary["run"]
+    merged = {d["domain"]: {f["code"] for f in d["findings"]} for d in latest["domains"]}
+    assert merged == whole
+    assert latest["run"]["domainsNotJudged"] == 0
+    assert latest["run"]["allClear"] is False
+    # and one notification was sent, by the merge
+    assert len(receiver.bodies) == 1
+    assert latest["notification"] is not None
+    print(f"fan-out: {len(planned)} shards of <= {SHARD_SIZE} domains in {elapsed:.1f} s")
+
+
+def test_a_shard_never_run_leaves_its_scope_not_judged_never_an_all_clear(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the demo estate and check-expiry in FC with shards of 4 domains; the
+    # coordinator runs here (FC's context names the function) without retries, and the
+    # first asynchronous invocation it makes fails
+    cloud.load_estate({**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]})
+    register_check_expiry(cloud)
+    for name, value in {
+        **cloud.certpilot_env(),
+        "CERTPILOT_LOG_LEVEL": "WARNING",
+        "CERTPILOT_REPORT_BUCKET": REPORTS,
+        "CERTPILOT_SHARD_SIZE": str(SHARD_SIZE),
+        "CERTPILOT_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    cloud.faults(
+        {
+            "action": "fc:InvokeFunction",
+            "error": {"code": "ServiceUnavailable", "status": 503},
+            "times": 1,
+        }
+    )
+    # when the timer fires
+    context = fc_context(cloud, FUNCTION)
+    summary = json.loads(fc_handler("check_expiry")(json.dumps(timer()).encode(), context))
+    shards = wait_shards(cloud, summary["requestId"])
+    # then the shard never invoked is said, the others ran, and the run merged once
+    assert summary["status"] == "fanned-out", summary
+    assert summary["notInvoked"] == [0]
+    assert len(shards) == len(summary["shards"]) - 1
+    answers = [json.loads(r["result"]) for r in shards]
+    assert all(a["error"] is None for a in answers), answers
+    assert sum(1 for a in answers if a["merged"]) + int(summary["merged"]) == 1
+    # and the merged report names that shard's domains NOT_JUDGED, every other judged
+    latest = json.loads(read_object(cloud, f"{PREFIX}/latest.json") or b"{}")
+    assert latest["run"]["id"] == summary["run"]
+    unjudged = {
+        d["domain"]
+        for d in latest["domains"]
+        if any(f["code"] == "NOT_JUDGED" for f in d["findings"])
+    }
+    plan = json.loads(read_object(cloud, f"{PREFIX}/runs/{summary['run']}/plan.json") or b"{}")
+    assert unjudged == {d["domain"] for d in plan["shards"][0]["domains"]}
+    assert len(unjudged) == summary["shards"][0]["domains"] > 0
+    assert latest["run"]["domainsNotJudged"] == len(unjudged)
+    assert latest["run"]["allClear"] is False
+    assert {d["domain"] for d in latest["domains"]} == set(EXPECTED)
