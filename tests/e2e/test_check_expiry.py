@@ -19,6 +19,7 @@ import pytest
 
 from certpilot.cli.invoke import load_handler
 from tests import tls_oracle
+from tests.e2e.deploy_helpers import bound
 from tests.e2e.fc_helpers import register_deploy_cert
 
 pytestmark = pytest.mark.e2e
@@ -97,6 +98,11 @@ def demo(
     estate = {**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]} if reports else DEMO
     ids: dict[str, int] = cloud.load_estate(estate)
     return ids
+
+
+def deploy_calls(cloud: Any) -> int:
+    """How many times deploy-cert was invoked (the emulator's FC call log)."""
+    return len(cloud.invocations("certpilot-deploy-cert"))
 
 
 def timer(payload: str = '{"reportOnly": true}') -> dict[str, Any]:
@@ -356,12 +362,33 @@ def test_repairs_invoke_deploy_cert_once_per_certificate_and_the_edge_follows(
     assert len(records) == len(repairs)
     for record in records:
         cloud.wait_invocation(record["requestId"], timeout=90)
+    # and the control plane binds each repaired domain to the certificate rolled out
+    # (two rollouts cover the apex: either may land last), the others untouched
+    now_bound = bound(cloud)
+    assert now_bound["old.example.com"] == ids["wildcard-example-com"]
+    assert now_bound["static.example.com"] == ids["backup-ca-two"]
+    assert now_bound["example.com"] in {r["casId"] for r in repairs}
+    assert now_bound["files.example.com"] == ids["wildcard-example-com"]
     # and the edge serves the repaired domains' new certificates, verified by a client
     edge, bundle = cloud.https, cloud.ca_bundle
     assert tls_oracle.handshake(edge, "old.example.com", bundle).verified
     assert tls_oracle.handshake(edge, "example.com", bundle).verified
-    second = invoke(cloud, timer())
+    # when the next sweep runs, repairing too
+    second = invoke(cloud, timer(""))
     after = rows(second)
+    # then nothing CAS can repair is left: no rollout; enforcement is restored only
+    # where it waited for the certificate the first sweep rolled out (HTTPS first)
+    assert second["reportOnly"] is False
+    assert second["repairs"] == []
+    deployed = {
+        result["domain"]
+        for record in cloud.invocations("certpilot-deploy-cert")
+        for result in json.loads(record["result"] or "{}").get("results", [])
+        if result["outcome"] == "deployed"
+    }
+    assert {d for r in second["restored"] for d in r["domains"]} <= deployed
+    assert all(r["status"] == "confirmed" for r in second["restored"])
+    assert deploy_calls(cloud) == len(records)
     # and the next sweep confirms what landed
     settled = {(s["domain"], s["casId"]): s["status"] for s in second["settledRepairs"]}
     assert settled[("old.example.com", ids["wildcard-example-com"])] == "confirmed"

@@ -503,9 +503,10 @@ def _ask_revoked(
     deps: Deps, trust: TrustStore, catalog: Catalog, wanted: set[int]
 ) -> tuple[Catalog, bool]:
     """Ask the CA of each certificate of `wanted` whether it is revoked (its PEM: one
-    detail call each); `catalog` with those it says are revoked marked so, and whether
-    any was. A certificate whose PEM cannot be read is taken as not revoked, as an
-    UNKNOWN answer is."""
+    detail call each); `catalog` with those it says are revoked marked so, and those
+    whose PEM shows a weak key or digest marked with it (never rolled out: `usable`),
+    and whether any was marked. A certificate whose PEM cannot be read is taken as not
+    revoked, as an UNKNOWN answer is."""
     from certpilot.certs.revocation import check_many
 
     pems: dict[int, str] = {}
@@ -523,12 +524,35 @@ def _ask_revoked(
         concurrency=deps.settings.concurrency,
     )
     revoked = {cas_id for cas_id, verdict in verdicts.items() if verdict.revoked}
-    if not revoked:
+    weak = {cas_id: codes for cas_id, codes in _strength(pems).items() if codes}
+    if not revoked and not weak:
         return catalog, False
     marked = tuple(
-        replace(c, revoked=True) if c.cas_id in revoked else c for c in catalog.certificates
+        replace(
+            c,
+            revoked=c.revoked or c.cas_id in revoked,
+            problems=tuple(dict.fromkeys((*c.problems, *weak.get(c.cas_id, ())))),
+        )
+        for c in catalog.certificates
     )
     return Catalog(certificates=marked), True
+
+
+def _strength(pems: Mapping[int, str]) -> dict[int, tuple[Code, ...]]:
+    """WEAK_KEY / WEAK_SIGNATURE of each certificate's chain, from its PEM: what the CAS
+    listing cannot tell, and what would make a rollout a finding of the next sweep."""
+    from certpilot.certs.candidate import parse_candidate
+    from certpilot.certs.validate import check_strength
+
+    found: dict[int, tuple[Code, ...]] = {}
+    for cas_id, pem in pems.items():
+        try:
+            bundle = parse_candidate(pem)
+        except Exception as err:  # unparseable: deploy-cert judges it again
+            event(_log, "candidate not parsed", certId=cas_id, error=type(err).__name__)
+            continue
+        found[cas_id] = tuple(dict.fromkeys(f.code for f in check_strength(bundle, "")))
+    return found
 
 
 def _backups_asked(
@@ -578,7 +602,9 @@ def _rollouts(
     asked: set[int],
 ) -> tuple[Rollout, ...]:
     """The rollouts to invoke (`repair.plan_rollouts`), each certificate's CA asked
-    first: a revoked one is dropped and the next best taken (at most `MAX_ASK_ROUNDS`)."""
+    first: a revoked one, or one whose PEM shows a weak key or digest (which the next
+    sweep would find again), is dropped and the next best taken (at most
+    `MAX_ASK_ROUNDS`)."""
     verdicts = {row.domain: row.verdict for row in rows}
     rollouts = plan_rollouts(records, verdicts, catalog, now)
     if deps.settings.revocation_timeout <= 0:
@@ -588,15 +614,18 @@ def _rollouts(
         if not wanted:
             break
         asked |= wanted
-        catalog, any_revoked = _ask_revoked(deps, trust, catalog, wanted)
-        if any_revoked:
+        catalog, any_marked = _ask_revoked(deps, trust, catalog, wanted)
+        if any_marked:
             rollouts = plan_rollouts(records, verdicts, catalog, now)
-    return tuple(r for r in rollouts if not _revoked_in(catalog, r.cas_id))
+    return tuple(r for r in rollouts if not _marked_in(catalog, r.cas_id))
 
 
-def _revoked_in(catalog: Catalog, cas_id: int) -> bool:
+def _marked_in(catalog: Catalog, cas_id: int) -> bool:
+    """Whether its CA revoked the certificate or its PEM showed a weak key or digest."""
     cert = catalog.by_id(cas_id)
-    return cert is not None and cert.revoked
+    return cert is not None and (
+        cert.revoked or bool({Code.WEAK_KEY, Code.WEAK_SIGNATURE} & set(cert.problems))
+    )
 
 
 def catalog_findings(catalog: Catalog) -> tuple[Finding, ...]:
