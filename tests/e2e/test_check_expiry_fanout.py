@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -264,3 +265,71 @@ def test_a_shard_never_run_leaves_its_scope_not_judged_never_an_all_clear(
     assert latest["run"]["domainsNotJudged"] == len(unjudged)
     assert latest["run"]["allClear"] is False
     assert {d["domain"] for d in latest["domains"]} == set(EXPECTED)
+
+
+def test_a_run_whose_shard_died_is_closed_by_the_next_sweep_with_its_scope_not_judged(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alibabacloud_oss_v2 as oss
+
+    from certpilot.jobs.check_expiry.report import run_key
+
+    # given check-expiry in FC with shards of 4 domains, and the part of shard 1 never
+    # written (as when its worker dies on every attempt)
+    cloud.load_estate({**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]})
+    register_check_expiry(cloud, CERTPILOT_RETRY_DEADLINE="5")
+    for name, value in {
+        **cloud.certpilot_env(),
+        "CERTPILOT_LOG_LEVEL": "WARNING",
+        "CERTPILOT_REPORT_BUCKET": REPORTS,
+        "CERTPILOT_SHARD_SIZE": str(SHARD_SIZE),
+    }.items():
+        monkeypatch.setenv(name, value)
+    context = fc_context(cloud, FUNCTION)
+    context.function.timeout = 120
+    run = context.request_id
+    cloud.faults(
+        {
+            "action": "oss:PutObject",
+            "where": {"key": f"{PREFIX}/runs/{run}/parts/00001.json"},
+            "error": {"code": "InternalError", "status": 500},
+            "times": 100,
+        }
+    )
+    # when the timer fires
+    first = json.loads(fc_handler("check_expiry")(json.dumps(timer()).encode(), context))
+    answers = [json.loads(r["result"]) for r in wait_shards(cloud, run)]
+    # then the run stays open: no shard merged it, no report claims anything
+    assert first["status"] == "fanned-out", first
+    assert not any(a.get("merged") for a in answers)
+    assert read_object(cloud, f"{PREFIX}/latest.json") is None
+    # when its deadline has passed and the next sweep runs
+    plan_key = f"{PREFIX}/runs/{run}/plan.json"
+    plan = json.loads(read_object(cloud, plan_key) or b"{}")
+    assert plan["deadline"] is not None
+    plan["deadline"] = "2000-01-01T00:00:00Z"
+    cloud.oss_client().put_object(
+        oss.PutObjectRequest(bucket=REPORTS, key=plan_key, body=json.dumps(plan).encode())
+    )
+    cloud.clear_faults()
+    later = fc_context(cloud, FUNCTION)
+    later.function.timeout = 120
+    second = json.loads(fc_handler("check_expiry")(json.dumps(timer()).encode(), later))
+    wait_shards(cloud, later.request_id)
+    # then it closed the stale run: shard 1's domains NOT_JUDGED, every other judged
+    assert second["closedRuns"] == [run]
+    started = datetime.fromisoformat(plan["started"].replace("Z", "+00:00"))
+    closed = json.loads(read_object(cloud, run_key(PREFIX, run, started) + ".json") or b"{}")
+    assert closed["run"]["id"] == run
+    unjudged = {
+        d["domain"]
+        for d in closed["domains"]
+        if any(f["code"] == "NOT_JUDGED" for f in d["findings"])
+    }
+    assert unjudged == {d["domain"] for d in plan["shards"][1]["domains"]}
+    assert closed["run"]["allClear"] is False
+    assert {d["domain"] for d in closed["domains"]} == set(EXPECTED)
+    # and the next sweep's own run merged as usual, with nothing left unjudged
+    latest = json.loads(read_object(cloud, f"{PREFIX}/latest.json") or b"{}")
+    assert latest["run"]["id"] == second["run"]
+    assert latest["run"]["domainsNotJudged"] == 0

@@ -36,6 +36,11 @@ Every part is written before its writer lists, and OSS lists what was written (s
 consistency): the last writer always sees all N, two that see them together race on
 `merged` and one wins. FC runs a failed asynchronous invocation again: a shard's part
 is overwritten by its retry, and a merge claimed once is never made twice.
+
+4. A shard whose worker dies on every attempt (killed past FC's timeout) writes no
+   part, and no shard merges its run. The plan names a deadline (`STALE_AFTER_TIMEOUTS`
+   function timeouts after the start); the next coordinator past it claims and merges
+   that run (`close_stale`): its missing shards' domains NOT_JUDGED, one notification.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from certpilot.core.errors import CertpilotError, CloudError, ConfigError
@@ -90,12 +95,18 @@ from certpilot.jobs.check_expiry.sweep import (
     _scoped,
     sweep_inventory,
 )
-from certpilot.jobs.deploy_cert.engine import Deps
+from certpilot.jobs.deploy_cert.engine import RUN_MARGIN, Deps
 
 _log = get_logger(__name__)
 PLAN_SCHEMA = "certpilot.check-expiry.plan/1"
 PART_SCHEMA = "certpilot.check-expiry.part/1"
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+# Chosen: a run no shard merged is closed by a later coordinator once this many
+# function timeouts have passed since it started (the invocation, FC's retry, a wait in
+# the asynchronous queue). Closing early only leaves more NOT_JUDGED, never an
+# all-clear: a part written after the close is not merged.
+STALE_AFTER_TIMEOUTS = 3
+MAX_CLOSED = 3  # stale runs closed by one coordinator, oldest first
 
 
 def self_function(context: Any) -> str | None:
@@ -160,6 +171,11 @@ def fan_out(
         return None
     run_id = deps.request_id or str(uuid.uuid4())
     started = deps.clock()
+    try:
+        closed = close_stale(deps, target, started)
+    except (CloudError, ValueError) as error:  # this run goes on; the next one tries again
+        event(_log, "stale runs not closed", level=logging.WARNING, error=type(error).__name__)
+        closed = ()
     prefix = run_prefix(target, run_id)
     split = split_buckets(shards)
     oss = deps.clients.oss
@@ -167,7 +183,7 @@ def fan_out(
         target.bucket,
         target.region,
         f"{prefix}/plan.json",
-        _json(_plan(run_id, started, options, inventory, shards)),
+        _json(_plan(run_id, started, _deadline(deps, started), options, inventory, shards)),
         JSON_TYPE,
     )
     not_invoked: list[int] = []
@@ -211,12 +227,23 @@ def fan_out(
         "splitBuckets": list(split),
         "notInvoked": not_invoked,
         "merged": merged is not None,
+        "closedRuns": list(closed),
     }
+
+
+def _deadline(deps: Deps, started: datetime) -> datetime | None:
+    """When a later coordinator may close this run if no shard merged it (None: the
+    invocation has no time budget, the run is never closed by another)."""
+    if deps.deadline is None:
+        return None
+    timeout = deps.deadline - time.monotonic() + RUN_MARGIN
+    return started + timedelta(seconds=STALE_AFTER_TIMEOUTS * max(timeout, 1.0))
 
 
 def _plan(
     run_id: str,
     started: datetime,
+    deadline: datetime | None,
     options: SweepOptions,
     inventory: Inventory,
     shards: Sequence[Shard],
@@ -225,6 +252,7 @@ def _plan(
         "schema": PLAN_SCHEMA,
         "run": run_id,
         "started": iso(started),
+        "deadline": iso(deadline),
         "reportOnly": options.report_only,
         "scope": options.scope,
         "trigger": options.trigger,
@@ -374,19 +402,65 @@ def _claim_and_merge(
 ) -> Finished | None:
     """Merge the run when all `of` parts are there and this caller wins the claim;
     None otherwise."""
-    oss = deps.clients.oss
-    keys = oss.list_keys(target.bucket, target.region, f"{prefix}/parts/")
-    if len([k for k in keys if k.endswith(".json")]) < of:
+    keys = deps.clients.oss.list_keys(target.bucket, target.region, f"{prefix}/parts/")
+    if len([k for k in keys if k.endswith(".json")]) < of or not _claim(deps, target, prefix, me):
         return None
+    return merge(deps, target, prefix)
+
+
+def _claim(deps: Deps, target: ReportTarget, prefix: str, me: str) -> bool:
+    """Create the run's `merged` marker, only if none exists: whether this caller's
+    claim is the one written."""
+    oss = deps.clients.oss
     claim = _json({"by": me, "nonce": uuid.uuid4().hex})
     marker = f"{prefix}/merged"
     # A retried create whose first attempt landed answers "exists" too: read it back.
-    if (
-        not oss.create_object(target.bucket, target.region, marker, claim, JSON_TYPE)
-        and oss.get_object(target.bucket, target.region, marker) != claim
-    ):
+    return (
+        oss.create_object(target.bucket, target.region, marker, claim, JSON_TYPE)
+        or oss.get_object(target.bucket, target.region, marker) == claim
+    )
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str):
         return None
-    return merge(deps, target, prefix)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def close_stale(deps: Deps, target: ReportTarget, now: datetime) -> tuple[str, ...]:
+    """Merge the runs whose plan is past its deadline and that no shard merged (a shard
+    whose worker died on every attempt left its part missing): their missing shards'
+    domains NOT_JUDGED. At most `MAX_CLOSED` runs, oldest first; the ids closed. A run
+    another invocation is closing (its claim written) is left to it.
+
+    Raises:
+        CloudError: the run objects cannot be listed or read.
+    """
+    runs = "/".join(p for p in (target.prefix, "runs") if p) + "/"
+    oss = deps.clients.oss
+    found: dict[str, set[str]] = {}
+    for key in oss.list_keys(target.bucket, target.region, runs):
+        run, _, rest = key[len(runs) :].partition("/")
+        found.setdefault(run, set()).add(rest)
+    closed: list[str] = []
+    for run, names in sorted(found.items()):
+        if "plan.json" not in names or "merged" in names or len(closed) >= MAX_CLOSED:
+            continue
+        prefix = runs + run
+        plan = _read(deps, target, f"{prefix}/plan.json")
+        deadline = _when(plan.get("deadline")) if plan is not None else None
+        if deadline is None or deadline > now:
+            continue
+        me = f"closer {deps.request_id or uuid.uuid4()}"
+        if _claim(deps, target, prefix, me):
+            event(_log, "stale run closed", run=run, level=logging.WARNING)
+            merge(deps, target, prefix)
+            closed.append(run)
+    return tuple(closed)
 
 
 def _read(deps: Deps, target: ReportTarget, key: str) -> Mapping[str, Any] | None:
