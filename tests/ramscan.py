@@ -42,7 +42,11 @@ RAM_NAMESPACE = {"oss": "oss", "cdn": "cdn", "cas": "yundun-cert", "fc": "fc"}
 
 # API operations whose RAM action is named differently (the API reference of each).
 # OSS GetBucketTags: "The permission of oss:GetBucketTagging is required".
-RAM_ACTION_NAMES = {("oss", "GetBucketTags"): "GetBucketTagging"}
+# OSS ListObjectsV2: "oss:ListObjects" (the API reference's permission for both list APIs).
+RAM_ACTION_NAMES = {
+    ("oss", "GetBucketTags"): "GetBucketTagging",
+    ("oss", "ListObjectsV2"): "ListObjects",
+}
 
 # Actions RAM checks on the caller beyond the API's own, per the API reference.
 # OSS PutCname: "if a certificate is attached, these three permissions are required".

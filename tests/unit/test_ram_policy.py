@@ -38,6 +38,7 @@ VALUES = {
     "ReportBucket": "certpilot-reports",
     "ReportPrefix": "certpilot/reports",
     "DeployFunction": "certpilot-deploy-cert",
+    "CheckExpiryFunction": "certpilot-check-expiry",
     "FailureQueue": "certpilot-failed",
 }
 
@@ -250,7 +251,14 @@ def test_report_objects_are_the_only_objects_and_oss_fc_are_never_granted_on_eve
         if any(a.startswith(("oss:", "fc:", "mns:")) for a in actions):
             assert "*" not in resources
         if "fc:InvokeFunction" in actions:
-            assert resources == ["acs:fc:${Region}:${AccountId}:functions/${DeployFunction}"]
+            assert resources == [
+                "acs:fc:${Region}:${AccountId}:functions/${DeployFunction}",
+                "acs:fc:${Region}:${AccountId}:functions/${CheckExpiryFunction}",
+            ]
+        if "oss:ListObjects" in actions:
+            # check-expiry's fan-out lists its run's parts: the report bucket only
+            assert actions == {"oss:ListObjects"}
+            assert resources == ["acs:oss:*:${AccountId}:${ReportBucket}"]
 
 
 def test_rendered_policy_fits_rams_size_limit_with_the_longest_values() -> None:
@@ -260,6 +268,7 @@ def test_rendered_policy_fits_rams_size_limit_with_the_longest_values() -> None:
         "ReportBucket": "b" * 63,
         "ReportPrefix": "/".join(["p" * 60] * 8),
         "DeployFunction": "f" * 128,
+        "CheckExpiryFunction": "c" * 128,
         "FailureQueue": "q" * 120,
     }
     document = text(render(_policy(), longest))
@@ -290,8 +299,9 @@ def test_rendering_fills_every_placeholder() -> None:
 
 def test_without_a_report_bucket_the_report_statement_is_left_out() -> None:
     policy = render(_policy(), {**VALUES, "ReportBucket": None})
-    assert not ramscan.policy_actions(policy) & OBJECT_ACTIONS
-    assert ramscan.policy_actions(policy) == ramscan.policy_actions(_policy()) - OBJECT_ACTIONS
+    report_actions = OBJECT_ACTIONS | {"oss:ListObjects"}
+    assert not ramscan.policy_actions(policy) & report_actions
+    assert ramscan.policy_actions(policy) == ramscan.policy_actions(_policy()) - report_actions
 
 
 @pytest.mark.parametrize(

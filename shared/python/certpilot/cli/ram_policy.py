@@ -1,11 +1,13 @@
 """`certpilot ram-policy`: the RAM policy of the functions' role, for one account.
 
 `deploy/ram-policy.json` is a template: valid JSON whose strings hold `${AccountId}`,
-`${Region}`, `${ReportBucket}`, `${ReportPrefix}`, `${DeployFunction}` and
-`${FailureQueue}`. This command fills them from its options, defaulting to the settings
-(CERTPILOT_ACCOUNT_ID, CERTPILOT_REGION, CERTPILOT_REPORT_BUCKET,
-CERTPILOT_REPORT_PREFIX, CERTPILOT_DEPLOY_FUNCTION) and, for the failure queue, to
-s.yaml's `vars.failureQueue`, and prints the policy document. Without a report bucket
+`${Region}`, `${ReportBucket}`, `${ReportPrefix}`, `${DeployFunction}`,
+`${CheckExpiryFunction}` and `${FailureQueue}`. This command fills them from its
+options, defaulting to the settings (CERTPILOT_ACCOUNT_ID, CERTPILOT_REGION,
+CERTPILOT_REPORT_BUCKET, CERTPILOT_REPORT_PREFIX, CERTPILOT_DEPLOY_FUNCTION), for
+check-expiry's own name (it invokes itself when a sweep fans out) to s.yaml's
+`certpilot-check-expiry`, and for the failure queue to s.yaml's `vars.failureQueue`,
+and prints the policy document. Without a report bucket
 the report statement is left out (check-expiry then writes no report); with
 `--no-failure-queue`, the MNS statement (for s.yaml without an asynchronous-invocation
 failure destination). Exit 0: printed;
@@ -31,6 +33,8 @@ MAX_POLICY_CHARS = 6144
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 # s.yaml's `vars.failureQueue`: the MNS queue FC sends failed asynchronous invocations to.
 FAILURE_QUEUE = "certpilot-failed"
+# s.yaml's check-expiry `functionName`: the function a sweep's fan-out invokes.
+CHECK_EXPIRY_FUNCTION = "certpilot-check-expiry"
 
 # What each placeholder may be. `*` and `?` are RAM wildcards: a value holding one
 # would widen the grant, so none of these patterns admits them.
@@ -41,6 +45,7 @@ VALUE_PATTERNS: Mapping[str, re.Pattern[str]] = {
     "ReportBucket": re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"),
     "ReportPrefix": re.compile(r"[A-Za-z0-9!\-_.'()]+(/[A-Za-z0-9!\-_.'()]+)*"),
     "DeployFunction": re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}"),
+    "CheckExpiryFunction": re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}"),
     # MNS queue names: letters, digits and hyphens, a letter or digit first, up to 120.
     "FailureQueue": re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,119}"),
 }
@@ -133,6 +138,12 @@ def register(subparsers: Any) -> None:
         help="the deploy-cert function check-expiry invokes (CERTPILOT_DEPLOY_FUNCTION)",
     )
     parser.add_argument(
+        "--check-expiry-function",
+        default=CHECK_EXPIRY_FUNCTION,
+        help="check-expiry's own function name, invoked by its fan-out"
+        f" (default {CHECK_EXPIRY_FUNCTION})",
+    )
+    parser.add_argument(
         "--failure-queue",
         default=FAILURE_QUEUE,
         help=f"the MNS queue of s.yaml's failure destination (default {FAILURE_QUEUE})",
@@ -162,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "ReportBucket": args.report_bucket or settings.report_bucket,
         "ReportPrefix": (args.report_prefix or settings.report_prefix).strip("/"),
         "DeployFunction": args.deploy_function or settings.deploy_function,
+        "CheckExpiryFunction": args.check_expiry_function,
         "FailureQueue": None if args.no_failure_queue else args.failure_queue,
     }
     if not values["AccountId"]:
