@@ -33,10 +33,7 @@ NOT_DEPLOYED = {
     settings.ACCESS_KEY_SECRET: "FC hands the role's STS credentials in context.credentials",
     settings.SECURITY_TOKEN: "FC hands the role's STS credentials in context.credentials",
 }
-# Settings another branch adds (check-expiry's fan-out, issue 12): s.yaml sets them
-# already; once core/settings.py lists them this set no longer widens anything.
-PENDING = {"CERTPILOT_SHARD_SIZE": "check-expiry"}
-KNOWN = set(settings.ALL_VARIABLES) | set(PENDING)
+KNOWN = set(settings.ALL_VARIABLES)
 # The secret settings: those `Settings` keeps as `Secret`.
 SECRETS = {
     value
@@ -405,11 +402,10 @@ def test_each_function_gets_exactly_the_settings_it_reads(name: str) -> None:
     # never deployed, and what s.yaml sets for it
     function = FUNCTIONS[name]
     wanted = read_by(function) - set(NOT_DEPLOYED)
-    pending = {v for v, reader in PENDING.items() if reader == name}
     written = set(function.props["environmentVariables"])
     # then it sets every one of them, and nothing the function does not read
     assert wanted <= written, sorted(wanted - written)
-    assert written <= wanted | pending, sorted(written - wanted - pending)
+    assert written <= wanted, sorted(written - wanted)
 
 
 def test_notification_and_report_settings_reach_check_expiry_only() -> None:
