@@ -449,6 +449,33 @@ def test_fc_invoke_sync_async_and_failures(cloud: Any, tmp_path: Path) -> None:
     assert missing.value.code == "FunctionNotFound"
 
 
+SLOW_HANDLER = """
+import json
+import time
+
+def handler(event, context):
+    time.sleep(json.loads(event)["sleep"])
+    return {"request_id": context.request_id}
+"""
+
+
+def test_fc_sync_invoke_waits_for_a_run_longer_than_the_read_timeout(
+    cloud: Any, tmp_path: Path
+) -> None:
+    # given a function that takes longer than certpilot's API read timeout
+    code = tmp_path / "slow.py"
+    code.write_text(SLOW_HANDLER)
+    cloud.register_function("slow", code)
+    clients = make_clients(cloud, CERTPILOT_READ_TIMEOUT="0.5")
+    invocations_before = cloud.action_stats("fc:InvokeFunction")["calls"]
+    # when it is invoked synchronously
+    reply = clients.fc.invoke("slow", b'{"sleep": 1.5}', asynchronous=False)
+    # then the reply is the function's, and the function ran once (no retry on a read
+    # timeout that would have run it a second time)
+    assert reply is not None and json.loads(reply)["request_id"]
+    assert cloud.action_stats("fc:InvokeFunction")["calls"] - invocations_before == 1
+
+
 def test_fc_refuses_an_async_payload_over_128_kb_before_sending(cloud: Any, tmp_path: Path) -> None:
     # given a registered function
     code = tmp_path / "echo.py"

@@ -16,6 +16,9 @@ SERVICE = "fc"
 ACTION = "InvokeFunction"
 # Documented: FC refuses an asynchronous payload over 128 KB (400 `EntityTooLarge`).
 ASYNC_PAYLOAD_LIMIT = 128 * 1024
+# A synchronous invocation answers when the function returns: up to its timeout (FC's
+# maximum is 86,400 s; s.yaml sets 600-900 s), not within the read timeout of an API call.
+SYNC_WAIT_DEFAULT = 900.0
 
 
 class FunctionError(CloudError):
@@ -41,9 +44,18 @@ class FcAdapter(TeaAdapter):
     """Function Compute operations certpilot needs. All raise CloudError subclasses."""
 
     def invoke(
-        self, function_name: str, payload: bytes, *, asynchronous: bool, qualifier: str = "LATEST"
+        self,
+        function_name: str,
+        payload: bytes,
+        *,
+        asynchronous: bool,
+        qualifier: str = "LATEST",
+        sync_wait: float = SYNC_WAIT_DEFAULT,
     ) -> bytes | None:
         """Invoke `function_name` with `payload`; its reply bytes, or None when asynchronous.
+
+        A synchronous call waits up to `sync_wait` seconds for the function's reply (the
+        API's read timeout would cut a run short and the retry would run it again).
 
         An asynchronous call may be retried on a 5xx or a dropped connection, and FC
         itself runs a failed asynchronous invocation again (3 retries by default), so
@@ -54,6 +66,7 @@ class FcAdapter(TeaAdapter):
             FunctionError: the function raised (synchronous calls).
             CloudError: the call failed (NotFoundError for an unknown function).
         """
+        import copy
         import io
 
         if asynchronous and len(payload) > ASYNC_PAYLOAD_LIMIT:
@@ -69,6 +82,9 @@ class FcAdapter(TeaAdapter):
 
         client = self._client()
         runtime = self._runtime()
+        if not asynchronous:
+            runtime = copy.copy(runtime)
+            runtime.read_timeout = int(sync_wait * 1000)
         headers = models.InvokeFunctionHeaders(
             x_fc_invocation_type="Async" if asynchronous else "Sync"
         )
