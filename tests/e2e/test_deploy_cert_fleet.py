@@ -10,13 +10,13 @@ made once every node served the new certificate.
 
 from __future__ import annotations
 
-import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from alibabacloud_cdn20180510 import models as cdn_models
 
 from tests.e2e.deploy_helpers import cloudevent, invoke, issue, use_estate
+from tests.integration.polling import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -47,18 +47,24 @@ def test_a_rollout_under_node_by_node_propagation_and_busy_domains_is_never_repo
     cloud: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given CDN domains behind an edge of 3 nodes that each switch at their own time
-    # within a 1.5 s propagation, two of them still configuring a feature change
+    # within a 1.5 s propagation, two of them still configuring an earlier change (held
+    # `configuring` until the run has been refused on both, whatever the machine's speed)
     use_estate(cloud, monkeypatch, fleet_estate(), verify_deadline=10.0)
     cloud.settings(propagation_delay=PROPAGATION, edge_nodes=3, edge_node_selection="round_robin")
     new = issue(cloud, ["*.example.com"], days=120)
-    gzip = [{"functionName": "gzip", "functionArgs": [{"argName": "enable", "argValue": "on"}]}]
-    cloud.cdn_client().batch_set_cdn_domain_config(
-        cdn_models.BatchSetCdnDomainConfigRequest(
-            domain_names=",".join(BUSY), functions=json.dumps(gzip)
+    for domain in BUSY:
+        cloud.admin("POST", "cdn/status", {"domain": domain, "status": "configuring"})
+    # When the renewal is rolled out, and the earlier change settles meanwhile
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(invoke, cloud, cloudevent(cloud, new["certId"]))
+        poll(
+            lambda: cloud.action_stats("cdn:SetCdnDomainSSLCertificate")["errors"],
+            lambda refused: refused >= len(BUSY) or running.done(),
+            timeout=30.0,
         )
-    )
-    # When the renewal is rolled out
-    summary = invoke(cloud, cloudevent(cloud, new["certId"]))
+        for domain in BUSY:
+            cloud.admin("POST", "cdn/status", {"domain": domain, "status": None})
+        summary = running.result(timeout=60)
     # Then every domain is verified (none could be left unwritten or rolled back here)
     results = {r["domain"]: r for r in summary["results"]}
     assert {results[d]["outcome"] for d in (*CDN, *OSS)} == {"deployed"}, summary["results"]
