@@ -49,16 +49,12 @@ bench: $(STAMP)
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/cold_start.py
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/deploy_scale.py
 
-# The FC layer: certpilot plus its pinned runtime dependencies as Linux x86_64 wheels for
-# FC's python3.10, compiled to .pyc so cold starts skip compilation.
+# The FC layer, build/layer.zip (`python/` = /opt/python in FC): certpilot plus its pinned
+# runtime dependencies as Linux x86_64 wheels for FC's python3.10, byte code compiled by a
+# python3.10 (found on PATH or in pyenv; LAYER_PYTHON=path names one), no tests or caches.
+# The wheels are downloaded once into build/wheelhouse. Prints the zip's size and files.
 layer: $(STAMP)
-	rm -rf build/layer && mkdir -p build/layer/python
-	$(PY) -m pip install --quiet --disable-pip-version-check --target build/layer/python \
-		--platform manylinux2014_x86_64 --python-version 3.10 --implementation cp \
-		--only-binary=:all: -r shared/requirements.txt
-	cp -r shared/python/certpilot build/layer/python/
-	$(PY) -m compileall -q build/layer/python
-	@echo "layer ready in build/layer"
+	$(PY) scripts/build_layer.py $(if $(LAYER_PYTHON),--python $(LAYER_PYTHON))
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .pytest_cache .ruff_cache .import_linter_cache
