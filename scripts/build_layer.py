@@ -1,7 +1,7 @@
 """`make layer`: the Function Compute layer as a zip, `build/layer.zip`.
 
     python scripts/build_layer.py [--out build/layer.zip] [--python PATH]
-                                  [--wheelhouse DIR] [--no-pyc]
+                                  [--wheelhouse DIR]
 
 The zip holds `python/` (FC mounts a layer at `/opt`, so this is `/opt/python`, on the
 runtime's `sys.path`):
@@ -9,8 +9,9 @@ runtime's `sys.path`):
 - `python/certpilot`: the package from `shared/python/certpilot`;
 - the runtime dependencies of `shared/requirements.txt` and theirs, as binary wheels for
   FC's platform and runtime (`manylinux2014_x86_64`, CPython 3.10: `s.yaml`'s
-  `python3.10`), whatever machine builds it. Nothing else: no CLI-only extra, no
-  development tool;
+  `python3.10`), whatever the build machine's own Python. Nothing else: no CLI-only
+  extra, no development tool. pip resolves them for a local python3.10 (`--python`), so
+  version markers are 3.10's; OS markers are the build machine's: build on Linux;
 - byte code for CPython 3.10 beside every module (`__pycache__/*.cpython-310.pyc`),
   compiled by a python3.10 interpreter, as unchecked-hash pycs (PEP 552): the layer is
   read-only and never changes under its byte code, so the runtime loads the pyc without
@@ -19,8 +20,9 @@ runtime's `sys.path`):
 Left out: test suites (`tests/`, `test/`, pycryptodome's `Crypto/SelfTest`), type stubs
 (`*.pyi`, read by type checkers only), Cython sources (`*.pyx`, `*.pxd`: compiled in),
 console scripts (`bin/`: they name the build machine's interpreter), byte code of any
-other Python and every other cache. Kept: sources (tracebacks show lines) and
-`*.dist-info` (licences, and `importlib.metadata` reads it).
+other Python and every other cache, pip's `direct_url.json` and `REQUESTED` (the build
+machine's paths). Kept: sources (tracebacks show lines) and `*.dist-info` (licences,
+and `importlib.metadata` reads it).
 
 Reproducible: entries in sorted order, one fixed timestamp and mode, byte code that
 records no time and the path it will have in FC (`/opt/python/...`).
@@ -29,13 +31,12 @@ The wheels are downloaded once per requirements file content into the wheelhouse
 (default `build/wheelhouse`), then installed from it offline.
 
 Exit codes: 0 built (prints the zip's path, size and file count), 1 a step failed,
-2 no python3.10 to compile with (name one with `--python`, or build `--no-pyc`).
+2 no python3.10 (name one with `--python`).
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import hashlib
 import os
 import shutil
@@ -58,6 +59,8 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # Folders no runtime imports: test suites.
 DROP_DIRS = frozenset({"tests", "test", "__pycache__", "SelfTest"})
 DROP_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pyc", ".pyo")
+# pip's notes on how it installed a wheel: the wheel's path on the build machine.
+DROP_FILES = frozenset({"direct_url.json", "REQUESTED"})
 
 
 class BuildError(Exception):
@@ -98,8 +101,9 @@ def find_python(explicit: str | None) -> Path | None:
         on_path = shutil.which("python3.10")
         if on_path:
             candidates.append(on_path)
-        pyenv = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
-        candidates += sorted(glob.glob(f"{pyenv}/versions/3.10*/bin/python3.10"), reverse=True)
+        pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        found = (pyenv / "versions").glob("3.10*/bin/python3.10")
+        candidates += sorted((str(p) for p in found), reverse=True)
         candidates += ["/usr/bin/python3.10", "/usr/local/bin/python3.10"]
     want = ".".join(str(n) for n in PYTHON_VERSION)
     check = "import sys; print(sys.implementation.name, '%d.%d' % sys.version_info[:2])"
@@ -115,21 +119,28 @@ def find_python(explicit: str | None) -> Path | None:
     return None
 
 
-def _pip(args: list[str], *, isolated: bool) -> None:
-    argv = [sys.executable, "-m", "pip", *(["--isolated"] if isolated else []), *args]
+def _pip(python: Path | None, args: list[str], *, isolated: bool) -> None:
+    # `--python`: pip resolves for that interpreter, whose version the requirement
+    # markers (`async-timeout; python_version < "3.11"`) are evaluated against; pip's
+    # `--python-version` only selects wheel tags.
+    argv = [sys.executable, "-m", "pip", *(["--python", str(python)] if python else [])]
+    argv += [*(["--isolated"] if isolated else []), *args]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BuildError(f"pip {args[0]} failed:\n{done.stderr.strip()}")
 
 
-def wheelhouse(root: Path, requirements: Path) -> Path:
+def wheelhouse(python: Path, root: Path, requirements: Path) -> Path:
     """The wheels of `requirements` and their dependencies for FC's platform, in a folder
     of `root` named after the requirements' content: downloaded the first time only.
 
     Raises:
         BuildError: pip could not download them.
     """
-    digest = hashlib.sha256(requirements.read_bytes() + PLATFORM.encode()).hexdigest()[:16]
+    # The key names how the wheels were chosen: the requirements, the platform, and the
+    # resolution by a python3.10 (markers), which earlier wheelhouses lacked.
+    key = requirements.read_bytes() + f"{PLATFORM} markers-by-python3.10".encode()
+    digest = hashlib.sha256(key).hexdigest()[:16]
     version = "".join(str(n) for n in PYTHON_VERSION)
     home = root / f"cp{version}-{PLATFORM}-{digest}"
     if home.is_dir():
@@ -138,6 +149,7 @@ def wheelhouse(root: Path, requirements: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
         _pip(
+            python,
             ["download", "--quiet", *target_flags(), "-r", str(requirements), "-d", str(staging)],
             isolated=False,  # the user's index, proxy and certificate settings apply
         )
@@ -149,25 +161,25 @@ def wheelhouse(root: Path, requirements: Path) -> Path:
     return home
 
 
-def install(wheels: Path, requirements: Path, site: Path) -> None:
-    """Install `requirements` from `wheels` (offline) into `site`, without byte code.
+def install(wheels: Path, site: Path) -> None:
+    """Install every wheel of `wheels` (the resolved set: `wheelhouse`) into `site`,
+    offline, without byte code, plus certpilot.
 
     Raises:
         BuildError: pip failed.
     """
     _pip(
+        None,  # nothing to resolve: the wheelhouse is the resolution
         [
             "install",
             "--quiet",
             "--no-index",
-            "--find-links",
-            str(wheels),
+            "--no-deps",
             "--no-compile",  # pip would compile for its own Python, not FC's
             *target_flags(),
             "--target",
             str(site),
-            "-r",
-            str(requirements),
+            *sorted(str(w) for w in wheels.glob("*.whl")),
         ],
         isolated=True,  # only the wheelhouse: no find-links or constraints of this machine
     )
@@ -186,7 +198,7 @@ def prune(site: Path) -> None:
                 keep.append(name)
         dirs[:] = keep
         for name in files:
-            if name.endswith(DROP_SUFFIXES):
+            if name.endswith(DROP_SUFFIXES) or name in DROP_FILES:
                 (Path(folder) / name).unlink()
 
 
@@ -243,20 +255,20 @@ def write_zip(stage: Path, out: Path) -> Layer:
     return Layer(out, out.stat().st_size, len(paths))
 
 
-def build(out: Path, wheels_root: Path, python: Path | None) -> Layer:
-    """Build the layer zip at `out` (byte code compiled by `python`, none when None).
+def build(out: Path, wheels_root: Path, python: Path) -> Layer:
+    """Build the layer zip at `out` for `python` (a CPython 3.10), which resolves the
+    requirements' markers and compiles the byte code.
 
     Raises:
         BuildError: a step failed.
     """
-    wheels = wheelhouse(wheels_root, REQUIREMENTS)
+    wheels = wheelhouse(python, wheels_root, REQUIREMENTS)
     with tempfile.TemporaryDirectory(prefix="layer-") as tmp:
         stage = Path(tmp)
         site = stage / "python"
-        install(wheels, REQUIREMENTS, site)
+        install(wheels, site)
         prune(site)
-        if python is not None:
-            compile_pyc(python, site)
+        compile_pyc(python, site)
         return write_zip(stage, out)
 
 
@@ -265,19 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "build" / "layer.zip")
     parser.add_argument("--wheelhouse", type=Path, default=REPO / "build" / "wheelhouse")
-    parser.add_argument("--python", help="a CPython 3.10 to compile the byte code with")
-    parser.add_argument("--no-pyc", action="store_true", help="ship sources only")
+    parser.add_argument("--python", help="the CPython 3.10 to resolve and compile for")
     args = parser.parse_args(argv)
-    python = None
-    if not args.no_pyc:
-        python = find_python(args.python)
-        if python is None:
-            print(
-                "no CPython 3.10 found to compile the layer's byte code (FC runs python3.10 "
-                "and byte code is version specific): pass --python PATH, or --no-pyc",
-                file=sys.stderr,
-            )
-            return 2
+    python = find_python(args.python)
+    if python is None:
+        print(
+            "no CPython 3.10 found (python3.10 on PATH, pyenv): FC runs python3.10; the "
+            "requirements' markers are resolved and the byte code compiled by one. "
+            "Install one or pass --python PATH",
+            file=sys.stderr,
+        )
+        return 2
     try:
         layer = build(args.out.resolve(), args.wheelhouse.resolve(), python)
     except BuildError as err:
