@@ -14,13 +14,13 @@ Without a python3.10 on the machine (PATH, pyenv) the tests skip, saying so.
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import os
 import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -139,38 +139,53 @@ def bare_env(**extra: str) -> dict[str, str]:
     return {**keep, **extra}
 
 
+def build_once(python310: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The layer zip of this test run and what the build printed: built by the first
+    xdist worker that asks, under a lock, and shared with the others (a run's workers
+    share the parent of their temporary folders)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, printed = shared / "layer-build" / "layer.zip", shared / "layer-build" / "stdout"
+    with open(shared / "layer-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not out.exists():
+            out.parent.mkdir(exist_ok=True)
+            done = run(
+                [
+                    sys.executable,
+                    REPO / "scripts" / "build_layer.py",
+                    "--out",
+                    out,
+                    "--wheelhouse",
+                    Path(sys.prefix) / "layer-wheelhouse",
+                    "--python",
+                    python310,
+                ],
+                out.parent,
+                os.environ.copy(),
+            )
+            assert done.returncode == 0, done.stderr
+            printed.write_text(done.stdout, encoding="utf-8")
+    return out, printed.read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     python310 = find_python(None)
     if python310 is None:
         pytest.skip(
             "no CPython 3.10 on this machine (python3.10 on PATH, pyenv): FC's runtime, "
             "the one the layer's byte code is compiled for and imported by"
         )
+    out, stdout = build_once(python310, tmp_path_factory)
     work = tmp_path_factory.mktemp("layer")
-    out = work / "layer.zip"
-    done = run(
-        [
-            sys.executable,
-            REPO / "scripts" / "build_layer.py",
-            "--out",
-            out,
-            "--wheelhouse",
-            Path(sys.prefix) / "layer-wheelhouse",
-            "--python",
-            python310,
-        ],
-        work,
-        os.environ.copy(),
-    )
-    assert done.returncode == 0, done.stderr
     opt = work / "opt"
     with zipfile.ZipFile(out) as archive:
         archive.extractall(opt)
     venv = work / "venv"
     made = run([python310, "-m", "venv", "--without-pip", venv], work, bare_env())
     assert made.returncode == 0, made.stderr
-    yield Built(out, done.stdout, opt, venv / "bin" / "python")
+    return Built(out, stdout, opt, venv / "bin" / "python")
 
 
 def layer_env(built: Built, layer: Path, **extra: str) -> dict[str, str]:
