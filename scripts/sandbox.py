@@ -14,129 +14,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_ESTATE = REPO / "emulator" / "estates" / "demo.json"
-READY_TIMEOUT = 30.0
-RENEWED = {"sans": ["*.example.com"], "days": 90, "name": "wildcard-example-com-renewed"}
-# The Tea SDKs would send even 127.0.0.1 traffic through a configured proxy.
-PROXY_VARIABLES = (
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
+from _estate import (
+    DEMO_ESTATE,
+    PROXY_VARIABLES,
+    REPO,
+    EstateError,
+    admin,
+    exports,
+    issue_renewed,
+    start_emulator,
+    stop_emulator,
 )
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class SandboxError(RuntimeError):
-    """The emulator did not start, or an admin call failed."""
-
-
-def start_emulator(
-    estate: Path, port: int, extra: Sequence[str], log: TextIO
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start the emulator (its log to `log`) and return it with its ready line.
-
-    It gets its own session, so a Ctrl-C reaches the sandbox, which stops it in order;
-    `--watch-stdin` ends it too should the sandbox die without stopping it.
-
-    Raises:
-        SandboxError: it exited or printed no ready line within READY_TIMEOUT.
-    """
-    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
-    argv = [sys.executable, "-m", "emulator", "--port", str(port), "--estate", str(estate)]
-    process = subprocess.Popen(
-        [*argv, "--watch-stdin", *extra],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        start_new_session=True,
-    )
-    stdout = process.stdout
-    assert stdout is not None
-    lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(READY_TIMEOUT)
-    if not lines or not lines[0].strip():
-        stop_emulator(process)
-        raise SandboxError("the emulator did not start; see its log")
-    return process, json.loads(lines[0])
-
-
-def stop_emulator(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the emulator and wait for it (SIGKILL after 10 s)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdin is not None:
-        process.stdin.close()
-
-
-def admin(api: str, method: str, path: str, body: Any = None) -> Any:
-    """Call the emulator's admin API (`/_emulator/<path>`) and return its JSON answer.
-
-    Raises:
-        SandboxError: the API is not the emulator's local http:// URL, or the call failed.
-    """
-    if not api.startswith("http://"):
-        raise SandboxError(f"unexpected emulator API URL {api!r}")
-    data = None if body is None else json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(  # noqa: S310 (http:// checked above)
-        f"{api}/_emulator/{path}",
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with _NO_PROXY.open(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-    except OSError as err:
-        raise SandboxError(f"emulator admin {method} {path}: {err}") from None
-
-
-def exports(info: dict[str, Any]) -> dict[str, str]:
-    """The environment that points certpilot at the emulator described by `info`
-    (its ready line): README "Settings" names."""
-    env = {
-        "CERTPILOT_ENDPOINT": info["api"],
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": info["access_key_id"],
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": info["access_key_secret"],
-        "CERTPILOT_ACCOUNT_ID": info["account_id"],
-        "CERTPILOT_EDGE_HTTPS": info["https"],
-        "CERTPILOT_EDGE_HTTP": info["http"],
-        "CERTPILOT_CA_BUNDLE": info["ca_bundle"],
-        # The emulator's propagation is short: a failed verification need not wait 120 s.
-        "CERTPILOT_VERIFY_DEADLINE": "15",
-    }
-    if info.get("security_token"):
-        env["ALIBABA_CLOUD_SECURITY_TOKEN"] = info["security_token"]
-    if info.get("region"):
-        env["CERTPILOT_REGION"] = info["region"]
-    if info.get("cas_region"):
-        env["CERTPILOT_CAS_REGION"] = info["cas_region"]
-    return env
 
 
 def prepare(info: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -145,7 +42,7 @@ def prepare(info: dict[str, Any], folder: Path) -> dict[str, Any]:
     Returns `{"certId", "event", "chain"}` (`chain` is None when the emulator's state
     does not show the PEM).
     """
-    issued = admin(info["api"], "POST", "cas/issue", RENEWED)
+    issued = issue_renewed(info["api"])
     event = folder / "deploy-cert.json"
     event.write_text(json.dumps({"certId": issued["identifier"]}) + "\n", encoding="utf-8")
     certificates = admin(info["api"], "GET", "state").get("certificates") or {}
@@ -198,8 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_path = folder / "emulator.log"
         with log_path.open("w", encoding="utf-8") as log:
             try:
-                process, info = start_emulator(args.estate, args.port, args.extra, log)
-            except SandboxError as err:
+                process, info = start_emulator(log, args.estate, port=args.port, extra=args.extra)
+            except EstateError as err:
                 sys.stderr.write(f"sandbox: {err}:\n{log_path.read_text(errors='replace')}")
                 return 1
             try:
@@ -211,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except KeyboardInterrupt:
                 print("\n# sandbox stopped", flush=True)
                 return 0
-            except SandboxError as err:
+            except EstateError as err:
                 sys.stderr.write(f"sandbox: {err}\n")
                 return 1
             finally:

@@ -167,7 +167,12 @@ def render(result: SweepResult, fmt: str) -> str:
         from certpilot.jobs.check_expiry.render_html import render_html
 
         return render_html(report)
-    summary = summary_of(result)
+    return render_table(summary_of(result))
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    """The terminal's table of a sweep summary (check-expiry's JSON summary, as the
+    handler returns it): a row per domain with its finding codes, then the headline."""
     rows = summary["rows"]
     table = [[*_COLUMNS, "findings"]] + [[*_cells(r), _codes(r)] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(_COLUMNS))]
