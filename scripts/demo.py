@@ -18,7 +18,9 @@ The events go to `<out>/events/` (run them again with `make sandbox`). Each step
 timed. Exit 0 when every step's outcome is the one the story expects, 1 otherwise
 (the step and what differed on stderr).
 
-Usage: python scripts/demo.py [--out DIR]   (default build/demo)
+Usage: python scripts/demo.py [--out DIR] [--estate FILE]
+(defaults: build/demo, emulator/estates/demo.json; another estate tells another story,
+which the demo says differs from the expected one)
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Story:
 
     info: dict[str, Any]
     out: Path
+    estate: Path
     timings: list[tuple[str, float]] = field(default_factory=list)
     events: int = 0
     current: str = "0"
@@ -204,8 +207,8 @@ def setup(story: Story) -> None:
     )
     state = admin(story.info["api"], "GET", "state")
     say(
-        f"OSS, CDN, CAS, FC and a live HTTPS edge on 127.0.0.1, loaded with "
-        f"{shown(DEMO_ESTATE)}: {len(state['buckets']) - 1} buckets, "
+        f"OSS, CDN, CAS, FC and a live HTTPS edge at {story.info['api']}, loaded with "
+        f"{shown(story.estate)}: {len(state['buckets']) - 1} buckets, "
         f"{len(state['cdn_domains'])} CDN domains, {len(state['certificates'])} certificates"
     )
     say(f"deploy-cert registered in FC as {DEPLOY_FUNCTION}; reports go to oss://{REPORTS}/")
@@ -500,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; returns the exit status (module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=OUT, help="where the files go (build/demo)")
+    parser.add_argument("--estate", type=Path, default=DEMO_ESTATE, help="the estate to load")
     args = parser.parse_args(argv)
     out: Path = args.out.resolve()
     (out / "events").mkdir(parents=True, exist_ok=True)
@@ -515,9 +519,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         story: Story | None = None
         try:
             with contextlib.ExitStack() as stack:
-                say("\n== 0. the emulator, with the demo estate ==")
+                say("\n== 0. the emulator and its estate ==")
                 t0 = time.monotonic()
-                process, info = start_emulator(log)
+                process, info = start_emulator(log, args.estate)
                 stack.callback(stop_emulator, process)
                 env = without_proxies(os.environ)
                 os.environ.clear()
@@ -530,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "CERTPILOT_LOG_LEVEL": "ERROR",
                     }
                 )
-                story = Story(info, out)
+                story = Story(info, out, args.estate.resolve())
                 setup(story)
                 story.timings.append(("0", time.monotonic() - t0))
                 say(f"({story.timings[-1][1]:.1f} s)")

@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = json.loads((REPO / "emulator" / "estates" / "demo.json").read_text())
 PEM_KEY_MARK = "PRIVATE" + " KEY"
 HEADINGS = [
-    "== 0. the emulator",
+    "== 0. the emulator and its estate",
     "== 1. check-expiry, report-only",
     "== 2. deploy-cert",
     "== 3. enforce-https",
@@ -30,6 +32,7 @@ HEADINGS = [
     "== 5. before -> after",
     "== 6. the HTML report",
 ]
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 VOID = {"meta", "br", "hr", "img", "link", "input", "wbr", "col", "source"}
 
 
@@ -143,3 +146,37 @@ def test_make_demo_tells_the_whole_story_offline_in_under_a_minute(tmp_path: Pat
     # and no private key anywhere
     for text in (html, output, done.stderr, *((out / "events" / e).read_text() for e in events)):
         assert PEM_KEY_MARK not in text
+
+
+def test_the_demo_says_which_step_differs_and_exits_1_when_the_story_does_not_hold(
+    tmp_path: Path,
+) -> None:
+    # given an estate with nothing wrong in it (so the first sweep finds no problem)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # when the demo runs on it
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "demo.py"),
+            "--out",
+            str(tmp_path / "demo"),
+            "--estate",
+            str(REPO / "emulator" / "estates" / "minimal.json"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # then it stops at step 1, says so, and exits 1
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith("demo: step 1: not as expected"), done.stderr
+    assert HEADINGS[1] in done.stdout and HEADINGS[2] not in done.stdout
+    assert "Traceback" not in done.stderr
+    # and the emulator it started is gone
+    api = re.search(r"live HTTPS edge at (http://127\.0\.0\.1:\d+)", done.stdout)
+    assert api is not None
+    with pytest.raises(urllib.error.URLError):
+        _NO_PROXY.open(f"{api.group(1)}/_emulator/info", timeout=5)
