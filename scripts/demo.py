@@ -149,7 +149,7 @@ def shown(path: Path) -> str:
 
 
 def timer(report_only: bool) -> dict[str, Any]:
-    """The FC timer trigger's event, as `s.yaml` sets it up for check-expiry."""
+    """The event FC's timer trigger sends check-expiry (events/check-expiry.timer.json)."""
     return {
         "triggerTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "triggerName": "certpilot-daily",
@@ -215,6 +215,7 @@ def setup(story: Story) -> None:
 
 
 def report_only(story: Story) -> dict[str, Any]:
+    """Step 1: the daily sweep, report-only; its summary (the "before")."""
     summary = story.invoke("check-expiry", timer(True), "the daily timer, reportOnly")
     say(render_table(summary).rstrip())
     expect(summary["reportOnly"] is True, "check-expiry did not run report-only")
@@ -227,6 +228,8 @@ def report_only(story: Story) -> dict[str, Any]:
 
 
 def renewal(story: Story, before: dict[str, Any]) -> dict[str, Any]:
+    """Step 2: CAS issues the renewal, its certificate-issued event goes to deploy-cert;
+    the issued certificate (CAS's answer)."""
     issued = issue_renewed(story.info["api"])
     say(
         f"CAS issued certificate {issued['certId']} ({issued['name']}) for *.example.com, "
@@ -271,6 +274,8 @@ def renewal(story: Story, before: dict[str, Any]) -> dict[str, Any]:
 
 
 def new_domain(story: Story, renewed: dict[str, Any]) -> None:
+    """Step 3: a domain bound to a new bucket through the OSS API, then enforce-https on
+    the PutCname ActionTrail event (events/enforce-https.oss-putcname.json, this one's)."""
     import alibabacloud_oss_v2 as oss
 
     client = story.oss()
@@ -283,8 +288,8 @@ def new_domain(story: Story, renewed: dict[str, Any]) -> None:
         oss.CreateCnameTokenRequest(bucket=APP_BUCKET, bucket_cname_configuration=binding)
     ).cname_token
     # The emulator plays DNS: the ownership proof OSS checks before binding.
-    admin(story.info["api"], "POST", "oss/dns-txt", {"name": f"_dnsauth.{APP_DOMAIN}",
-                                                      "value": token.token})  # fmt: skip
+    proof = {"name": f"_dnsauth.{APP_DOMAIN}", "value": token.token}
+    admin(story.info["api"], "POST", "oss/dns-txt", proof)
     client.put_cname(oss.PutCnameRequest(bucket=APP_BUCKET, bucket_cname_configuration=binding))
     say(f"OSS API: PutBucket {APP_BUCKET}, CreateCnameToken, PutCname {APP_DOMAIN}")
     account = story.info["account_id"]
@@ -309,7 +314,7 @@ def new_domain(story: Story, renewed: dict[str, Any]) -> None:
         )
     for b in summary["buckets"]:
         say(f"  bucket {b['bucket']}: {b['outcome']} ({b['detail']})")
-    [domain] = [d for d in summary["domains"] if d["domain"] == APP_DOMAIN] or [None]
+    domain = next((d for d in summary["domains"] if d["domain"] == APP_DOMAIN), None)
     expect(summary["status"] == "enforced", f"enforce-https status {summary['status']}")
     expect(domain is not None and domain["outcome"] == "enforced", f"{APP_DOMAIN}: {domain}")
     expect(
@@ -338,9 +343,10 @@ def wait_async(story: Story, since: int) -> list[dict[str, Any]]:
 
 
 def repairs(story: Story) -> tuple[dict[str, Any], dict[str, Any]]:
-    seen = len(admin(story.info["api"], "GET", f"invocations?function={DEPLOY_FUNCTION}")[
-        "invocations"
-    ])  # fmt: skip
+    """Step 4: the sweep with repairs, its deploy-cert invocations in FC waited for, then
+    the sweep again, which must find nothing to repair; both summaries."""
+    listing = admin(story.info["api"], "GET", f"invocations?function={DEPLOY_FUNCTION}")
+    seen = len(listing["invocations"])
     repaired = story.invoke("check-expiry", timer(False), "the daily timer, with repairs")
     rows = [
         (
@@ -365,15 +371,19 @@ def repairs(story: Story) -> tuple[dict[str, Any], dict[str, Any]]:
         f"deploy-cert in FC (asynchronous): {len(invocations)} invocation(s): {', '.join(outcomes)}"
     )
     expect(len(invocations) == len(repaired["repairs"]), "not one FC invocation per rollout")
-    expect(
-        all(r["status"] == "succeeded" and outcome == "deployed"
-            for r, outcome in zip(invocations, outcomes, strict=True)),
-        f"deploy-cert in FC: {outcomes}",
-    )  # fmt: skip
+    succeeded = [r["status"] == "succeeded" for r in invocations]
+    expect(all(succeeded) and set(outcomes) <= {"deployed"}, f"deploy-cert in FC: {outcomes}")
 
     clean = story.invoke("check-expiry", timer(False), "the timer once more")
     settled = clean["settledRepairs"]
     confirmed = sum(s["status"] == "confirmed" for s in settled)
+    expect(not clean["repairs"] and not clean["restored"], "the last sweep still repaired")
+    expect(not clean["notJudged"], f"not judged: {clean['notJudged']}")
+    pending = {d for r in repaired["repairs"] for d in r["domains"]}
+    expect(
+        confirmed == len(settled) and {s["domain"] for s in settled} == pending,
+        f"rollouts not confirmed: {settled}",
+    )
     say(
         f"nothing left to repair: {len(clean['repairs'])} repairs invoked, "
         f"{len(clean['restored'])} restored; {confirmed} earlier rollout(s) confirmed"
@@ -388,13 +398,6 @@ def repairs(story: Story) -> tuple[dict[str, Any], dict[str, Any]]:
         say("what remains is not for certpilot to repair (it needs a person):")
         for domain, code, message in left:
             say(f"  {code}  {domain}: {message}")
-    expect(not clean["repairs"] and not clean["restored"], "the last sweep still repaired")
-    expect(not clean["notJudged"], f"not judged: {clean['notJudged']}")
-    pending = {d for r in repaired["repairs"] for d in r["domains"]}
-    expect(
-        confirmed == len(settled) and {s["domain"] for s in settled} == pending,
-        f"rollouts not confirmed: {settled}",
-    )
     return repaired, clean
 
 
@@ -417,6 +420,8 @@ def _cells(row: dict[str, Any] | None) -> tuple[str, str, str, str, str]:
 
 
 def side_by_side(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Step 5: per domain, certificate, days left, HTTPS forced, HSTS and the error and
+    warning findings, before -> after; no domain may have got worse."""
     old, new = rows_of(before), rows_of(after)
     lines = []
     for domain in sorted(old.keys() | new.keys()):
@@ -439,11 +444,13 @@ def side_by_side(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 
 def html_report(story: Story, clean: dict[str, Any]) -> Path:
+    """Step 6: the HTML report the last sweep stored in OSS, read back through the OSS
+    API and written to `<out>/report.html`; its path."""
     import alibabacloud_oss_v2 as oss
 
     keys = clean["report"]["keys"]
     expect(clean["report"]["stored"] is True, f"report not stored: {clean['report']['error']}")
-    [key] = [k for k in keys if k.endswith("latest.html")] or [None]
+    key = next((k for k in keys if k.endswith("/latest.html")), None)
     expect(key is not None, f"no latest.html among {keys}")
     got = story.oss().get_object(oss.GetObjectRequest(bucket=REPORTS, key=key))
     html = got.body.read().decode("utf-8")
