@@ -65,7 +65,9 @@ make_clients = functools.partial(integration_clients.make_clients, base_delay=0.
 
 
 def calls(cloud: Any) -> dict[str, int]:
-    return {k: v["calls"] for k, v in cloud.stats()["actions"].items()}
+    # The cloud APIs only: an OCSP fetch that an earlier test's probe thread finishes
+    # after the reset lands on the emulator's PKI (`pki:`), not on an API.
+    return {k: v["calls"] for k, v in cloud.stats()["actions"].items() if not k.startswith("pki:")}
 
 
 def test_mixed_estate_is_routed_per_design(cloud: Any) -> None:
