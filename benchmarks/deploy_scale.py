@@ -237,8 +237,11 @@ class Run:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> Run:
-    """Run `argv` to completion (killed after `timeout` s); wall time and its own peak RSS."""
+def run_measured(
+    argv: list[str], env: dict[str, str], timeout: float, stderr_copy: Path | None = None
+) -> Run:
+    """Run `argv` to completion (killed after `timeout` s); wall time and its own peak RSS.
+    `stderr_copy`: where to keep the whole of its stderr (its logs)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=err)
@@ -261,6 +264,8 @@ def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> Run:
         out.seek(0)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
+        if stderr_copy is not None:
+            stderr_copy.write_text(stderr)
         return Run(
             seconds=reaped["end"] - started,
             exit_code=None if timed_out else process.returncode,

@@ -209,6 +209,7 @@ def run_certpilot(
         [sys.executable, "-m", "certpilot", "invoke", "deploy-cert", "--event", str(event)],
         env,
         args.budget,
+        args.log_out,
     )
     run.calls = stats_delta(before, emulator.stats())
     try:
@@ -415,6 +416,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--budget", type=float, default=600.0, help="seconds certpilot may take")
     parser.add_argument("--json-out", type=Path, help="write the section as JSON here")
+    parser.add_argument("--log-out", type=Path, help="write deploy-cert's logs here")
     args = parser.parse_args(argv)
     args.domains = args.domains or (100 if args.quick else 1000)
     if args.propagation_delay is None:

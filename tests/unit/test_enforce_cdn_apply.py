@@ -155,3 +155,56 @@ def test_origin_scheme_and_forced_https_from_the_configs() -> None:
     assert origin_scheme(a) is OriginScheme.HTTPS and not forces_https(a)
     assert origin_scheme(b) is OriginScheme.DEFAULT and forces_https(b)
     assert origin_scheme(c) is OriginScheme.DEFAULT
+
+
+class SettlingCdn(FakeCdn):
+    """A CDN whose written features stay `configuring` for `delay` seconds."""
+
+    def __init__(self, clock: Clock, delay: float) -> None:
+        super().__init__({})
+        self.clock = clock
+        self.delay = delay
+        self.due: dict[str, float] = {}
+
+    def set_configs(
+        self, domains: Sequence[str], functions: Sequence[CdnFunction]
+    ) -> list[CdnConfigRef]:
+        refs = super().set_configs(domains, functions)
+        for domain in domains:
+            self.due[domain] = self.clock() + self.delay
+        return refs
+
+    def domain_configs(self, domain: str, function_names: Iterable[str]) -> list[CdnConfig]:
+        configs = super().domain_configs(domain, function_names)
+        if self.clock() < self.due.get(domain, 0.0):
+            return [CdnConfig(c.config_id, c.function_name, "configuring", c.args) for c in configs]
+        return configs
+
+
+def _confirmations(deadline: float) -> tuple[SettlingCdn, dict[str, FeatureOutcome]]:
+    clock = Clock()
+    cdn = SettlingCdn(clock, delay=5.0)
+    plans = [plan_domain(f"d{i:02d}.example.com", (), FeaturePrefs()) for i in range(40)]
+    results = apply_features(cdn, plans, deadline=deadline, log=LOG, clock=clock, sleep=clock.sleep)
+    return cdn, {domain: result.outcome for domain, result in results.items()}
+
+
+def test_confirmation_rounds_stop_at_the_first_domain_still_configuring() -> None:
+    # Given 40 domains whose written features take 5 s to reach the edge
+    cdn, outcomes = _confirmations(deadline=60)
+    # Then every one is confirmed applied
+    assert set(outcomes.values()) == {FeatureOutcome.APPLIED}
+    # and the rounds before the change settled read one group each, not all 40:
+    # about 10 waiting rounds of 8 reads, then the 40 confirmed
+    reads = cdn.calls.count("describe")
+    assert 40 <= reads < 40 + 12 * 8
+
+
+def test_the_round_at_the_deadline_reads_every_domain() -> None:
+    # Given the same domains, and a deadline before the change settles
+    cdn, outcomes = _confirmations(deadline=2)
+    # Then each is unconfirmed (written, not yet success), the last round having read
+    # all 40 rather than stopping at the first
+    assert set(outcomes.values()) == {FeatureOutcome.UNCONFIRMED}
+    assert len(outcomes) == 40
+    assert cdn.calls[-40:] == ["describe"] * 40

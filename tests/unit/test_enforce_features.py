@@ -109,14 +109,18 @@ def test_each_feature_can_be_turned_off_and_hsts_is_configurable() -> None:
     assert wanted_features(FeaturePrefs(False, False, http2=False, gzip=False)) == ()
 
 
-def test_batches_group_domains_that_need_the_same_change_fifty_a_call() -> None:
+def test_batches_group_domains_that_need_the_same_change_fifty_items_a_call() -> None:
+    # Given 120 bare domains (4 features each), 60 that only lack gzip, one complete
     bare = [plan_domain(f"d{i}.example.com", [], ALL_ON) for i in range(120)]
     only_gzip = [
-        plan_domain(f"g{i}.example.com", [HTTPS_FORCE, HSTS, HTTP2], ALL_ON) for i in range(3)
+        plan_domain(f"g{i}.example.com", [HTTPS_FORCE, HSTS, HTTP2], ALL_ON) for i in range(60)
     ]
     done = [plan_domain("done.example.com", [HTTPS_FORCE, HSTS, HTTP2, GZIP], ALL_ON)]
     result = batches([*bare, *only_gzip, *done])
-    assert [len(b.domains) for b in result] == [BATCH_DOMAINS, BATCH_DOMAINS, 20, 3]
-    assert [w.name for w in result[3].features] == [FeatureName.GZIP]
+    # Then no call carries more than 50 domains x features: 12 bare domains a call
+    # (4 features), 50 gzip-only domains a call
+    assert [len(b.domains) for b in result] == [12] * 10 + [BATCH_DOMAINS, 10]
+    assert all(len(b.domains) * len(b.features) <= 50 for b in result)
+    assert [w.name for w in result[-1].features] == [FeatureName.GZIP]
     assert all("done.example.com" not in b.domains for b in result)
-    assert sum(len(b.domains) for b in result) == 123
+    assert sum(len(b.domains) for b in result) == 180

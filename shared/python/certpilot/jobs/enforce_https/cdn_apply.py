@@ -18,6 +18,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -43,6 +44,7 @@ READ_FEATURES = tuple(f.value for f in FeatureName)
 BUSY_PAUSE = 0.2
 BUSY_MAX_PAUSE = 5.0
 CONFIRM_MAX_INTERVAL = 1.0
+CONFIRM_READERS = 8  # DescribeCdnDomainConfigs reads at once while confirming
 
 
 class CdnConfigs(Protocol):
@@ -189,10 +191,12 @@ def apply_features(
     log: logging.Logger,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    seen: dict[str, tuple[Configured, ...]] | None = None,
 ) -> dict[str, FeatureResult]:
     """Delete, set and confirm the features `plans` ask for; one result per domain.
 
-    `deadline` (a `clock` time) bounds the busy retries and the confirmation. Never
+    `deadline` (a `clock` time) bounds the busy retries and the confirmation. `seen`,
+    when given, receives the configs each domain's confirmation read last. Never
     raises for one domain's failure.
     """
     busy = _Busy(clock, sleep, deadline, log)
@@ -251,7 +255,7 @@ def apply_features(
             )
             for domain in batch.domains:
                 tracks[domain].error_code = error.code or type(error).__name__
-    return _confirm(cdn, tracks, deadline=deadline, clock=clock, sleep=sleep)
+    return _confirm(cdn, tracks, deadline=deadline, clock=clock, sleep=sleep, seen=seen)
 
 
 def _confirm(
@@ -261,47 +265,87 @@ def _confirm(
     deadline: float,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    seen: dict[str, tuple[Configured, ...]] | None = None,
 ) -> dict[str, FeatureResult]:
+    """Read the pending domains' configs in rounds until each is in place, failed, or
+    out of time. A round reads the domains in the order they were written,
+    `CONFIRM_READERS` at a time, and stops at the first group that still has one
+    configuring: the domains written after it were written later and settle later, so
+    reading them now would only spend DescribeCdnDomainConfigs' QPS (the round that
+    meets the deadline reads every one)."""
     results: dict[str, FeatureResult] = {}
     pending = dict(tracks)
     interval = 0.1
     while pending:
-        for domain, track in list(pending.items()):
-            wanted = (*track.plan.set, *track.plan.pending)
-            try:
-                now = read_configured(cdn, domain)
-            except CloudError:
-                now = None
-            states = {w.name: state_of(w, now) for w in wanted} if now is not None else {}
-            missing = tuple(n for n, s in states.items() if s is not State.IN_PLACE)
-            if now is not None and not missing:
-                written = bool(track.plan.set or track.deleted)
-                results[domain] = FeatureResult(
-                    domain,
-                    FeatureOutcome.APPLIED if written else FeatureOutcome.IN_PLACE,
-                    tuple(track.deleted),
-                    tuple(w.name for w in track.plan.set),
-                    error_code=track.error_code,
-                    busy_refusals=track.busy,
-                )
-                del pending[domain]
-                continue
-            absent = now is not None and any(s is State.MISSING for s in states.values())
-            if clock() + interval > deadline or (track.error_code is not None and absent):
-                results[domain] = FeatureResult(
-                    domain,
-                    FeatureOutcome.FAILED if absent else FeatureOutcome.UNCONFIRMED,
-                    tuple(track.deleted),
-                    tuple(w.name for w in track.plan.set),
-                    missing=missing or tuple(w.name for w in wanted),
-                    error_code=track.error_code,
-                    busy_refusals=track.busy,
-                )
-                del pending[domain]
+        final = clock() + interval > deadline
+        names = list(pending)
+        for start in range(0, len(names), CONFIRM_READERS):
+            group = names[start : start + CONFIRM_READERS]
+            read = _read_all(cdn, group)
+            waiting = False
+            for domain in group:
+                now = read[domain]
+                if now is not None and seen is not None:
+                    seen[domain] = now
+                result = _judge(pending[domain], now, final=final)
+                if result is None:
+                    waiting = True
+                else:
+                    results[domain] = result
+                    del pending[domain]
+            if waiting and not final:
+                break
         if pending:
             sleep(interval)
             interval = min(interval * 2, CONFIRM_MAX_INTERVAL)
     return results
+
+
+def _read_all(cdn: CdnConfigs, domains: Sequence[str]) -> dict[str, tuple[Configured, ...] | None]:
+    """The configs of each of `domains`, read side by side (None: the read failed)."""
+
+    def read(domain: str) -> tuple[Configured, ...] | None:
+        try:
+            return read_configured(cdn, domain)
+        except CloudError:
+            return None
+
+    if len(domains) <= 1:
+        return {d: read(d) for d in domains}
+    with ThreadPoolExecutor(len(domains), thread_name_prefix="confirm") as pool:
+        return dict(zip(domains, pool.map(read, domains), strict=True))
+
+
+def _judge(
+    track: _Track, now: tuple[Configured, ...] | None, *, final: bool
+) -> FeatureResult | None:
+    """One domain's result from its configs as read (`now`; None: unreadable), or None
+    while it is still worth waiting for."""
+    wanted = (*track.plan.set, *track.plan.pending)
+    states = {w.name: state_of(w, now) for w in wanted} if now is not None else {}
+    missing = tuple(n for n, s in states.items() if s is not State.IN_PLACE)
+    if now is not None and not missing:
+        written = bool(track.plan.set or track.deleted)
+        return FeatureResult(
+            track.plan.domain,
+            FeatureOutcome.APPLIED if written else FeatureOutcome.IN_PLACE,
+            tuple(track.deleted),
+            tuple(w.name for w in track.plan.set),
+            error_code=track.error_code,
+            busy_refusals=track.busy,
+        )
+    absent = now is not None and any(s is State.MISSING for s in states.values())
+    if final or (track.error_code is not None and absent):
+        return FeatureResult(
+            track.plan.domain,
+            FeatureOutcome.FAILED if absent else FeatureOutcome.UNCONFIRMED,
+            tuple(track.deleted),
+            tuple(w.name for w in track.plan.set),
+            missing=missing or tuple(w.name for w in wanted),
+            error_code=track.error_code,
+            busy_refusals=track.busy,
+        )
+    return None
 
 
 def with_origin_switch(plan: DomainFeaturePlan, switch: Wanted | None) -> DomainFeaturePlan:

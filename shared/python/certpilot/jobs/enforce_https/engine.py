@@ -23,16 +23,18 @@ A dry run stops after deciding and answers the plan.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from certpilot.core.errors import CloudError
 from certpilot.core.findings import Code, Finding, make_finding
-from certpilot.core.log import event, get_logger
+from certpilot.core.log import event, get_logger, with_context
 from certpilot.core.model import DomainRecord, Inventory, Route
 from certpilot.core.names import normalize_domain
 from certpilot.core.outcomes import Outcome
@@ -54,6 +56,7 @@ from certpilot.jobs.enforce_https.guard import (
     BlockReason,
     CdnOrigin,
     DirectDomain,
+    GuardDecision,
     judge_bucket,
 )
 from certpilot.jobs.enforce_https.policy import fallback_until
@@ -69,7 +72,7 @@ from certpilot.jobs.enforce_https.summary import (
     EnforceStatus,
     render,
 )
-from certpilot.probe.tls import HttpResponse, edge_address, probe_name
+from certpilot.probe.tls import VERIFY_WORKERS, HttpResponse, edge_address, probe_name
 
 if TYPE_CHECKING:
     from certpilot.core.cloudtypes import CasSummary, CnameInfo
@@ -152,6 +155,10 @@ class _Run:
     buckets: dict[str, BucketResult] = field(default_factory=dict)
     # CDN domains (names) under an emergency HTTP fallback, with its end.
     cdn_fallback: dict[str, datetime] = field(default_factory=dict)
+    # Bucket opt-outs as read (a bucket's tags are read once a run).
+    opted_out: dict[str, bool] = field(default_factory=dict)
+    # CDN domains (API names) whose origin switch rode in the features' batch, by bucket.
+    switched_early: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def deadline(self) -> float:
@@ -186,8 +193,7 @@ def run_enforce(request: EnforceRequest, deps: Deps) -> EnforceReport:
     _cdn_fallbacks(state)
     _secure_targets(state)
     _apply_cdn(state)
-    for bucket in scope.buckets:
-        state.buckets[bucket] = _enforce_bucket(state, bucket)
+    _enforce_buckets(state)
     _verify(state)
     report = EnforceReport(
         status=_status(state),
@@ -236,8 +242,15 @@ def discover_scope(request: EnforceRequest, deps: Deps) -> _Scope:
             every_bucket = True
     listed = [b for b in buckets if every_bucket or b.name in wanted]
     cnames: dict[str, list[CnameInfo]] = {}
-    for bucket in listed:
-        cnames[bucket.name] = inventory_module._list_cnames(clients, bucket)
+    workers = min(max(1, deps.settings.concurrency), len(listed))
+    if workers > 1:
+        list_cnames = with_context(inventory_module._list_cnames)
+        with ThreadPoolExecutor(workers, thread_name_prefix="cnames") as pool:
+            found = pool.map(list_cnames, [clients] * len(listed), listed)
+            cnames = {b.name: c for b, c in zip(listed, found, strict=True)}
+    else:
+        for bucket in listed:
+            cnames[bucket.name] = inventory_module._list_cnames(clients, bucket)
     needs_certs = any(d.ssl_on for d in cdn_domains)
     https = clients.cdn.https_certificates() if needs_certs else {}
     inventory = inventory_module.classify(buckets, cnames, cdn_domains, https)
@@ -475,16 +488,66 @@ def _cdn_targets(state: _Run) -> list[DomainRecord]:
     )
 
 
+def _read_configs(state: _Run, api_names: Sequence[str]) -> None:
+    """Read the configs of many CDN domains side by side (`CERTPILOT_CONCURRENCY` at a
+    time; the adapter keeps DescribeCdnDomainConfigs under its QPS) into the cache."""
+    todo = [n for n in dict.fromkeys(api_names) if n not in state.configs]
+    workers = min(max(1, state.deps.settings.concurrency), len(todo))
+    if workers <= 1:
+        for name in todo:
+            _configs(state, name)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="configs") as pool:
+        list(pool.map(with_context(_configs), [state] * len(todo), todo))
+
+
+def _early_switches(state: _Run) -> dict[str, str]:
+    """The CDN domains whose origin the guard will switch to HTTPS (API name -> bucket):
+    their switch goes out in the features' batch, so that the whole run waits for one
+    propagation instead of one per bucket. Only for buckets the guard would let
+    through; the bucket step still sees each of them serve before writing its policy."""
+    if state.dry_run:
+        return {}
+    _read_opt_outs(state, state.scope.buckets)
+    switches: dict[str, str] = {}
+    for bucket in state.scope.buckets:
+        try:
+            if _bucket_opted_out(state, bucket):
+                continue
+        except CloudError:
+            continue  # the bucket step reports it
+        decision, api_names = _decide(state, bucket)
+        if not decision.blockers:
+            for name in decision.switch_origin:
+                switches[api_names[name]] = bucket
+    return switches
+
+
 def _apply_cdn(state: _Run) -> None:
+    targets = _cdn_targets(state)
+    _read_configs(
+        state,
+        [_api(r) for r in targets]
+        + [
+            _api(r)
+            for b in state.scope.buckets
+            for r in _bucket_domains(state, b)
+            if r.route is Route.CDN
+        ],
+    )
+    early = _early_switches(state)
     plans: list[DomainFeaturePlan] = []
-    for record in _cdn_targets(state):
+    for record in targets:
         configs = _configs(state, _api(record))
         if configs is None:
             state.features[record.name] = FeatureResult(
                 record.name, FeatureOutcome.FAILED, error_code="DescribeCdnDomainConfigs"
             )
             continue
-        plans.append(plan_domain(_api(record), configs, state.prefs))
+        plan = plan_domain(_api(record), configs, state.prefs)
+        if _api(record) in early:
+            plan = cdn_apply.with_origin_switch(plan, ORIGIN_OVER_HTTPS)
+        plans.append(plan)
     if state.dry_run or not plans:
         for plan in plans:
             state.features[_name(plan.domain)] = FeatureResult(
@@ -494,12 +557,19 @@ def _apply_cdn(state: _Run) -> None:
                 tuple(w.name for w in plan.set),
             )
         return
+    seen: dict[str, tuple[Configured, ...]] = {}
     results = cdn_apply.apply_features(
-        state.deps.clients.cdn, plans, deadline=state.deadline, log=_log
+        state.deps.clients.cdn, plans, deadline=state.deadline, log=_log, seen=seen
     )
     for api_name, result in results.items():
         state.features[_name(api_name)] = result
-        state.configs.pop(api_name, None)  # changed: read again when needed
+        # Changed: what the confirmation read last, else read again when needed.
+        state.configs.pop(api_name, None)
+        if api_name in seen:
+            state.configs[api_name] = seen[api_name]
+        bucket = early.get(api_name)
+        if bucket is not None and result.ok and ORIGIN_OVER_HTTPS.name in result.set:
+            state.switched_early.setdefault(bucket, []).append(api_name)
 
 
 def _api(record: DomainRecord) -> str:
@@ -525,18 +595,39 @@ def _opted_out_bucket(state: _Run, bucket: str, region: str) -> bool:
     return tags.get(OPT_OUT_TAG, "").strip().lower() in OPT_OUT_VALUES
 
 
-def _enforce_bucket(state: _Run, bucket: str) -> BucketResult:
-    region = state.scope.regions.get(bucket)
-    try:
-        opted_out = _opted_out_bucket(state, bucket, region or state.deps.settings.region)
-    except CloudError as error:
-        # A bucket whose opt-out cannot be read is never written: it may say "off".
-        event(
-            _log, "bucket tags unreadable", level=logging.WARNING, bucket=bucket, error=error.code
-        )
-        return BucketResult(bucket, region, BucketOutcome.FAILED, error_code=error.code)
-    if opted_out:
-        return BucketResult(bucket, region, BucketOutcome.SKIPPED)
+def _bucket_opted_out(state: _Run, bucket: str) -> bool:
+    """`_opted_out_bucket`, read once a run.
+
+    Raises:
+        CloudError: the tags cannot be read.
+    """
+    if bucket not in state.opted_out:
+        region = state.scope.regions.get(bucket) or state.deps.settings.region
+        state.opted_out[bucket] = _opted_out_bucket(state, bucket, region)
+    return state.opted_out[bucket]
+
+
+def _read_opt_outs(state: _Run, buckets: Sequence[str]) -> None:
+    """Read the opt-out of many buckets side by side into the run's cache (a bucket whose
+    tags cannot be read is left out: the bucket step reads it again and reports it)."""
+    todo = [b for b in buckets if b not in state.opted_out]
+
+    def read(bucket: str) -> None:
+        with contextlib.suppress(CloudError):
+            _bucket_opted_out(state, bucket)
+
+    workers = min(max(1, state.deps.settings.concurrency), len(todo))
+    if workers <= 1:
+        for bucket in todo:
+            read(bucket)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="opt-out") as pool:
+        list(pool.map(with_context(read), todo))
+
+
+def _decide(state: _Run, bucket: str) -> tuple[GuardDecision, dict[str, str]]:
+    """The guard's decision on `bucket` from what the run knows now, and the API name
+    of each CDN domain it names."""
     direct: list[DirectDomain] = []
     origins: list[CdnOrigin] = []
     api_names: dict[str, str] = {}
@@ -562,26 +653,62 @@ def _enforce_bucket(state: _Run, bucket: str) -> BucketResult:
                 switchable=record.cdn_status == ONLINE,
             )
         )
-    decision = judge_bucket(bucket, direct, origins)
+    return judge_bucket(bucket, direct, origins), api_names
+
+
+def _enforce_buckets(state: _Run) -> None:
+    """The guard and the policy of every bucket in scope, side by side
+    (`CERTPILOT_CONCURRENCY` at a time): each bucket's calls are its own."""
+    buckets = state.scope.buckets
+    _read_configs(
+        state,
+        [_api(r) for b in buckets for r in _bucket_domains(state, b) if r.route is Route.CDN],
+    )
+    workers = min(max(1, state.deps.settings.concurrency), len(buckets))
+    if workers <= 1:
+        for bucket in buckets:
+            state.buckets[bucket] = _enforce_bucket(state, bucket)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="bucket") as pool:
+        results = list(pool.map(with_context(_enforce_bucket), [state] * len(buckets), buckets))
+    for bucket, result in zip(buckets, results, strict=True):
+        state.buckets[bucket] = result
+
+
+def _enforce_bucket(state: _Run, bucket: str) -> BucketResult:
+    region = state.scope.regions.get(bucket)
+    try:
+        opted_out = _bucket_opted_out(state, bucket)
+    except CloudError as error:
+        # A bucket whose opt-out cannot be read is never written: it may say "off".
+        event(
+            _log, "bucket tags unreadable", level=logging.WARNING, bucket=bucket, error=error.code
+        )
+        return BucketResult(bucket, region, BucketOutcome.FAILED, error_code=error.code)
+    if opted_out:
+        return BucketResult(bucket, region, BucketOutcome.SKIPPED)
+    decision, api_names = _decide(state, bucket)
     if decision.blockers:
         return _blocked(state, bucket, region, decision.blockers)
     if state.dry_run:
         return BucketResult(
             bucket, region, BucketOutcome.PLANNED, origins_switched=decision.switch_origin
         )
+    # Switched in the features' batch: each must still serve, as after a switch here.
+    early = tuple(_name(n) for n in state.switched_early.get(bucket, ()))
+    failed = [n for n in early if not _still_serves(state, n)]
     if decision.switch_origin:
-        failed = _switch_origins(state, [api_names[n] for n in decision.switch_origin])
-        if failed:
-            return _blocked(
-                state,
-                bucket,
-                region,
-                tuple(Blocker(n, BlockReason.ORIGIN_OVER_HTTP) for n in failed),
-                switched=tuple(n for n in decision.switch_origin if n not in failed),
-            )
-    return _write_policy(
-        state, bucket, region or state.deps.settings.region, decision.switch_origin
-    )
+        failed += _switch_origins(state, [api_names[n] for n in decision.switch_origin])
+    switched = (*early, *decision.switch_origin)
+    if failed:
+        return _blocked(
+            state,
+            bucket,
+            region,
+            tuple(Blocker(n, BlockReason.ORIGIN_OVER_HTTP) for n in failed),
+            switched=tuple(n for n in switched if n not in failed),
+        )
+    return _write_policy(state, bucket, region or state.deps.settings.region, switched)
 
 
 def _blocked(
@@ -852,36 +979,61 @@ def _verify(state: _Run) -> None:
     if state.deps.deadline is not None:
         stop = min(stop, state.deps.deadline)
     interval = 0.1
-    while todo:
-        for name in list(todo):
+
+    def look(name: str) -> EdgeCheck:
+        # A good answer is confirmed at once by further looks, each a new connection.
+        check = looks[name]()
+        streak[name] = 0 if check.problem else streak[name] + 1
+        while not check.problem and streak[name] < wanted:
             check = looks[name]()
             streak[name] = 0 if check.problem else streak[name] + 1
-            while not check.problem and streak[name] < wanted:
-                check = looks[name]()
-                streak[name] = 0 if check.problem else streak[name] + 1
-            if streak[name] < wanted and time.monotonic() < stop:
-                continue
-            record = todo.pop(name)
-            if check.problem:
-                state.results[name] = _result(
-                    state,
-                    record,
-                    DomainOutcome.FAILED,
-                    DomainReason.EDGE_CHECK_FAILED,
-                    check=check,
-                )
-            else:
-                changed = _changed(state, record)
-                state.results[name] = _result(
-                    state,
-                    record,
-                    DomainOutcome.ENFORCED if changed else DomainOutcome.ALREADY_ENFORCED,
-                    DomainReason.VERIFIED,
-                    check=check,
-                )
-        if todo:
-            time.sleep(interval)
-            interval = min(interval * 2, 1.0)
+        return check
+
+    workers = min(VERIFY_WORKERS, len(todo))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="edge") if workers > 1 else None
+    try:
+        while todo:
+            names = list(todo)
+            checks = list(pool.map(look, names)) if pool else [look(n) for n in names]
+            for name, check in zip(names, checks, strict=True):
+                _settle(state, todo, name, check, streak[name] >= wanted, stop)
+            if todo:
+                time.sleep(interval)
+                interval = min(interval * 2, 1.0)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _settle(
+    state: _Run,
+    todo: dict[str, DomainRecord],
+    name: str,
+    check: EdgeCheck,
+    confirmed: bool,
+    stop: float,
+) -> None:
+    """Set `name`'s outcome once its edge check is confirmed or its time is up."""
+    if not confirmed and time.monotonic() < stop:
+        return
+    record = todo.pop(name)
+    if check.problem:
+        state.results[name] = _result(
+            state,
+            record,
+            DomainOutcome.FAILED,
+            DomainReason.EDGE_CHECK_FAILED,
+            check=check,
+        )
+    else:
+        changed = _changed(state, record)
+        state.results[name] = _result(
+            state,
+            record,
+            DomainOutcome.ENFORCED if changed else DomainOutcome.ALREADY_ENFORCED,
+            DomainReason.VERIFIED,
+            check=check,
+        )
 
 
 def _changed(state: _Run, record: DomainRecord) -> bool:

@@ -17,8 +17,18 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-# BatchSetCdnDomainConfig takes up to 50 DomainNames a call (API reference).
+# BatchSetCdnDomainConfig takes up to 50 DomainNames a call, and up to 50 domains x
+# features (the API reference's limits; the emulator refuses more: TooManyDomains).
 BATCH_DOMAINS = 50
+BATCH_ITEMS = 50
+
+
+def batch_size(features: int) -> int:
+    """How many domains one BatchSetCdnDomainConfig call can carry with `features`
+    features each."""
+    return max(1, min(BATCH_DOMAINS, BATCH_ITEMS // max(1, features)))
+
+
 HSTS_MAX_AGE_DEFAULT = 5_184_000  # 60 days, the CDN console's recommendation
 
 
@@ -176,10 +186,12 @@ class Batch:
 
 
 def batches(plans: Iterable[DomainFeaturePlan]) -> list[Batch]:
-    """Group the domains that need the very same features, 50 to a call.
+    """Group the domains that need the very same features, as many to a call as
+    BatchSetCdnDomainConfig takes: at most 50 domains, and at most 50 domains x
+    features (`batch_size`).
 
-    Fewest calls for the 3-a-second limit: one call per distinct feature set per 50
-    domains, in a stable order (by first appearance).
+    Fewest calls for the 3-a-second limit: one call per distinct feature set per
+    batch, in a stable order (by first appearance).
     """
     groups: dict[tuple[Wanted, ...], list[str]] = {}
     for plan in plans:
@@ -187,6 +199,7 @@ def batches(plans: Iterable[DomainFeaturePlan]) -> list[Batch]:
             groups.setdefault(plan.set, []).append(plan.domain)
     result = []
     for features, domains in groups.items():
-        for start in range(0, len(domains), BATCH_DOMAINS):
-            result.append(Batch(features, tuple(domains[start : start + BATCH_DOMAINS])))
+        size = batch_size(len(features))
+        for start in range(0, len(domains), size):
+            result.append(Batch(features, tuple(domains[start : start + size])))
     return result
