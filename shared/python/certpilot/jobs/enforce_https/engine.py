@@ -189,7 +189,11 @@ def run_enforce(request: EnforceRequest, deps: Deps) -> EnforceReport:
         state.results[name] = DomainResult(
             name, None, None, DomainOutcome.SKIPPED, DomainReason.NOT_FOUND
         )
-    _judge_https(state)
+    # The CDN configs (API reads) are read while the edge is probed (handshakes).
+    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+        configs = prefetch.submit(with_context(_read_configs), state, _scope_cdn_names(state))
+        _judge_https(state)
+        configs.result()
     _cdn_fallbacks(state)
     _secure_targets(state)
     _apply_cdn(state)
@@ -488,6 +492,15 @@ def _cdn_targets(state: _Run) -> list[DomainRecord]:
     )
 
 
+def _scope_cdn_names(state: _Run) -> list[str]:
+    """The API names of every CDN domain the run may look at: the targets and the CDN
+    domains of the buckets in scope."""
+    records = [r for r in state.scope.targets if r.route is Route.CDN]
+    for bucket in state.scope.buckets:
+        records += [r for r in _bucket_domains(state, bucket) if r.route is Route.CDN]
+    return list(dict.fromkeys(_api(r) for r in records))
+
+
 def _read_configs(state: _Run, api_names: Sequence[str]) -> None:
     """Read the configs of many CDN domains side by side (`CERTPILOT_CONCURRENCY` at a
     time; the adapter keeps DescribeCdnDomainConfigs under its QPS) into the cache."""
@@ -525,16 +538,7 @@ def _early_switches(state: _Run) -> dict[str, str]:
 
 def _apply_cdn(state: _Run) -> None:
     targets = _cdn_targets(state)
-    _read_configs(
-        state,
-        [_api(r) for r in targets]
-        + [
-            _api(r)
-            for b in state.scope.buckets
-            for r in _bucket_domains(state, b)
-            if r.route is Route.CDN
-        ],
-    )
+    _read_configs(state, [_api(r) for r in targets])  # read during the probes, mostly
     early = _early_switches(state)
     plans: list[DomainFeaturePlan] = []
     for record in targets:
