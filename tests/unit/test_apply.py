@@ -306,12 +306,13 @@ def test_all_writes_happen_before_the_first_verification_probe() -> None:
     kinds = [kind for kind, _ in cloud.log]
     assert kinds.index("probe") == kinds.count("write") == 40
     assert "write" not in kinds[kinds.index("probe") :]
-    # ...and verification took a handful of rounds, each probing every pending domain
-    # once: about one propagation in all, not 40 x 1.0 s / 8 workers = 5 s
-    rounds = {r.attempts for r in results.values()}
-    assert rounds == {5}  # probes at 0, 0.1, 0.3, 0.7 and 1.5 s
-    # (the last round confirms each domain with 3 consecutive handshakes, the default)
-    assert kinds.count("probe") == 40 * 4 + 40 * 3
+    # ...and verification took a handful of rounds: about one propagation in all, not
+    # 40 x 1.0 s / 8 workers = 5 s. Rounds at 0, 0.1, 0.3 and 0.7 s each stopped after
+    # the first group of 16 (none served: those written later would not be either);
+    # the round at 1.5 s confirmed every domain with 3 consecutive handshakes
+    assert max(r.attempts for r in results.values()) == 5
+    assert min(r.attempts for r in results.values()) == 1
+    assert kinds.count("probe") == 16 * 4 + 40 * 3
     assert clock.now == pytest.approx(1.5)
 
 
