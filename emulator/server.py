@@ -60,7 +60,7 @@ RETRY_AFTER_HEADER = "x-acs-retry-after"
 
 
 def throttled_error(flavor: str, wait: float = 0.0) -> Throttled:
-    """The flow-control refusal of each service (see README "Chosen behaviours").
+    """The flow-control refusal of each service (see emulator/README.md "Chosen behaviours").
 
     RPC answers carry `x-acs-retry-after` (milliseconds until the action's bucket
     holds a token again, at least 1): UNCONFIRMED (chosen) that the gateway sends it

@@ -1,6 +1,6 @@
 """Parse and validate the events that start deploy-cert, at the edge of the system.
 
-Three shapes are accepted (README "deploy-cert events"):
+Three shapes are accepted (docs/deploy-cert.md "Events"):
 
 - a certpilot CloudEvent that any renewal pipeline can publish with EventBridge
   PutEvents: ``type: "certpilot.certificate.issued"``, ``data: {"certId": ...}``;

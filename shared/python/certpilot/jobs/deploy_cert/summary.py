@@ -51,7 +51,7 @@ class DeployReport:
 
 
 def render(report: DeployReport) -> dict[str, Any]:
-    """The JSON summary (README "deploy-cert events"): `ok`, `status`, `certId`,
+    """The JSON summary (docs/deploy-cert.md "Events"): `ok`, `status`, `certId`,
     `counts`, `results`, `findings` (and `plan` for a dry run, `error` when the
     certificate is not found)."""
     data: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """enforce-https: secure the domains an event names, then make plain HTTP impossible.
 
-`enforce_https(request, deps)`, in this order (README "enforce-https"):
+`enforce_https(request, deps)`, in this order (docs/enforce-https.md):
 
 1. Discover the scope with few calls: ListBuckets and the CDN listing once, ListCname
    only for the buckets in scope (those named, the buckets of the domains named, and

@@ -247,7 +247,7 @@ def _counts(values: Iterable[enum.Enum], every: Iterable[enum.Enum]) -> dict[str
 
 
 def render(report: EnforceReport) -> dict[str, Any]:
-    """The JSON summary (README "enforce-https"): `ok`, `status`, `counts`, `domains`,
+    """The JSON summary (docs/enforce-https.md): `ok`, `status`, `counts`, `domains`,
     `buckets`, `findings`."""
     return {
         "function": FUNCTION,
