@@ -8,6 +8,7 @@ not `example.com` nor `a.b.example.com`). Lean on purpose: no `cryptography` her
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -35,8 +36,15 @@ def _show(name: str) -> str:
     return repr(name[:80] + ("..." if len(name) > 80 else ""))
 
 
+_IPV4_CHARACTERS = frozenset("0123456789.")
+
+
 def _is_ip_literal(name: str) -> bool:
     candidate = name[1:-1] if name.startswith("[") and name.endswith("]") else name
+    # An IPv6 literal has a colon, an IPv4 one only ASCII digits and dots: any other
+    # name is answered without ipaddress's parse (costly when it fails, as for names).
+    if ":" not in candidate and not _IPV4_CHARACTERS.issuperset(candidate):
+        return False
     try:
         ipaddress.ip_address(candidate)
     except ValueError:
@@ -73,6 +81,13 @@ def normalize_hostname(name: str) -> str:
     """
     if not isinstance(name, str):
         raise InvalidHostname("a hostname must be text")
+    return _normalized(name)
+
+
+# A sweep matches every domain against every certificate name, several times: the same
+# few thousand names are normalized again and again (a failure is not cached: it raises).
+@functools.lru_cache(maxsize=32_768)
+def _normalized(name: str) -> str:
     if not name or name == ".":
         raise InvalidHostname("empty hostname")
     if _is_ip_literal(name) or _is_ip_literal(name.rstrip(".")):
@@ -115,7 +130,14 @@ def normalize_domain(name: str) -> str | None:
 
 def _parse_pattern(pattern: str) -> tuple[bool, str] | None:
     """Split a presented identifier into (is_wildcard, normalized base); None if unusable."""
-    if not isinstance(pattern, str) or "*" not in pattern:
+    if not isinstance(pattern, str):
+        return None
+    return _parsed_pattern(pattern)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _parsed_pattern(pattern: str) -> tuple[bool, str] | None:
+    if "*" not in pattern:
         try:
             return False, normalize_hostname(pattern)
         except InvalidHostname:

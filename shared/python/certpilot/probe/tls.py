@@ -12,6 +12,7 @@ each wait for the server's bytes (`CERTPILOT_CONNECT_TIMEOUT` / `CERTPILOT_READ_
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import socket
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import NamedTuple
 
 from certpilot.core.findings import Code
@@ -129,6 +131,24 @@ def _context(ca_bundle: str | None, *, verify: bool) -> ssl.SSLContext:
         import certifi
 
         ca_bundle = certifi.where()
+    return _verifying_context(ca_bundle, *file_version(ca_bundle))
+
+
+def file_version(path: str) -> tuple[int, int]:
+    """(mtime ns, size) of `path`, (0, 0) when it cannot be read: part of a context
+    cache's key, so that a CA bundle rewritten in place is loaded again."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return 0, 0
+    return stat.st_mtime_ns, stat.st_size
+
+
+# Loading a CA bundle costs about a millisecond of CPU: a sweep of thousands of domains
+# shares one context per bundle (an SSLContext may wrap sockets in many threads at once).
+@functools.lru_cache(maxsize=8)
+def _verifying_context(ca_bundle: str, mtime_ns: int, size: int) -> ssl.SSLContext:
+    del mtime_ns, size  # the cache key only
     context = ssl.create_default_context(cafile=ca_bundle)
     # Judge like browsers whatever the system's OpenSSL default: level 2 rejects RSA keys
     # under 2048 bits and SHA-1 signatures.
@@ -293,7 +313,12 @@ def probe_http(
         connection.connect()
         if connection.sock is not None:  # connect() sets it (or raises)
             connection.sock.settimeout(timeout if read_timeout is None else read_timeout)
-        connection.request("GET", path, headers={"Host": domain, "User-Agent": "certpilot"})
+        # One request a connection: saying so lets the server answer and close at once.
+        connection.request(
+            "GET",
+            path,
+            headers={"Host": domain, "User-Agent": "certpilot", "Connection": "close"},
+        )
         response = connection.getresponse()
         response.read()
         headers = {k.lower(): v for k, v in response.getheaders()}

@@ -8,11 +8,20 @@ so that enforce-https can check that HTTPS still answers and carries
 
 from __future__ import annotations
 
+import functools
 import http.client
 import socket
 import ssl
 
-from certpilot.probe.tls import DEFAULT_TIMEOUT, HttpResponse, parse_hostport
+from certpilot.probe.tls import DEFAULT_TIMEOUT, HttpResponse, file_version, parse_hostport
+
+
+# One context per CA bundle (loading one costs about a millisecond of CPU; a sweep asks
+# thousands of domains), loaded again when the file changes (see `tls.file_version`).
+@functools.lru_cache(maxsize=8)
+def _context(ca_bundle: str, mtime_ns: int, size: int) -> ssl.SSLContext:
+    del mtime_ns, size  # the cache key only
+    return ssl.create_default_context(cafile=ca_bundle)
 
 
 def fetch_https(
@@ -31,12 +40,11 @@ def fetch_https(
         OSError: nothing answers, not in time, or the handshake fails
             (`ssl.SSLError`, `ssl.SSLCertVerificationError`).
     """
-    if ca_bundle:
-        context = ssl.create_default_context(cafile=ca_bundle)
-    else:
+    if not ca_bundle:
         import certifi
 
-        context = ssl.create_default_context(cafile=certifi.where())
+        ca_bundle = certifi.where()
+    context = _context(ca_bundle, *file_version(ca_bundle))
     host, port = parse_hostport(edge, 443) if edge else (domain, 443)
     connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     try:
@@ -47,7 +55,13 @@ def fetch_https(
         connection.request(
             "GET",
             path,
-            headers={"Host": domain, "User-Agent": "certpilot", "Accept-Encoding": "gzip"},
+            # One request a connection: saying so lets the server answer and close at once.
+            headers={
+                "Host": domain,
+                "User-Agent": "certpilot",
+                "Accept-Encoding": "gzip",
+                "Connection": "close",
+            },
         )
         response = connection.getresponse()
         response.read()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
 import logging
 import ssl
 import time
@@ -404,17 +405,24 @@ def _chain_codes(served: ServedCert, trust: TrustStore, now: datetime) -> tuple[
     """The codes of the signature-checking judgement of the chain the edge sent."""
     if not served.chain:
         return ()
+    try:
+        return _judged_chain(served.chain, trust, now)
+    except Exception as err:  # what a server sent may not parse: the handshake judged it
+        event(_log, "served chain not judged", domain=served.domain, error=type(err).__name__)
+        return ()
+
+
+# Many domains share a certificate: a sweep judges each distinct served chain once (the
+# key holds the sweep's trust store and `now`, so another sweep judges afresh).
+@functools.lru_cache(maxsize=256)
+def _judged_chain(chain: tuple[bytes, ...], trust: TrustStore, now: datetime) -> tuple[Code, ...]:
     from cryptography import x509
 
     from certpilot.certs import CertBundle
     from certpilot.certs.candidate import judge_candidate
 
-    try:
-        certs = [x509.load_der_x509_certificate(der) for der in served.chain]
-        verdict = judge_candidate(CertBundle.from_certificates(certs), now=now, trust=trust)
-    except Exception as err:  # what a server sent may not parse: the handshake judged it
-        event(_log, "served chain not judged", domain=served.domain, error=type(err).__name__)
-        return ()
+    certs = [x509.load_der_x509_certificate(der) for der in chain]
+    verdict = judge_candidate(CertBundle.from_certificates(certs), now=now, trust=trust)
     return tuple(dict.fromkeys(f.code for f in verdict.findings))
 
 
