@@ -16,6 +16,16 @@ The table gives medians of the in-process import time (perf_counter around the i
 and of the whole process's wall time, with ratios. Loading the handler must not import
 any Alibaba SDK (the adapters build clients lazily): the top-level packages the handler
 import pulled in (a `sys.modules` diff) are listed, and an SDK among them is flagged.
+
+First event per handler (`cold_start_handlers.py` beside this script): for each of the three
+handlers, the median time from spawning a fresh process to its first event handled,
+against a warm emulator, next to the floor (a fresh process doing only the bare SDK
+imports and the same API calls and TLS handshakes, with the raw SDKs, no certpilot);
+with compiled byte code and without any (a copy of the layer and of the SDK packages it
+loads, no `__pycache__`, PYTHONDONTWRITEBYTECODE); the peak RSS of each, and the
+`memorySize` it suggests.
+
+    python benchmarks/cold_start.py [--runs 9] [--quick] [--json-out PATH]
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `benchmarks.*` beside this script
 LAYER = REPO / "shared" / "python"
 HANDLER = REPO / "functions" / "deploy_cert" / "index.py"
 SDK_MODULES = (
@@ -184,7 +195,11 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9, help="fresh processes per row (9)")
+    parser.add_argument("--quick", action="store_true", help="3 runs a row (a smoke run)")
+    parser.add_argument("--json-out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = 3
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 
@@ -212,17 +227,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{imported / handler_import:.1f}x",
             ]
         )
+    import_table = table(
+        ["process", "import ms", "process wall ms", "wall vs pass", "import vs handler"], rows
+    )
     print(
         f"cold_start: medians of {args.runs} fresh processes each (after one warm-up), "
         f"Python {sys.version.split()[0]}"
     )
     print()
-    print(
-        table(
-            ["process", "import ms", "process wall ms", "wall vs pass", "import vs handler"],
-            rows,
-        )
-    )
+    print(import_table)
 
     modules = (handler[-1].report or {}).get("modules", [])
     packages = top_level(modules)
@@ -238,9 +251,38 @@ def main(argv: list[str] | None = None) -> int:
     costly = ", ".join(f"{n} {us / 1000:.1f}" for n, us in costliest_dependencies())
     print(f"  costliest dependencies (ms with their own imports, -X importtime): {costly}")
     if heavy:
-        print(f"REGRESSION: the handler import loads {', '.join(heavy)} (should be lazy)")
+        verdict = f"REGRESSION: the handler import loads {', '.join(heavy)} (should be lazy)"
     else:
-        print("ok: no Alibaba SDK, Tea runtime or cryptography at handler import")
+        verdict = "ok: no Alibaba SDK, Tea runtime or cryptography at handler import"
+    print(verdict)
+
+    from benchmarks.cold_start_handlers import measure_handlers
+
+    first = measure_handlers(args.runs)
+    print()
+    print(first.markdown)
+    if args.json_out is not None:
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "name": "cold_start",
+                    "title": "Cold start per handler",
+                    "settings": {"runs": args.runs, **first.settings},
+                    "rows": first.rows,
+                    "targets": first.targets,
+                    "summary_markdown": "\n\n".join(
+                        [
+                            first.markdown,
+                            "Handler import alone (deploy-cert), against `python -c pass` and "
+                            "the SDK imports a deploy needs:",
+                            import_table,
+                            verdict,
+                        ]
+                    ),
+                },
+                indent=2,
+            )
+        )
     return 1 if heavy else 0
 
 
