@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck contracts unit demo sandbox bench layer clean
+.PHONY: test lint typecheck contracts unit demo sandbox bench bench-quick layer clean
 
 # The tools and the pinned runtime dependencies, then certpilot itself, editable and with
 # --no-deps: `.venv/bin/certpilot` and `.venv/bin/python -m certpilot` work from anywhere.
@@ -44,10 +44,14 @@ demo: $(STAMP)
 sandbox: $(STAMP)
 	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) scripts/sandbox.py
 
+# Every benchmark script (benchmarks/results.py lists them), then benchmarks/RESULTS.md
+# from their --json-out files: the date, the machine, the settings, target vs measured.
 bench: $(STAMP)
-	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $(PY) benchmarks/emulator_throughput.py
-	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/cold_start.py
-	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/deploy_scale.py
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/results.py
+
+# The same at tiny sizes (a smoke run), into build/RESULTS-quick.md.
+bench-quick: $(STAMP)
+	env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u ALL_PROXY -u all_proxy $(PY) benchmarks/results.py --quick
 
 # The FC layer, build/layer.zip (`python/` = /opt/python in FC): certpilot plus its pinned
 # runtime dependencies as Linux x86_64 wheels for FC's python3.10, byte code compiled by a

@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -285,17 +285,25 @@ def _raw_probe(
 
 @dataclass(frozen=True)
 class ProbeFloor:
-    """What the bare probes took: per domain at concurrency C, and one alone."""
+    """What the bare probes took: per domain at concurrency C, and one alone. `wall`
+    is the mean of the passes made (before and after the sweep: the machine's load
+    drifts), `walls` each pass."""
 
     sample: int
     concurrency: int
     wall: float
     alone_median: float
     handshake_median: float
+    walls: tuple[float, ...] = ()
 
     @property
     def per_domain(self) -> float:
         return self.wall / self.sample
+
+    def again(self, other: ProbeFloor) -> ProbeFloor:
+        """This floor with `other`'s pass added."""
+        walls = (*(self.walls or (self.wall,)), other.wall)
+        return replace(self, wall=sum(walls) / len(walls), walls=walls)
 
 
 def measure_probe_floor(
@@ -463,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="sweep-scale-") as tmp:
             run, summary = run_sweep(emulator, args, Path(tmp), {})
             print(f"  sweep: {run.seconds:.1f}s, exit {run.exit_code}", flush=True)
+            floor = floor.again(
+                measure_probe_floor(
+                    emulator.info, _sample(shape, estate, args.probe_sample), concurrency
+                )
+            )
+            print(f"  probe floor after: {floor.walls[-1]:.1f}s", flush=True)
             shard_run: tuple[Run, dict[str, Any]] | None = None
             if shard_support():
                 shard_run = run_sweep(
@@ -561,6 +575,14 @@ def main(argv: list[str] | None = None) -> int:
             summary_rows[0]["judged"] == shape.domains,
         ),
     ]
+    gaps = [
+        f"{ratio / BOUND_TARGET - 1:+.0%} over the target "
+        f"({run.seconds - BOUND_TARGET * parts['bound']:.1f} s)",
+        f"{calls - min_total} calls over the minimum",
+        f"{run.maxrss_mb - RSS_TARGET_MB:.0f} MB over",
+        f"{throttled} throttled",
+        f"{shape.domains - int(summary_rows[0]['judged'])} not judged",
+    ]
     md = render(summary_rows, action_rows, parts, floor, targets, shard_note)
     print()
     print(md)
@@ -577,8 +599,8 @@ def main(argv: list[str] | None = None) -> int:
                     "actions": action_rows,
                     "bound": parts,
                     "targets": [
-                        {"what": w, "target": t, "measured": m, "met": ok}
-                        for w, t, m, ok in targets
+                        {"what": w, "target": t, "measured": m, "met": ok, "gap": gap}
+                        for (w, t, m, ok), gap in zip(targets, gaps, strict=True)
                     ],
                     "summary_markdown": md,
                 },
@@ -610,7 +632,8 @@ def render(
         f"Bound {parts['bound']:.1f} s = naming every domain {parts['names']:.2f} s + "
         f"max(probes {parts['probes']:.1f} s, other reads {parts['others']:.2f} s). Probes: "
         f"{floor.per_domain * 1000:.2f} ms a domain, the bare stdlib probes of "
-        f"{floor.sample} domains at concurrency {floor.concurrency} on this machine "
+        f"{floor.sample} domains at concurrency {floor.concurrency} on this machine, "
+        f"before and after the sweep ({' and '.join(f'{w:.1f}' for w in floor.walls)} s) "
         f"({floor.alone_median * 1000:.1f} ms a domain alone, one handshake "
         f"{floor.handshake_median * 1000:.1f} ms). least_s: minimum calls / QPS + latency. "
         "* not documented (the emulator's chosen limit). Minimum calls: ListCname and "

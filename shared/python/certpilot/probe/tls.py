@@ -243,6 +243,19 @@ def _describe_error(err: BaseException) -> str:
 
 
 def _served(domain: str, der: bytes, *, chain_ok: bool, error: str | None) -> ServedCert:
+    leaf = _leaf(der)
+    if leaf.error is not None:  # unparsable: only its fingerprints are known
+        return replace(leaf, domain=domain)
+    return replace(
+        leaf, domain=domain, chain_ok=chain_ok, name_ok=covers(leaf.sans, domain), error=error
+    )
+
+
+# Many domains are served the same certificate (a wildcard): a sweep parses each once.
+@functools.lru_cache(maxsize=256)
+def _leaf(der: bytes) -> ServedCert:
+    """What the leaf `der` says whatever the domain (`domain` empty; `error` set only
+    when it cannot be parsed)."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -267,22 +280,19 @@ def _served(domain: str, der: bytes, *, chain_ok: bool, error: str | None) -> Se
     except Exception as err:  # any parsing failure of what a server sent
         # A duplicate or malformed extension, an odd name: what a browser rejects too.
         return ServedCert(
-            domain,
+            "",
             fingerprint=fingerprint,
             error=f"unparsable certificate: {type(err).__name__}",
             fingerprint_sha1=sha1,
         )
     return ServedCert(
-        domain=domain,
+        domain="",
         fingerprint=fingerprint,
         not_after=not_after,
         not_before=not_before,
         issuer=issuer,
         subject=subject,
         sans=sans,
-        chain_ok=chain_ok,
-        name_ok=covers(sans, domain),
-        error=error,
         fingerprint_sha1=sha1,
     )
 
