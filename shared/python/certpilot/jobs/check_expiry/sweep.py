@@ -764,9 +764,13 @@ def sweep_inventory(
             regions={c.cas_id: c.region for c in catalog.certificates},
         )
         records = _scoped(inventory, options)
-    policies = _policies(deps, records)
-    cdn_ends = _cdn_fallbacks(deps, records)
-    looks = _probe_all(records, deps, trust, now, progress)
+    # The bucket policies and the fallback tags are read while the probes run: both are
+    # needed only to judge, and at scale their QPS time would otherwise come first.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="side-reads") as side:
+        policies_read = side.submit(with_context(_policies), deps, records)
+        cdn_ends_read = side.submit(with_context(_cdn_fallbacks), deps, records)
+        looks = _probe_all(records, deps, trust, now, progress)
+        policies, cdn_ends = policies_read.result(), cdn_ends_read.result()
     revoked = _revoked(looks, deps, trust)
     asked: set[int] = set()
     catalog = _backups_asked(deps, trust, catalog, records, looks, now, asked)
