@@ -11,7 +11,9 @@ cores, RAM, load, Python, OS), each benchmark's settings and tables, and one tab
 every target against what was measured, with the gap where one is missed.
 
 `--quick` runs every script at tiny sizes (a smoke run: the numbers mean nothing) and
-writes `build/RESULTS-quick.md` unless `--output` says otherwise.
+writes `build/RESULTS-quick.md` unless `--output` says otherwise. Each outcome is also
+kept in `build/bench/` (`build/bench-quick/`): `--only NAME,...` runs those scripts and
+takes the others' last outcomes from there, each labelled with the time it ran.
 """
 
 from __future__ import annotations
@@ -80,6 +82,24 @@ class Outcome:
     stdout: str = ""
     stderr: str = ""
     notes: list[str] = field(default_factory=list)
+    when: str = ""  # when it ran (UTC), shown for an outcome kept from an earlier run
+
+    def save(self, folder: Path) -> None:
+        """Keep this outcome for a later `--only` run."""
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = {k: v for k, v in vars(self).items() if k != "script"}
+        (folder / f"{self.script.name}.json").write_text(json.dumps(kept))
+
+    @classmethod
+    def load(cls, script: Script, folder: Path) -> Outcome | None:
+        """The outcome kept by an earlier run, or None."""
+        try:
+            kept = json.loads((folder / f"{script.name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        outcome = cls(script, **kept)
+        outcome.notes.append(f"kept from the run of {outcome.when}")
+        return outcome
 
 
 def clean_env() -> dict[str, str]:
@@ -126,14 +146,22 @@ def run_script(script: Script, quick: bool, workdir: Path, timeout: float) -> Ou
     if "unrecognized arguments: --json-out" in done.stderr:
         # Written before the convention: run it again as it is and keep what it prints.
         outcome.notes.append("the script takes no --json-out: its printed output")
+        started = time.perf_counter()
         again = subprocess.run(
-            argv[:-2], cwd=REPO, env=clean_env(), capture_output=True, text=True, check=False
+            argv[:-2],
+            cwd=REPO,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         outcome.exit_code, outcome.stdout, outcome.stderr = (
             again.returncode,
             again.stdout,
             again.stderr,
         )
+        outcome.seconds = time.perf_counter() - started
     if out.is_file():
         try:
             outcome.data = json.loads(out.read_text())
@@ -210,7 +238,8 @@ def section(outcome: Outcome) -> str:
     if not outcome.ran:
         return "\n".join([*lines, "", f"**Not run**: {'; '.join(outcome.notes)}.", ""])
     status = f"exit {outcome.exit_code}" if outcome.exit_code is not None else "no exit status"
-    lines[-1] += f" ({status}, {outcome.seconds:.0f} s)"
+    ran = f", ran {outcome.when}" if outcome.when else ""
+    lines[-1] += f" ({status}, {outcome.seconds:.0f} s{ran})"
     lines += [f"Note: {n}." for n in outcome.notes]
     settings = data.get("settings")
     if settings:
@@ -295,11 +324,20 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc)
     loads = [load()]
     outcomes = []
+    kept = REPO / "build" / ("bench-quick" if args.quick else "bench")
     with tempfile.TemporaryDirectory(prefix="bench-results-") as tmp:
         for script in SCRIPTS:
             if only and script.name not in only:
+                earlier = Outcome.load(script, kept)
+                if earlier is not None:
+                    outcomes.append(earlier)
                 continue
-            outcomes.append(run_script(script, args.quick, Path(tmp), args.timeout))
+            when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            outcome = run_script(script, args.quick, Path(tmp), args.timeout)
+            outcome.when = when
+            if outcome.ran:
+                outcome.save(kept)
+            outcomes.append(outcome)
     loads.append(load())
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(document(outcomes, args.quick, started, loads))
