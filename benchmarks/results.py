@@ -288,7 +288,7 @@ def targets_table(outcomes: list[Outcome]) -> str:
             )
         if not outcome.ran:
             rows.append([outcome.script.name, "-", "-", "not run", "-", ""])
-        elif outcome.data is None:
+        elif outcome.data is None or not (outcome.data.get("targets") or []):
             rows.append([outcome.script.name, "-", "-", "see its section", "-", ""])
     return md_table(["benchmark", "what", "target", "measured", "met", "gap"], rows)
 
