@@ -1,15 +1,19 @@
-"""Client-side flow control: one thread-safe token bucket per cloud action.
+"""Client-side flow control: one thread-safe sliding window per cloud action.
 
 Alibaba Cloud limits each API per account (e.g. DescribeUserDomains 100 QPS,
-ListUserCertificateOrder 10 QPS). A bucket for an action of documented limit Q
-refills at `rate` and holds at most `burst` tokens with `burst + rate <= Q`, so this
+ListUserCertificateOrder 10 QPS). The window of an action of documented limit Q lets
+at most Q calls start in any `WINDOW_S` seconds (a little more than one second: the
+margin absorbs jitter between a call's start here and its arrival there), so this
 process never makes more than Q calls in any one-second window, whatever the number
-of threads. Other processes of the same account share the account's limit: what is
-left for them is what the retry layer absorbs when the service throttles.
+of threads, and still sustains Q / WINDOW_S calls a second: 2.86 for a 3 QPS action
+(a token bucket with burst + rate <= Q gave it 2). Other processes of the same account
+share the account's limit: what is left for them is what the retry layer absorbs when
+the service throttles.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 import time
@@ -39,60 +43,64 @@ DEFAULT_QPS: dict[str, float] = {"oss": 50, "cdn": 10, "cas": 10, "fc": 100}
 FALLBACK_QPS = 10.0
 
 
-def bucket_shape(qps: float) -> tuple[float, float]:
-    """(rate, burst) for a documented limit `qps`: burst + rate <= qps, burst >= 1.
+# Slightly over one second: a call started at the edge of the window here must not land
+# inside the previous window there (network and scheduling jitter, tens of ms).
+WINDOW_S = 1.05
 
-    A burst of one token and the rest as rate: a run's time is set by its busiest
-    action's sustained rate (500 CDN certificate writes take 500 / rate seconds), so
-    every token a burst holds back from the rate costs the whole run; a burst only
-    saves the first calls' wait.
+
+def window_shape(qps: float) -> tuple[int, float]:
+    """(calls, seconds) for a documented limit `qps`: at most `calls` starts per window.
+
+    At least one call per window; below 1 QPS the window grows instead (0.5 QPS: one
+    call per 2.1 s). A fractional limit rounds down (2.5 QPS: 2 calls per window).
 
     Raises:
         ValueError: `qps` is not positive.
     """
     if not qps > 0:
         raise ValueError("qps must be positive")
-    burst = 1.0
-    rate = max(qps - burst, qps * 0.5)
-    return rate, burst
+    if qps < 1:
+        return 1, WINDOW_S / qps
+    return int(qps), WINDOW_S
 
 
-class TokenBucket:
-    """A token bucket shared by threads; callers wait their turn in arrival order.
+class SlidingWindow:
+    """At most `calls` call starts in any `window` seconds; threads wait in arrival order.
 
-    `acquire()` reserves a token under the lock (the balance may go negative: that is
-    the queue) and sleeps outside it, so a waiting thread never blocks the others.
+    `reserve()` books the caller's start time under the lock (the earliest time at
+    which the call `calls` places before it is a full window old) and the caller sleeps
+    outside it, so a waiting thread never blocks the others. Booked starts never
+    decrease, so callers go in the order they arrived.
     """
 
     def __init__(
         self,
-        rate: float,
-        burst: float,
+        calls: int,
+        window: float,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be positive and burst at least 1")
-        self.rate = float(rate)
-        self.burst = float(burst)
+        if calls < 1 or window <= 0:
+            raise ValueError("calls must be at least 1 and window positive")
+        self.calls = int(calls)
+        self.window = float(window)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = self.burst
-        self._stamp = clock()
+        self._starts: collections.deque[float] = collections.deque(maxlen=self.calls)
 
     def reserve(self) -> float:
-        """Take one token; return how long the caller must wait before using it."""
+        """Book one call; return how long the caller must wait before starting it."""
         with self._lock:
             now = self._clock()
-            elapsed = max(0.0, now - self._stamp)
-            self._stamp = now
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-            self._tokens -= 1.0
-            if self._tokens >= 0:
-                return 0.0
-            return -self._tokens / self.rate
+            start = now
+            if len(self._starts) == self.calls:
+                start = max(now, self._starts[0] + self.window)
+            if self._starts:
+                start = max(start, self._starts[-1])  # FIFO even if the clock stepped back
+            self._starts.append(start)  # the deque's maxlen drops the oldest
+            return start - now
 
     def acquire(self) -> float:
         """Wait until a call may be made; return the seconds waited."""
@@ -103,7 +111,7 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """Token buckets keyed by (service, action), created on first use."""
+    """Sliding windows keyed by (service, action), created on first use."""
 
     def __init__(
         self,
@@ -118,26 +126,26 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._windows: dict[tuple[str, str], SlidingWindow] = {}
 
     def qps(self, service: str, action: str) -> float:
         """The documented (or chosen) limit of an action."""
         return self._limits.get((service, action), self._defaults.get(service, FALLBACK_QPS))
 
-    def bucket(self, service: str, action: str) -> TokenBucket:
-        """The bucket of an action (created on first use)."""
+    def window(self, service: str, action: str) -> SlidingWindow:
+        """The window of an action (created on first use)."""
         key = (service, action)
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                rate, burst = bucket_shape(self.qps(service, action))
-                bucket = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
-                self._buckets[key] = bucket
-            return bucket
+            window = self._windows.get(key)
+            if window is None:
+                calls, seconds = window_shape(self.qps(service, action))
+                window = SlidingWindow(calls, seconds, clock=self._clock, sleep=self._sleep)
+                self._windows[key] = window
+            return window
 
     def acquire(self, service: str, action: str) -> float:
-        """Wait for a token of the action; return the seconds waited."""
-        return self.bucket(service, action).acquire()
+        """Wait for the action's turn; return the seconds waited."""
+        return self.window(service, action).acquire()
 
 
 _shared_lock = threading.Lock()
@@ -157,7 +165,7 @@ def shared_limiter() -> RateLimiter:
 def isolated_shared_limiter() -> Iterator[RateLimiter]:
     """A fresh process-wide limiter inside the block, the previous one after it.
 
-    For tests: tokens one test spends must not make the next one wait. Clients built
+    For tests: calls one test makes must not make the next one wait. Clients built
     before the block keep the limiter they were given.
     """
     global _shared
