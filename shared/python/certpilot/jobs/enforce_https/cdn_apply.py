@@ -199,63 +199,108 @@ def apply_features(
     when given, receives the configs each domain's confirmation read last. Never
     raises for one domain's failure.
     """
-    busy = _Busy(clock, sleep, deadline, log)
-    tracks = {p.domain: _Track(p) for p in plans}
-    for track in tracks.values():
-        if not track.plan.delete:
-            continue
-        domain, ids = track.plan.domain, ",".join(track.plan.delete)
+    writer = FeatureWriter(cdn, deadline=deadline, log=log, clock=clock, sleep=sleep)
+    writer.send(plans)
+    return writer.confirm(seen)
 
-        def delete(d: str = domain, i: str = ids) -> None:
-            cdn.delete_config(d, i)
 
-        def deleted(d: str = domain) -> bool:
-            return not any(c.name == FeatureName.HTTP_FORCE.value for c in read_configured(cdn, d))
+class FeatureWriter:
+    """`apply_features` in steps: plans are sent as they become known (`send`, any
+    number of times), then every domain sent is confirmed at once (`confirm`)."""
 
-        try:
-            track.busy += busy.call(delete, domain, deleted)
-            track.deleted.extend(track.plan.delete)
-        except CloudError as error:
-            track.error_code = error.code or type(error).__name__
-            event(
-                log,
-                "http_force not deleted",
-                level=logging.WARNING,
-                domain=domain,
-                error=track.error_code,
-            )
-    ready = [t.plan for t in tracks.values() if t.error_code is None]
-    for batch in batches(ready):
-        functions = [_wire(w) for w in batch.features]
+    def __init__(
+        self,
+        cdn: CdnConfigs,
+        *,
+        deadline: float,
+        log: logging.Logger,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cdn = cdn
+        self.deadline = deadline
+        self.log = log
+        self.clock = clock
+        self.sleep = sleep
+        self.busy = _Busy(clock, sleep, deadline, log)
+        self.tracks: dict[str, _Track] = {}
 
-        def write(
-            names: Sequence[str] = batch.domains, f: Sequence[CdnFunction] = functions
-        ) -> None:
-            cdn.set_configs(names, f)
+    def send(self, plans: Sequence[DomainFeaturePlan]) -> None:
+        """Delete `http_force` where asked, then write the features of `plans`, as few
+        calls as `features.batches` allows. Never raises for one domain's failure."""
+        cdn, busy, log = self.cdn, self.busy, self.log
+        tracks = {p.domain: _Track(p) for p in plans}
+        self.tracks.update(tracks)
+        for track in tracks.values():
+            if not track.plan.delete:
+                continue
+            domain, ids = track.plan.domain, ",".join(track.plan.delete)
 
-        def written(b: Batch = batch) -> bool:
-            return all(
-                state_of(w, read_configured(cdn, d)) is not State.MISSING
-                for d in b.domains
-                for w in b.features
-            )
+            def delete(d: str = domain, i: str = ids) -> None:
+                cdn.delete_config(d, i)
 
-        try:
-            refusals = busy.call(write, ",".join(batch.domains), written)
-            for domain in batch.domains:
-                tracks[domain].busy += refusals
-        except CloudError as error:
-            # The read-back below settles whether it was applied all the same.
-            event(
-                log,
-                "feature write failed",
-                level=logging.WARNING,
-                domains=list(batch.domains),
-                error=error.code,
-            )
-            for domain in batch.domains:
-                tracks[domain].error_code = error.code or type(error).__name__
-    return _confirm(cdn, tracks, deadline=deadline, clock=clock, sleep=sleep, seen=seen)
+            def deleted(d: str = domain) -> bool:
+                return not any(
+                    c.name == FeatureName.HTTP_FORCE.value for c in read_configured(cdn, d)
+                )
+
+            try:
+                track.busy += busy.call(delete, domain, deleted)
+                track.deleted.extend(track.plan.delete)
+            except CloudError as error:
+                track.error_code = error.code or type(error).__name__
+                event(
+                    log,
+                    "http_force not deleted",
+                    level=logging.WARNING,
+                    domain=domain,
+                    error=track.error_code,
+                )
+        ready = [t.plan for t in tracks.values() if t.error_code is None]
+        for batch in batches(ready):
+            functions = [_wire(w) for w in batch.features]
+
+            def write(
+                names: Sequence[str] = batch.domains, f: Sequence[CdnFunction] = functions
+            ) -> None:
+                cdn.set_configs(names, f)
+
+            def written(b: Batch = batch) -> bool:
+                return all(
+                    state_of(w, read_configured(cdn, d)) is not State.MISSING
+                    for d in b.domains
+                    for w in b.features
+                )
+
+            try:
+                refusals = busy.call(write, ",".join(batch.domains), written)
+                for domain in batch.domains:
+                    tracks[domain].busy += refusals
+            except CloudError as error:
+                # The read-back in `confirm` settles whether it was applied all the same.
+                event(
+                    log,
+                    "feature write failed",
+                    level=logging.WARNING,
+                    domains=list(batch.domains),
+                    error=error.code,
+                )
+                for domain in batch.domains:
+                    tracks[domain].error_code = error.code or type(error).__name__
+
+    def confirm(
+        self, seen: dict[str, tuple[Configured, ...]] | None = None
+    ) -> dict[str, FeatureResult]:
+        """Read back every domain sent until it is in place, failed, or out of time
+        (`apply_features`); one result per domain."""
+        return _confirm(
+            self.cdn,
+            self.tracks,
+            deadline=self.deadline,
+            clock=self.clock,
+            sleep=self.sleep,
+            seen=seen,
+        )
 
 
 def _confirm(

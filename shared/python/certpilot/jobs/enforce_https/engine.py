@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,9 @@ ONLINE = "online"
 OPT_OUT_TAG = "certpilot-enforce"
 OPT_OUT_VALUES = frozenset({"off", "false", "no", "skip"})
 SERVING_PROBLEM_STATUSES = (403,)  # answers that mean the origin refused the edge
+# Probed domains per pipeline stage: 50 domains with the same features are 5 calls
+# of BatchSetCdnDomainConfig, sent while the next 50 are probed.
+PIPELINE_STAGE = 50
 
 
 def parse_event(event_data: Any, invocation: Invocation) -> EnforceRequest:
@@ -159,6 +163,8 @@ class _Run:
     opted_out: dict[str, bool] = field(default_factory=dict)
     # CDN domains (API names) whose origin switch rode in the features' batch, by bucket.
     switched_early: dict[str, list[str]] = field(default_factory=dict)
+    # The CAS listing, read once a run when a target needs a certificate.
+    listing: Sequence[CasSummary] | None = None
 
     @property
     def deadline(self) -> float:
@@ -189,14 +195,18 @@ def run_enforce(request: EnforceRequest, deps: Deps) -> EnforceReport:
         state.results[name] = DomainResult(
             name, None, None, DomainOutcome.SKIPPED, DomainReason.NOT_FOUND
         )
-    # The CDN configs (API reads) are read while the edge is probed (handshakes).
-    with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
-        configs = prefetch.submit(with_context(_read_configs), state, _scope_cdn_names(state))
-        _judge_https(state)
-        configs.result()
-    _cdn_fallbacks(state)
-    _secure_targets(state)
-    _apply_cdn(state)
+    if state.dry_run:
+        # The CDN configs (API reads) are read while the edge is probed (handshakes).
+        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+            configs = prefetch.submit(with_context(_read_configs), state, _scope_cdn_names(state))
+            _judge_https(state)
+            configs.result()
+        _cdn_fallbacks(state)
+        _secure_targets(state, state.scope.targets)
+        _apply_cdn(state)
+    else:
+        _cdn_fallbacks(state)
+        _probe_and_write(state)
     _enforce_buckets(state)
     _verify(state)
     report = EnforceReport(
@@ -293,15 +303,13 @@ def _opted_out_domain(state: _Run, name: str) -> bool:
 # -- 2. HTTPS live, certificates ----------------------------------------------------
 
 
-def _judge_https(state: _Run) -> None:
-    """Handshakes for every domain the run or the guard needs to know about: verified
-    only when `CERTPILOT_VERIFY_CONSECUTIVE` handshakes in a row show a valid chain and
-    name (a CDN edge of many nodes may serve old and new state side by side)."""
-    names: dict[str, DomainRecord] = {r.name: r for r in state.scope.targets}
-    for bucket in state.scope.buckets:
-        for record in _bucket_domains(state, bucket):
-            if record.route is Route.OSS:
-                names.setdefault(record.name, record)
+def _judge_https(state: _Run, names: dict[str, DomainRecord] | None = None) -> None:
+    """Handshakes for every domain the run or the guard needs to know about (or only
+    `names`): verified only when `CERTPILOT_VERIFY_CONSECUTIVE` handshakes in a row show
+    a valid chain and name (a CDN edge of many nodes may serve old and new state side
+    by side)."""
+    if names is None:
+        names = _probed(state, state.scope.targets, state.scope.buckets)
     pending = [n for n, r in names.items() if r.route is not Route.BUCKET_DOMAIN]
     for _ in range(max(1, state.deps.settings.verify_consecutive)):
         probed = deploy_engine.probe_all(pending, state.deps, inventory=state.scope.inventory)
@@ -313,6 +321,87 @@ def _judge_https(state: _Run) -> None:
             break
     for name in pending:
         state.verified[name] = True
+
+
+def _probed(
+    state: _Run, targets: Sequence[DomainRecord], buckets: Sequence[str]
+) -> dict[str, DomainRecord]:
+    """The domains whose HTTPS `targets` and the guard of `buckets` need probed."""
+    names: dict[str, DomainRecord] = {r.name: r for r in targets}
+    for bucket in buckets:
+        for record in _bucket_domains(state, bucket):
+            if record.route is Route.OSS:
+                names.setdefault(record.name, record)
+    return names
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """One step of the probe-then-write pipeline: whole buckets (the guard judges a
+    bucket on all of its domains) and the targets among their domains."""
+
+    buckets: tuple[str, ...]
+    targets: tuple[DomainRecord, ...]
+
+
+def _stages(state: _Run) -> list[_Stage]:
+    """The scope cut into stages of about `PIPELINE_STAGE` probed domains, whole
+    buckets each; the targets of no bucket in scope come last."""
+    in_scope = set(state.scope.buckets)
+    by_bucket: dict[str, list[DomainRecord]] = {b: [] for b in state.scope.buckets}
+    loose: list[DomainRecord] = []
+    for record in state.scope.targets:
+        if record.bucket in in_scope:
+            by_bucket[record.bucket or ""].append(record)
+        else:
+            loose.append(record)
+    stages: list[_Stage] = []
+    buckets: list[str] = []
+    targets: list[DomainRecord] = []
+    size = 0
+    for bucket, records in by_bucket.items():
+        buckets.append(bucket)
+        targets += records
+        size += len(_probed(state, records, [bucket]))
+        if size >= PIPELINE_STAGE:
+            stages.append(_Stage(tuple(buckets), tuple(targets)))
+            buckets, targets, size = [], [], 0
+    targets += loose
+    if buckets or targets:
+        stages.append(_Stage(tuple(buckets), tuple(targets)))
+    return stages
+
+
+def _probe_and_write(state: _Run) -> None:
+    """Steps 2 and 3 as a pipeline: a stage's domains are probed (and given a
+    certificate where HTTPS fails) while the features of the stages before go out, so
+    the handshakes overlap BatchSetCdnDomainConfig's pacing. A stage's writes start
+    only once every domain of it (all the domains of its buckets) has been judged:
+    the same facts the guard and the plans had when the whole scope was probed first.
+    Every domain sent is confirmed at the end, in the order written."""
+    stages = _stages(state)
+    judged: queue.Queue[_Stage | None] = queue.Queue()
+
+    def probe() -> None:
+        try:
+            for stage in stages:
+                _judge_https(state, _probed(state, stage.targets, stage.buckets))
+                judged.put(stage)
+        finally:
+            judged.put(None)
+
+    writer = cdn_apply.FeatureWriter(state.deps.clients.cdn, deadline=state.deadline, log=_log)
+    early: dict[str, str] = {}
+    with ThreadPoolExecutor(2, thread_name_prefix="pipeline") as pool:
+        # The CDN configs (API reads) are read while the edge is probed (handshakes).
+        configs = pool.submit(with_context(_read_configs), state, _scope_cdn_names(state))
+        probes = pool.submit(with_context(probe))
+        for stage in iter(judged.get, None):
+            _secure_targets(state, stage.targets)
+            early.update(_send_cdn(state, writer, stage))
+        probes.result()
+        configs.result()
+    _confirm_cdn(state, writer, early)
 
 
 def _candidates(listing: Sequence[CasSummary], domain: str, now: datetime) -> list[int]:
@@ -329,12 +418,12 @@ def _candidates(listing: Sequence[CasSummary], domain: str, now: datetime) -> li
     return [s.cas_id for s in usable]
 
 
-def _secure_targets(state: _Run) -> None:
-    """Give each target without verified HTTPS the best candidate certificate."""
+def _secure_targets(state: _Run, targets: Sequence[DomainRecord]) -> None:
+    """Give each of `targets` without verified HTTPS the best candidate certificate."""
     from certpilot.discovery import catalog as catalog_module
 
     pending: list[DomainRecord] = []
-    for record in state.scope.targets:
+    for record in targets:
         reason = _skip_reason(state, record)
         if reason is not None:
             state.results[record.name] = DomainResult(
@@ -349,7 +438,9 @@ def _secure_targets(state: _Run) -> None:
             pending.append(record)
     if not pending:
         return
-    listing = catalog_module.list_all(state.deps.clients, include_revoked=False).summaries
+    if state.listing is None:
+        state.listing = catalog_module.list_all(state.deps.clients, include_revoked=False).summaries
+    listing = state.listing
     now = state.deps.clock()
     options = {r.name: _candidates(listing, r.name, now)[:MAX_CANDIDATES] for r in pending}
     for record in pending:
@@ -514,16 +605,17 @@ def _read_configs(state: _Run, api_names: Sequence[str]) -> None:
         list(pool.map(with_context(_configs), [state] * len(todo), todo))
 
 
-def _early_switches(state: _Run) -> dict[str, str]:
+def _early_switches(state: _Run, buckets: Sequence[str] | None = None) -> dict[str, str]:
     """The CDN domains whose origin the guard will switch to HTTPS (API name -> bucket):
     their switch goes out in the features' batch, so that the whole run waits for one
     propagation instead of one per bucket. Only for buckets the guard would let
     through; the bucket step still sees each of them serve before writing its policy."""
     if state.dry_run:
         return {}
-    _read_opt_outs(state, state.scope.buckets)
+    buckets = state.scope.buckets if buckets is None else buckets
+    _read_opt_outs(state, buckets)
     switches: dict[str, str] = {}
-    for bucket in state.scope.buckets:
+    for bucket in buckets:
         try:
             if _bucket_opted_out(state, bucket):
                 continue
@@ -540,6 +632,35 @@ def _apply_cdn(state: _Run) -> None:
     targets = _cdn_targets(state)
     _read_configs(state, [_api(r) for r in targets])  # read during the probes, mostly
     early = _early_switches(state)
+    plans = _plans(state, targets, early)
+    if state.dry_run or not plans:
+        for plan in plans:
+            state.features[_name(plan.domain)] = FeatureResult(
+                _name(plan.domain),
+                FeatureOutcome.IN_PLACE if plan.in_place else FeatureOutcome.UNCONFIRMED,
+                plan.delete,
+                tuple(w.name for w in plan.set),
+            )
+        return
+    writer = cdn_apply.FeatureWriter(state.deps.clients.cdn, deadline=state.deadline, log=_log)
+    writer.send(plans)
+    _confirm_cdn(state, writer, early)
+
+
+def _send_cdn(state: _Run, writer: cdn_apply.FeatureWriter, stage: _Stage) -> dict[str, str]:
+    """Plan and send the features of one pipeline stage; its early origin switches."""
+    names = {r.name for r in stage.targets}
+    targets = [r for r in _cdn_targets(state) if r.name in names]
+    _read_configs(state, [_api(r) for r in targets])  # read during the probes, mostly
+    early = _early_switches(state, stage.buckets)
+    writer.send(_plans(state, targets, early))
+    return early
+
+
+def _plans(
+    state: _Run, targets: Sequence[DomainRecord], early: dict[str, str]
+) -> list[DomainFeaturePlan]:
+    """The feature plan of each target CDN domain whose configs could be read."""
     plans: list[DomainFeaturePlan] = []
     for record in targets:
         configs = _configs(state, _api(record))
@@ -552,19 +673,13 @@ def _apply_cdn(state: _Run) -> None:
         if _api(record) in early:
             plan = cdn_apply.with_origin_switch(plan, ORIGIN_OVER_HTTPS)
         plans.append(plan)
-    if state.dry_run or not plans:
-        for plan in plans:
-            state.features[_name(plan.domain)] = FeatureResult(
-                _name(plan.domain),
-                FeatureOutcome.IN_PLACE if plan.in_place else FeatureOutcome.UNCONFIRMED,
-                plan.delete,
-                tuple(w.name for w in plan.set),
-            )
-        return
+    return plans
+
+
+def _confirm_cdn(state: _Run, writer: cdn_apply.FeatureWriter, early: dict[str, str]) -> None:
+    """Confirm every domain `writer` sent and record the results."""
     seen: dict[str, tuple[Configured, ...]] = {}
-    results = cdn_apply.apply_features(
-        state.deps.clients.cdn, plans, deadline=state.deadline, log=_log, seen=seen
-    )
+    results = writer.confirm(seen)
     for api_name, result in results.items():
         state.features[_name(api_name)] = result
         # Changed: what the confirmation read last, else read again when needed.
