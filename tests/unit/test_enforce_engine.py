@@ -1,12 +1,22 @@
 """Pure parts of the enforce-https engine: which CAS certificate a domain gets, what
-counts as the configured HSTS, and the run's status from its results."""
+counts as the configured HSTS, the run's status from its results, and how the scope is
+cut into probe-then-write stages."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import Any, cast
 
 from certpilot.core.cloudtypes import CasSummary
-from certpilot.jobs.enforce_https.engine import _candidates, _hsts_ok
+from certpilot.core.model import DomainRecord, Inventory, Route
+from certpilot.jobs.enforce_https.engine import (
+    PIPELINE_STAGE,
+    _candidates,
+    _hsts_ok,
+    _Scope,
+    _stages,
+)
 from certpilot.jobs.enforce_https.features import FeaturePrefs
 from certpilot.jobs.enforce_https.summary import (
     BucketOutcome,
@@ -106,3 +116,27 @@ def test_summary_renders_codes_facts_and_counts() -> None:
     assert set(summary["counts"]["buckets"]) == {o.value for o in BucketOutcome}
     assert EnforceStatus.NOTHING_TO_DO.ok and EnforceStatus.DRY_RUN.ok
     assert not EnforceStatus.NOT_ENFORCED.ok
+
+
+def test_pipeline_stages_hold_whole_buckets_and_the_loose_targets_come_last() -> None:
+    # given 7 buckets of 20 CDN domains each (one with a direct OSS domain too) and a
+    # target CDN domain whose origin is no bucket in scope
+    records = [
+        DomainRecord(f"d{i}.b{b}.example.com", Route.CDN, f"b{b}", "cn-hangzhou", None)
+        for b in range(7)
+        for i in range(20)
+    ]
+    direct = DomainRecord("www.b6.example.com", Route.OSS, "b6", "cn-hangzhou", None)
+    loose = DomainRecord("other.example.net", Route.CDN, None, None, None)
+    buckets = [f"b{b}" for b in range(7)]
+    scope = _Scope(Inventory((*records, direct, loose)), {}, [*records, loose], [], buckets)
+    # when the run cuts its scope into pipeline stages
+    stages = _stages(cast(Any, SimpleNamespace(scope=scope)))
+    # then each stage holds whole buckets (about PIPELINE_STAGE domains probed) with all
+    # of their targets, every target once, and the domain of no bucket in the last one
+    assert PIPELINE_STAGE == 50
+    assert [s.buckets for s in stages] == [("b0", "b1", "b2"), ("b3", "b4", "b5"), ("b6",)]
+    for stage in stages:
+        assert {r.bucket for r in stage.targets if r.bucket} == set(stage.buckets)
+    assert [r for s in stages for r in s.targets] == [*records, loose]
+    assert stages[-1].targets[-1] is loose

@@ -10,7 +10,10 @@
    domain that fails it gets the best CAS candidate (covering, valid, not revoked,
    latest expiry) through the deploy-cert engine restricted to that domain (which
    verifies on consecutive handshakes and rolls back); none: `NO_CERTIFICATE`.
-3. CDN features on each verified target CDN domain (`features`, `cdn_apply`).
+3. CDN features on each verified target CDN domain (`features`, `cdn_apply`). Steps 2
+   and 3 run as a pipeline (not in a dry run): the scope is cut into stages of whole
+   buckets, and a stage's features go out once all of its domains are judged, while
+   the next stage is probed; every write is confirmed at the end.
 4. The guard per bucket (`guard`): every direct custom domain verified, every CDN
    domain pulling from it over HTTPS (switched first, confirmed, then seen serving),
    else `ENFORCEMENT_BLOCKED` naming the domain and the bucket untouched; then the
