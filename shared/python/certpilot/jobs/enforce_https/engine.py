@@ -210,8 +210,7 @@ def run_enforce(request: EnforceRequest, deps: Deps) -> EnforceReport:
     else:
         _cdn_fallbacks(state)
         _probe_and_write(state)
-    _enforce_buckets(state)
-    _verify(state)
+    _buckets_and_verify(state)
     report = EnforceReport(
         status=_status(state),
         request_id=deps.request_id,
@@ -1057,12 +1056,43 @@ def _hsts_ok(header: str | None, prefs: FeaturePrefs) -> bool:
     return ("includesubdomains" in parts) == prefs.hsts_include_subdomains
 
 
+def _buckets_and_verify(state: _Run) -> None:
+    """Steps 4 and 5: the CDN domains' edge is verified while the buckets are
+    enforced (what a CDN domain must answer does not depend on its bucket's policy);
+    the direct domains, and a CDN domain whose origin the bucket step switched, are
+    verified after. Outcomes are set once the buckets are done (whether a domain
+    changed depends on its bucket too)."""
+    if state.dry_run:
+        _enforce_buckets(state)
+        _verify(state)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="verify-cdn") as pool:
+        early = pool.submit(with_context(_edge_checks), state, _verify_todo(state, Route.CDN))
+        _enforce_buckets(state)
+        checked = early.result()
+    late = {n for b in state.buckets.values() for n in b.origins_switched} - {
+        _name(n) for names in state.switched_early.values() for n in names
+    }
+    for name, (record, check) in checked.items():
+        if name not in late:
+            _record_check(state, record, check)
+    _verify(state)
+
+
 def _verify(state: _Run) -> None:
-    """Poll the edge for every domain enforced here until it answers as enforced or
-    the run's verification time is up; then set each domain's outcome."""
+    """Poll the edge for every domain enforced here (and not settled yet) until it
+    answers as enforced or the run's verification time is up; then set each domain's
+    outcome."""
+    for record, check in _edge_checks(state, _verify_todo(state)).values():
+        _record_check(state, record, check)
+
+
+def _verify_todo(state: _Run, route: Route | None = None) -> dict[str, DomainRecord]:
+    """The targets (of `route`, or all) to verify at the edge; the others get their
+    outcome here (dry run, features failed, bucket skipped or not enforced)."""
     todo: dict[str, DomainRecord] = {}
     for record in state.scope.targets:
-        if record.name in state.results:
+        if record.name in state.results or (route is not None and record.route is not route):
             continue
         if state.dry_run:
             state.results[record.name] = _planned(state, record)
@@ -1092,6 +1122,16 @@ def _verify(state: _Run) -> None:
             )
             continue
         todo[record.name] = record
+    return todo
+
+
+def _edge_checks(
+    state: _Run, todo: dict[str, DomainRecord]
+) -> dict[str, tuple[DomainRecord, EdgeCheck]]:
+    """Poll the edge for each of `todo` until it answers as enforced (on consecutive
+    looks) or the verification time is up; each domain's last check."""
+    todo = dict(todo)
+    done: dict[str, tuple[DomainRecord, EdgeCheck]] = {}
     looks = {name: _expect(state, record) for name, record in todo.items()}
     # Consecutive good answers in a row (each a new connection): one lucky node proves
     # little while a CDN change propagates.
@@ -1118,27 +1158,20 @@ def _verify(state: _Run) -> None:
             names = list(todo)
             checks = list(pool.map(look, names)) if pool else [look(n) for n in names]
             for name, check in zip(names, checks, strict=True):
-                _settle(state, todo, name, check, streak[name] >= wanted, stop)
+                if streak[name] >= wanted or time.monotonic() >= stop:
+                    done[name] = (todo.pop(name), check)
             if todo:
                 time.sleep(interval)
                 interval = min(interval * 2, 1.0)
     finally:
         if pool is not None:
             pool.shutdown()
+    return done
 
 
-def _settle(
-    state: _Run,
-    todo: dict[str, DomainRecord],
-    name: str,
-    check: EdgeCheck,
-    confirmed: bool,
-    stop: float,
-) -> None:
-    """Set `name`'s outcome once its edge check is confirmed or its time is up."""
-    if not confirmed and time.monotonic() < stop:
-        return
-    record = todo.pop(name)
+def _record_check(state: _Run, record: DomainRecord, check: EdgeCheck) -> None:
+    """Set a domain's outcome from its last edge check."""
+    name = record.name
     if check.problem:
         state.results[name] = _result(
             state,
