@@ -1,7 +1,9 @@
 """check-expiry past one invocation, end to end: check-expiry registered as a function
 of the emulator's FC, invoked, fans out to asynchronous invocations of itself over
 disjoint scopes; the last shard merges the report and notifies once. The merged report
-is compared with one unsplit sweep of the same estate."""
+is compared with one unsplit sweep of the same estate: the same report and the same CAS
+calls (the coordinator reads the catalog once and hands it to the shards through the
+report bucket; the payloads only name the run's objects)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ FUNCTION = "certpilot-check-expiry"
 REPORTS = "ops-reports"
 PREFIX = "certpilot/reports"
 SHARD_SIZE = 4
-ASYNC_LIMIT = 128 * 1024
+SMALL_PAYLOAD = 4 * 1024
+CAS_READS = ("cas:ListUserCertificateOrder", "cas:GetUserCertificateDetail")
 
 
 class Receiver:
@@ -139,6 +142,20 @@ def wait_shards(cloud: Any, coordinator: str, timeout: float = 240.0) -> list[di
         time.sleep(0.2)
 
 
+def cas_reads(cloud: Any) -> dict[str, int]:
+    """The CAS listing and detail calls made so far."""
+    return {action: cloud.action_stats(action)["calls"] for action in CAS_READS}
+
+
+def since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {action: after[action] - before[action] for action in after}
+
+
+def private_key_header() -> str:
+    # Built here: no PEM private-key header line is ever committed.
+    return "-----BEGIN " + "PRIVATE" + " KEY"
+
+
 def unsplit(cloud: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     """One report-only sweep of the estate in one invocation (no report, no webhook):
     each domain's finding codes."""
@@ -158,41 +175,49 @@ def test_a_sweep_split_into_shards_reports_what_one_unsplit_sweep_reports(
 ) -> None:
     # given the demo estate (plus a bucket for the reports), swept once unsplit
     cloud.load_estate({**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]})
+    reads = cas_reads(cloud)
     whole = unsplit(cloud, monkeypatch)
+    unsplit_reads = since(reads, cas_reads(cloud))
     assert set(whole) == set(EXPECTED)
     # and check-expiry registered in FC with shards of 4 domains and a webhook
     register_check_expiry(cloud, CERTPILOT_WEBHOOK_URL=receiver.url)
     before = cloud.stats()["actions"]
+    reads = cas_reads(cloud)
     started = time.monotonic()
     # when the timer fires it
     summary = invoke_sync(cloud, timer())
     shards = wait_shards(cloud, summary["requestId"])
     elapsed = time.monotonic() - started
     # then the coordinator planned several shards and invoked itself once per shard,
-    # asynchronously, each payload within FC's 128 KB
+    # asynchronously, each payload small: it names the run's objects, no records
     assert summary["status"] == "fanned-out", summary
     planned = summary["shards"]
     assert len(planned) >= 3
     assert summary["notInvoked"] == []
     assert len(shards) == len(planned)
     events = [json.loads(r["event"]) for r in shards]
-    assert all(len(r["event"].encode()) < ASYNC_LIMIT for r in shards)
+    assert all(len(r["event"].encode()) < SMALL_PAYLOAD for r in shards)
+    assert all("records" not in e["shard"] for e in events)
     assert sorted(e["shard"]["index"] for e in events) == list(range(len(planned)))
     assert all(e["reportOnly"] is True for e in events)
+    run = f"{PREFIX}/runs/{summary['run']}"
+    assert {e["shard"]["catalog"] for e in events} == {f"{run}/catalog.json"}
     # over disjoint scopes that cover the estate, each within the shard size
-    held = [[r["name"] for r in e["shard"]["records"]] for e in events]
+    tasks = {
+        e["shard"]["index"]: json.loads(read_object(cloud, e["shard"]["object"]) or b"{}")
+        for e in events
+    }
+    held = [[r["name"] for r in t["records"]] for t in tasks.values()]
     assert all(0 < len(names) <= SHARD_SIZE for names in held)
     flat = [name for names in held for name in names]
     assert len(flat) == len(set(flat))
     assert set(flat) == set(whole)
-    by_index = {e["shard"]["index"]: e["shard"]["scope"] for e in events}
-    assert [by_index[s["index"]] for s in planned] == [s["scope"] for s in planned]
+    assert [tasks[s["index"]]["scope"] for s in planned] == [s["scope"] for s in planned]
     # and every shard answered; exactly one merged the run
     answers = [json.loads(r["result"]) for r in shards]
     assert all(r["status"] == "succeeded" for r in shards), [r["error"] for r in shards]
     assert all(a["status"] == "shard" and a["error"] is None for a in answers), answers
     assert sum(1 for a in answers if a["merged"]) == 1
-    run = f"{PREFIX}/runs/{summary['run']}"
     assert len(keys(cloud, f"{run}/parts/")) == len(planned)
     assert read_object(cloud, f"{run}/merged") is not None
     # and the shards did not list the account again: one inventory, the coordinator's
@@ -204,6 +229,18 @@ def test_a_sweep_split_into_shards_reports_what_one_unsplit_sweep_reports(
     assert delta("oss:ListBuckets") == 1
     assert delta("cdn:DescribeUserDomains") == 1
     assert delta("oss:ListCname") == len(DEMO["buckets"]) + 1  # once per bucket
+    # and the whole run read CAS as one unsplit sweep does: the coordinator's catalog
+    fanned_reads = since(reads, cas_reads(cloud))
+    listings = "cas:ListUserCertificateOrder"
+    assert fanned_reads[listings] == unsplit_reads[listings]
+    details = "cas:GetUserCertificateDetail"
+    assert fanned_reads[details] <= unsplit_reads[details]
+    assert fanned_reads[listings] > 0
+    # and no object of the run holds private-key material
+    header = private_key_header()
+    stored = keys(cloud, f"{run}/")
+    assert f"{run}/catalog.json" in stored
+    assert all(header not in (read_object(cloud, key) or b"").decode() for key in stored)
     # and the merged report holds the same domains with the same codes as the unsplit sweep
     latest = json.loads(read_object(cloud, f"{PREFIX}/latest.json") or b"{}")
     assert latest["run"]["id"] == summary["run"]
@@ -214,7 +251,10 @@ def test_a_sweep_split_into_shards_reports_what_one_unsplit_sweep_reports(
     # and one notification was sent, by the merge
     assert len(receiver.bodies) == 1
     assert latest["notification"] is not None
-    print(f"fan-out: {len(planned)} shards of <= {SHARD_SIZE} domains in {elapsed:.1f} s")
+    print(
+        f"fan-out: {len(planned)} shards of <= {SHARD_SIZE} domains in {elapsed:.1f} s,"
+        f" CAS reads {fanned_reads} (unsplit {unsplit_reads})"
+    )
 
 
 def test_a_shard_never_run_leaves_its_scope_not_judged_never_an_all_clear(
@@ -333,3 +373,51 @@ def test_a_run_whose_shard_died_is_closed_by_the_next_sweep_with_its_scope_not_j
     latest = json.loads(read_object(cloud, f"{PREFIX}/latest.json") or b"{}")
     assert latest["run"]["id"] == second["run"]
     assert latest["run"]["domainsNotJudged"] == 0
+
+
+@pytest.mark.parametrize("unreadable", ["shards/00001.json", "catalog.json"])
+def test_a_shard_that_cannot_read_its_object_or_the_catalog_leaves_its_scope_not_judged(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch, receiver: Receiver, unreadable: str
+) -> None:
+    # given check-expiry in FC with shards of 4 domains, and one run object that no
+    # shard can read (every GetObject of it fails)
+    cloud.load_estate({**DEMO, "buckets": [*DEMO["buckets"], {"name": REPORTS}]})
+    register_check_expiry(cloud, CERTPILOT_RETRY_DEADLINE="2", CERTPILOT_WEBHOOK_URL=receiver.url)
+    for name, value in {
+        **cloud.certpilot_env(),
+        "CERTPILOT_LOG_LEVEL": "WARNING",
+        "CERTPILOT_REPORT_BUCKET": REPORTS,
+        "CERTPILOT_SHARD_SIZE": str(SHARD_SIZE),
+    }.items():
+        monkeypatch.setenv(name, value)
+    context = fc_context(cloud, FUNCTION)
+    run = context.request_id
+    cloud.faults(
+        {
+            "action": "oss:GetObject",
+            "where": {"key": f"{PREFIX}/runs/{run}/{unreadable}"},
+            "error": {"code": "InternalError", "status": 500},
+            "times": 1000,
+        }
+    )
+    # when the timer fires
+    summary = json.loads(fc_handler("check_expiry")(json.dumps(timer()).encode(), context))
+    answers = [json.loads(r["result"]) for r in wait_shards(cloud, run)]
+    # then the run still merged once and notified once
+    assert summary["status"] == "fanned-out", summary
+    assert sum(1 for a in answers if a["merged"]) == 1
+    assert len(receiver.bodies) == 1
+    # and the domains of the shards that could not read are NOT_JUDGED, every other judged
+    plan = json.loads(read_object(cloud, f"{PREFIX}/runs/{run}/plan.json") or b"{}")
+    blind = [1] if unreadable.startswith("shards/") else [s["index"] for s in plan["shards"]]
+    assert sorted(a["shard"] for a in answers if a["error"] is not None) == blind
+    latest = json.loads(read_object(cloud, f"{PREFIX}/latest.json") or b"{}")
+    assert latest["run"]["id"] == run
+    unjudged = {
+        d["domain"]
+        for d in latest["domains"]
+        if any(f["code"] == "NOT_JUDGED" for f in d["findings"])
+    }
+    assert unjudged == {d["domain"] for i in blind for d in plan["shards"][i]["domains"]}
+    assert latest["run"]["allClear"] is False
+    assert {d["domain"] for d in latest["domains"]} == set(EXPECTED)

@@ -1,5 +1,6 @@
-"""check-expiry's shards (pure): disjoint scopes that cover the estate, the size and the
-payload bound, the buckets shared by shards, the shard event read back."""
+"""check-expiry's shards (pure): disjoint scopes that cover the estate, the size as the
+only bound, the buckets shared by shards, the shard event (small) and the shard and
+catalog objects read back."""
 
 from __future__ import annotations
 
@@ -8,18 +9,26 @@ from datetime import datetime, timezone
 
 import pytest
 
+from certpilot.core.cloudtypes import CasSummary
 from certpilot.core.errors import MalformedEvent
-from certpilot.core.model import DeployedCert, DomainRecord, Location, Route
+from certpilot.core.findings import Code
+from certpilot.core.model import Catalog, CatalogCert, DeployedCert, DomainRecord, Location, Route
 from certpilot.jobs.check_expiry.shards import (
     ScopeItem,
+    ShardRef,
     ShardTask,
+    SharedCatalog,
     budget_size,
-    encode_task,
+    catalog_from_dict,
+    catalog_to_dict,
+    encode_ref,
+    parse_ref,
     parse_task,
     plan_shards,
     record_from_dict,
     record_to_dict,
     split_buckets,
+    task_to_dict,
 )
 from certpilot.jobs.check_expiry.sweep import parse_options
 
@@ -95,15 +104,20 @@ def test_small_buckets_are_packed_whole_big_ones_and_cdn_cut_into_ranges() -> No
                 assert all(item.first <= r.name <= (item.last or "") for r in shard.records)
 
 
-def test_no_shard_payload_exceeds_the_budget_whatever_the_size() -> None:
-    estate = [oss(f"d{n:04d}.example.com", f"b{n % 3}") for n in range(600)]
+def test_the_size_alone_bounds_a_shard_and_its_event_stays_small() -> None:
+    # Given records far larger than FC's 128 KB payload when put together
+    estate = [oss(f"d{n:05d}.{'x' * 40}.example.com", f"b{n % 3}") for n in range(3_000)]
 
-    shards = plan_shards(estate, 10_000, budget=30_000)
+    # When they are cut into shards of 1,000
+    shards = plan_shards(estate, 1_000)
 
-    assert len(shards) > 3
+    # Then the size alone decides, and the event names the shard's object only
+    assert [len(s.records) for s in shards] == [1_000, 1_000, 1_000]
     for shard in shards:
         task = ShardTask("1-run", shard.index, len(shards), NOW, shard.scope, shard.records)
-        assert len(encode_task(task, report_only=False, scope=None)) < 30_000 + 1_024
+        assert len(json.dumps(task_to_dict(task))) > 128 * 1024
+        ref = ShardRef("1-run", shard.index, len(shards), NOW, "r/shards/00000.json", "r/c.json")
+        assert len(encode_ref(ref, report_only=False, scope=None)) < 4 * 1024
 
 
 def test_a_size_below_one_is_refused() -> None:
@@ -127,14 +141,51 @@ def test_records_read_back_as_they_were() -> None:
 
 
 def test_the_shard_event_reads_back_into_the_sweeps_options() -> None:
-    shards = plan_shards(ESTATE, 5)
-    task = ShardTask("1-run", 1, len(shards), NOW, shards[1].scope, shards[1].records, ("big",))
+    ref = ShardRef(
+        "1-run", 1, 3, NOW, "p/runs/1-run/shards/00001.json", "p/runs/1-run/catalog.json"
+    )
 
-    options = parse_options(encode_task(task, report_only=True, scope="*.example.com"))
+    options = parse_options(encode_ref(ref, report_only=True, scope="*.example.com"))
 
     assert options.report_only is True
     assert options.scope == "*.example.com"
-    assert options.shard == task
+    assert options.shard == ref
+
+
+def test_the_shard_object_reads_back_as_written() -> None:
+    shards = plan_shards(ESTATE, 5)
+    task = ShardTask("1-run", 1, len(shards), NOW, shards[1].scope, shards[1].records, ("big",))
+
+    assert parse_task(json.loads(json.dumps(task_to_dict(task)))) == task
+
+
+def test_the_catalog_object_reads_back_as_written() -> None:
+    summary = CasSummary(
+        17, "c", "a.example.com", ("a.example.com",), "CA", NOW, NOW, False, True, "ISSUED"
+    )
+    cert = CatalogCert(
+        17,
+        "17-cn-hangzhou",
+        "c",
+        "a.example.com",
+        ("a.example.com",),
+        "CA",
+        NOW,
+        NOW,
+        "AB" * 32,
+        revoked=True,
+        chain_complete=False,
+        problems=(Code.CHAIN_INCOMPLETE,),
+    )
+    shared = SharedCatalog((summary,), Catalog((cert,)), frozenset({18}))
+
+    assert catalog_from_dict(json.loads(json.dumps(catalog_to_dict(shared)))) == shared
+
+
+@pytest.mark.parametrize("data", ["x", {}, {"schema": "other"}])
+def test_a_bad_catalog_object_is_refused(data: object) -> None:
+    with pytest.raises(ValueError):
+        catalog_from_dict(data)
 
 
 @pytest.mark.parametrize(
@@ -147,17 +198,36 @@ def test_the_shard_event_reads_back_into_the_sweeps_options() -> None:
             "index": 0,
             "of": 1,
             "started": "2030-01-01T00:00:00Z",
-            "scope": [],
-            "records": [],
+            "object": "k",
+            "catalog": "c",
         },
         {
             "run": "r",
             "index": 2,
             "of": 2,
             "started": "2030-01-01T00:00:00Z",
-            "scope": [],
-            "records": [],
+            "object": "k",
+            "catalog": "c",
         },
+        {
+            "run": "r",
+            "index": 0,
+            "of": 1,
+            "started": "2030-01-01T00:00:00Z",
+            "object": "",
+            "catalog": "c",
+        },
+        {"run": "r", "index": 0, "of": 1, "started": "2030-01-01T00:00:00Z", "object": "k"},
+    ],
+)
+def test_a_bad_shard_event_is_rejected(shard: object) -> None:
+    with pytest.raises(MalformedEvent):
+        parse_ref(shard)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         {
             "run": "r",
             "index": 0,
@@ -176,6 +246,6 @@ def test_the_shard_event_reads_back_into_the_sweeps_options() -> None:
         },
     ],
 )
-def test_a_bad_shard_event_is_rejected(shard: object) -> None:
-    with pytest.raises(MalformedEvent):
-        parse_task(shard)
+def test_a_bad_shard_object_is_refused(data: object) -> None:
+    with pytest.raises(ValueError):
+        parse_task(data)

@@ -8,6 +8,13 @@ another. The run's objects live beside the reports (`CERTPILOT_REPORT_BUCKET`), 
     plan.json            written by the coordinator before any shard is invoked: the
                          run (id, started, reportOnly, scope), and per shard its index,
                          scope and domains (name, location, bucket)
+    catalog.json         the CAS catalog the coordinator read for the whole run: the
+                         listing's summaries, the certificates built from their details
+                         (metadata and chain judgement), their public PEM chains
+                         (certificate blocks only, never a key), the ids whose detail
+                         call failed (`shards.catalog_to_dict`)
+    shards/<nnnnn>.json  per shard: its scope, split buckets and inventory records
+                         (`shards.task_to_dict`)
     parts/<nnnnn>.json   one per shard (index zero-padded), written when its sweep ends
                          or fails: its rows (the report's row JSON), the findings about
                          CAS certificates, the rollouts it would invoke, the drifted
@@ -19,12 +26,18 @@ another. The run's objects live beside the reports (`CERTPILOT_REPORT_BUCKET`), 
    function: `context.function.name`) lists the inventory once (the cheap listing
    calls), and when there are more domains than one shard holds
    (`CERTPILOT_SHARD_SIZE`, `shards.plan_shards`) writes the plan and invokes itself
-   asynchronously once per shard with that shard's records in the payload
-   (`shards.encode_task`, within FC's 128 KB). A shard it cannot invoke gets a part
-   from the coordinator saying its domains were not judged.
-2. Each shard sweeps its records (`sweep.sweep_inventory`, no listing of the account),
-   plans its repairs without invoking them, writes its part, then lists `parts/`.
-   A shard whose sweep fails still writes a part: its domains NOT_JUDGED.
+   (`CERTPILOT_SHARD_SIZE`, `shards.plan_shards`) reads the CAS catalog once (the
+   listing and one detail call per certificate that matters, with its PEM chain so
+   that no shard reads it again), writes the plan, the catalog and each shard's
+   object, and invokes itself asynchronously once per shard with a payload that only
+   names them (`shards.encode_ref`, a few hundred bytes). A shard it cannot write or invoke
+   gets a part from the coordinator saying its domains were not judged.
+2. Each shard reads its shard object and the catalog (two GetObject; it lists neither
+   the account nor CAS), sweeps its records (`sweep.sweep_inventory`), plans its
+   repairs without invoking them, writes its part, then lists `parts/`. A shard whose
+   catalog cannot be read, or whose sweep fails, still writes a part: its domains
+   NOT_JUDGED; one whose shard object cannot be read writes a part without rows, and
+   the merge takes its domains from the plan, NOT_JUDGED.
 3. A shard that sees all N parts creates `merged`; the one whose create succeeds (a
    retried create that answers "exists" is read back and compared) merges: the rows of
    every part (a part missing: its shard's domains NOT_JUDGED, named by scope), one
@@ -81,11 +94,17 @@ from certpilot.jobs.check_expiry.report import (
 from certpilot.jobs.check_expiry.run import Finished, domain_row, load, publish, settled_repairs
 from certpilot.jobs.check_expiry.shards import (
     Shard,
+    ShardRef,
     ShardTask,
+    SharedCatalog,
     budget_size,
-    encode_task,
+    catalog_from_dict,
+    catalog_to_dict,
+    encode_ref,
+    parse_task,
     plan_shards,
     split_buckets,
+    task_to_dict,
 )
 from certpilot.jobs.check_expiry.sweep import (
     FUNCTION,
@@ -93,6 +112,7 @@ from certpilot.jobs.check_expiry.sweep import (
     SweepResult,
     SweepStatus,
     _scoped,
+    read_catalog,
     sweep_inventory,
 )
 from certpilot.jobs.deploy_cert.engine import RUN_MARGIN, Deps
@@ -136,6 +156,16 @@ def part_key(prefix: str, index: int) -> str:
     return f"{prefix}/parts/{index:05d}.json"
 
 
+def shard_key(prefix: str, index: int) -> str:
+    """The key of shard `index`'s shard object (its scope and records)."""
+    return f"{prefix}/shards/{index:05d}.json"
+
+
+def catalog_key(prefix: str) -> str:
+    """The key of the run's CAS catalog object."""
+    return f"{prefix}/catalog.json"
+
+
 def _json(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -176,6 +206,10 @@ def fan_out(
     except (CloudError, ValueError) as error:  # this run goes on; the next one tries again
         event(_log, "stale runs not closed", level=logging.WARNING, error=type(error).__name__)
         closed = ()
+    # The CAS catalog is read once for the whole run: shards never list CAS (its
+    # listing's QPS is the account's, not each invocation's).
+    pems: dict[int, str] = {}
+    listing, catalog, unreadable = read_catalog(deps, deps.trust_store(), records, pems)
     prefix = run_prefix(target, run_id)
     split = split_buckets(shards)
     oss = deps.clients.oss
@@ -186,13 +220,28 @@ def fan_out(
         _json(_plan(run_id, started, _deadline(deps, started), options, inventory, shards)),
         JSON_TYPE,
     )
+    shared = SharedCatalog(listing.summaries, catalog, unreadable, pems)
+    oss.put_object(
+        target.bucket, target.region, catalog_key(prefix), _json(catalog_to_dict(shared)), JSON_TYPE
+    )
     not_invoked: list[int] = []
     for shard in shards:
         task = ShardTask(
             run_id, shard.index, len(shards), started, shard.scope, shard.records, split
         )
-        payload = encode_task(task, report_only=options.report_only, scope=options.scope)
+        ref = ShardRef(
+            run_id,
+            shard.index,
+            len(shards),
+            started,
+            shard_key(prefix, shard.index),
+            catalog_key(prefix),
+        )
+        payload = encode_ref(ref, report_only=options.report_only, scope=options.scope)
         try:
+            oss.put_object(
+                target.bucket, target.region, ref.key, _json(task_to_dict(task)), JSON_TYPE
+            )
             deps.clients.fc.invoke(function, payload, asynchronous=True)
         except CloudError as error:
             event(
@@ -287,43 +336,29 @@ def run_shard(options: SweepOptions, deps: Deps) -> dict[str, Any]:
         ConfigError: no report bucket is set (the part has nowhere to go).
         CloudError: the part cannot be written.
     """
-    task = options.shard
-    assert task is not None
+    ref = options.shard
+    assert ref is not None
     target = ReportTarget.from_settings(deps.settings)
     if target is None:
         raise ConfigError("a check-expiry shard writes its part to CERTPILOT_REPORT_BUCKET: unset")
-    buckets = tuple(sorted({r.bucket for r in task.records if r.bucket}))
-    try:
-        result = sweep_inventory(
-            options,
-            deps,
-            Inventory(domains=task.records, buckets=buckets),
-            invoke=False,
-            defer_buckets=frozenset(task.split_buckets),
-        )
-        part = part_of(result, task)
-    except CertpilotError as error:
-        code = error.code if isinstance(error, CloudError) else type(error).__name__
-        event(_log, "shard failed", level=logging.WARNING, shard=task.index, error=code)
-        part = failed_part(task, code)
-    except Exception:  # a bug must not leave the run without this part: NOT_JUDGED
-        _log.exception("shard failed")
-        part = failed_part(task, "internal error")
-    prefix = run_prefix(target, task.run_id)
+    prefix = run_prefix(target, ref.run_id)
+    task = _read_task(deps, target, ref)
+    # Its scope unknown without its object: the merge takes it from the plan, NOT_JUDGED.
+    part = unread_part(ref) if task is None else _sweep_part(options, deps, target, ref, task)
     deps.clients.oss.put_object(
-        target.bucket, target.region, part_key(prefix, task.index), _json(part), JSON_TYPE
+        target.bucket, target.region, part_key(prefix, ref.index), _json(part), JSON_TYPE
     )
-    me = f"shard {task.index} {deps.request_id or uuid.uuid4()}"
-    done = _claim_and_merge(deps, target, prefix, task.of, me)
-    rows = part["domains"]
+    me = f"shard {ref.index} {deps.request_id or uuid.uuid4()}"
+    done = _claim_and_merge(deps, target, prefix, ref.of, me)
+    rows = part["domains"] or []
     return {
         "function": FUNCTION,
         "requestId": deps.request_id,
         "ok": True,
         "status": SweepStatus.SHARD.value,
-        "run": task.run_id,
-        "shard": task.index,
-        "of": task.of,
+        "run": ref.run_id,
+        "shard": ref.index,
+        "of": ref.of,
         "domains": len(rows),
         "notJudged": [
             r["domain"] for r in rows if any(f["code"] == "NOT_JUDGED" for f in r["findings"])
@@ -337,6 +372,74 @@ def run_shard(options: SweepOptions, deps: Deps) -> dict[str, Any]:
             "keys": list(done.stored.keys) if done.stored else [],
         },
         "notify": None if done is None else done.notified.to_dict(),
+    }
+
+
+def _read_task(deps: Deps, target: ReportTarget, ref: ShardRef) -> ShardTask | None:
+    """The shard object `ref` names; None when it is missing or unreadable."""
+    try:
+        data = _read(deps, target, ref.key)
+        task = parse_task(data) if data is not None else None
+    except (CloudError, ValueError) as error:
+        event(_log, "shard object unreadable", level=logging.WARNING, error=_code(error))
+        return None
+    if task is None or (task.run_id, task.index, task.of) != (ref.run_id, ref.index, ref.of):
+        event(_log, "shard object unreadable", level=logging.WARNING, shard=ref.index)
+        return None
+    return task
+
+
+def _code(error: Exception) -> str:
+    return error.code if isinstance(error, CloudError) else type(error).__name__
+
+
+def _sweep_part(
+    options: SweepOptions, deps: Deps, target: ReportTarget, ref: ShardRef, task: ShardTask
+) -> dict[str, Any]:
+    """Sweep the shard's records with the run's catalog: its part (a failed part, its
+    domains NOT_JUDGED, when the catalog cannot be read or the sweep fails)."""
+    try:
+        data = _read(deps, target, ref.catalog_key)
+        if data is None:
+            return failed_part(task, "catalog unreadable")
+        shared = catalog_from_dict(data)
+    except (CloudError, ValueError) as error:
+        event(_log, "run catalog unreadable", level=logging.WARNING, error=_code(error))
+        return failed_part(task, f"catalog unreadable: {_code(error)}")
+    buckets = tuple(sorted({r.bucket for r in task.records if r.bucket}))
+    try:
+        result = sweep_inventory(
+            options,
+            deps,
+            Inventory(domains=task.records, buckets=buckets),
+            invoke=False,
+            defer_buckets=frozenset(task.split_buckets),
+            catalog_read=shared,
+        )
+        return part_of(result, task)
+    except CertpilotError as error:
+        code = error.code if isinstance(error, CloudError) else type(error).__name__
+        event(_log, "shard failed", level=logging.WARNING, shard=task.index, error=code)
+        return failed_part(task, code)
+    except Exception:  # a bug must not leave the run without this part: NOT_JUDGED
+        _log.exception("shard failed")
+        return failed_part(task, "internal error")
+
+
+def unread_part(ref: ShardRef) -> dict[str, Any]:
+    """The part of a shard that could not read its shard object (pure): no rows; the
+    merge takes its domains from the plan, NOT_JUDGED."""
+    return {
+        "schema": PART_SCHEMA,
+        "run": ref.run_id,
+        "shard": ref.index,
+        "of": ref.of,
+        "now": iso(ref.started),
+        "domains": None,
+        "catalogFindings": [],
+        "rollouts": [],
+        "deferred": [],
+        "error": "shard object unreadable",
     }
 
 
@@ -493,8 +596,9 @@ def merge(deps: Deps, target: ReportTarget, prefix: str) -> Finished:
     deferred: dict[str, tuple[Code, ...]] = {}
     for shard in plan["shards"]:
         part = _read(deps, target, part_key(prefix, int(shard["index"])))
-        if part is None or part.get("schema") != PART_SCHEMA:
-            message = f"shard {shard['index']} ({shard['label']}) did not report"
+        if part is None or part.get("schema") != PART_SCHEMA or part.get("domains") is None:
+            reason = "did not report" if part is None else "could not read its shard"
+            message = f"shard {shard['index']} ({shard['label']}) {reason}"
             rows.extend(
                 not_judged(d["domain"], Location(d["location"]), message, bucket=d.get("bucket"))
                 for d in shard["domains"]

@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
+from certpilot.core.cloudtypes import CasSummary
 from certpilot.core.errors import MalformedEvent
-from certpilot.core.model import DeployedCert, DomainRecord, Location, Route
+from certpilot.core.findings import Code, Finding
+from certpilot.core.model import Catalog, CatalogCert, DeployedCert, DomainRecord, Location, Route
 
-# FC refuses an asynchronous payload over 128 KB; the rest of the event and the JSON
-# framing fit in what is kept back.
-PAYLOAD_BUDGET = 120 * 1024
+CATALOG_SCHEMA = "certpilot.check-expiry.catalog/1"
 # Chosen: seconds one domain takes to judge in the worst usual case (a handshake, two
 # GETs, the CA's answer) when CERTPILOT_SHARD_SIZE is unset and the size comes from the
 # time budget.
 SECONDS_PER_DOMAIN = 2.0
-RECORD_OVERHEAD = 2  # the comma and a little slack per record in the JSON list
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,32 @@ class ShardTask:
     split_buckets: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ShardRef:
+    """What one shard invocation is sent (the `shard` member of its event): the run,
+    its place in it, and the keys of its shard object and of the run's catalog."""
+
+    run_id: str
+    index: int
+    of: int
+    started: datetime
+    key: str
+    catalog_key: str
+
+
+@dataclass(frozen=True)
+class SharedCatalog:
+    """The CAS catalog the coordinator read for the whole run: the listing's summaries,
+    the certificates built from their details, and the ids whose detail call failed."""
+
+    summaries: tuple[CasSummary, ...]
+    catalog: Catalog
+    unreadable: frozenset[int] = frozenset()
+    # Each certificate's public PEM chain by CAS id (certificate blocks only, never a
+    # key): what a shard's revocation and strength checks read instead of CAS.
+    pems: Mapping[int, str] = field(default_factory=dict)
+
+
 # -- records as JSON --------------------------------------------------------------------
 
 
@@ -162,10 +187,6 @@ def record_from_dict(data: Mapping[str, Any]) -> DomainRecord:
     return DomainRecord(**values)
 
 
-def _size(record: DomainRecord) -> int:
-    return len(json.dumps(record_to_dict(record), separators=(",", ":"))) + RECORD_OVERHEAD
-
-
 # -- planning ---------------------------------------------------------------------------
 
 
@@ -177,30 +198,16 @@ def budget_size(budget_seconds: float | None, concurrency: int) -> int:
     return max(1, int(budget_seconds * concurrency / SECONDS_PER_DOMAIN))
 
 
-def _chunks(records: Sequence[DomainRecord], size: int, budget: int) -> list[list[DomainRecord]]:
-    """`records` (in order) cut into runs of at most `size` records and `budget` bytes."""
-    out: list[list[DomainRecord]] = []
-    current: list[DomainRecord] = []
-    used = 0
-    for record in records:
-        cost = _size(record)
-        if current and (len(current) >= size or used + cost > budget):
-            out.append(current)
-            current, used = [], 0
-        current.append(record)
-        used += cost
-    if current:
-        out.append(current)
-    return out
+def _chunks(records: Sequence[DomainRecord], size: int) -> list[list[DomainRecord]]:
+    """`records` (in order) cut into runs of at most `size` records."""
+    return [list(records[i : i + size]) for i in range(0, len(records), size)]
 
 
 def _ranged(location: Location, bucket: str | None, part: Sequence[DomainRecord]) -> ScopeItem:
     return ScopeItem(location, bucket, part[0].name, part[-1].name)
 
 
-def plan_shards(
-    records: Sequence[DomainRecord], size: int, *, budget: int = PAYLOAD_BUDGET
-) -> tuple[Shard, ...]:
+def plan_shards(records: Sequence[DomainRecord], size: int) -> tuple[Shard, ...]:
     """The shards of `records` (module docstring); pure. Every record is in exactly one
     shard. Raises ValueError for a size below 1."""
     if size < 1:
@@ -215,29 +222,26 @@ def plan_shards(
     shards: list[tuple[list[ScopeItem], list[DomainRecord]]] = []
     scope: list[ScopeItem] = []
     held: list[DomainRecord] = []
-    used = 0
 
     def close() -> None:
-        nonlocal scope, held, used
+        nonlocal scope, held
         if held:
             shards.append((scope, held))
-        scope, held, used = [], [], 0
+        scope, held = [], []
 
     for bucket in sorted(by_bucket):
         group = by_bucket[bucket]
-        cost = sum(_size(r) for r in group)
-        if len(group) <= size and cost <= budget:
-            if len(held) + len(group) > size or used + cost > budget:
+        if len(group) <= size:
+            if len(held) + len(group) > size:
                 close()
             scope.append(ScopeItem(Location.OSS, bucket or None))
             held.extend(group)
-            used += cost
             continue
         close()
-        for part in _chunks(group, size, budget):
+        for part in _chunks(group, size):
             shards.append(([_ranged(Location.OSS, bucket or None, part)], part))
     close()
-    for part in _chunks(cdn, size, budget):
+    for part in _chunks(cdn, size):
         shards.append(([_ranged(Location.CDN, None, part)], part))
     return tuple(
         Shard(index, tuple(items), tuple(held_records))
@@ -255,44 +259,77 @@ def split_buckets(shards: Sequence[Shard]) -> tuple[str, ...]:
     return tuple(sorted(b for b, held in holders.items() if len(held) > 1))
 
 
-# -- the shard event --------------------------------------------------------------------
+# -- the shard event and the shard object ----------------------------------------------
 
 
-def encode_task(task: ShardTask, *, report_only: bool, scope: str | None) -> bytes:
-    """The shard event of `task` (module docstring), compact JSON."""
+def task_to_dict(task: ShardTask) -> dict[str, Any]:
+    """The shard object of `task` (module docstring), JSON-ready."""
+    return {
+        "run": task.run_id,
+        "index": task.index,
+        "of": task.of,
+        "started": _encode(task.started),
+        "scope": [item.to_dict() for item in task.scope],
+        "splitBuckets": list(task.split_buckets),
+        "records": [record_to_dict(r) for r in task.records],
+    }
+
+
+def encode_ref(ref: ShardRef, *, report_only: bool, scope: str | None) -> bytes:
+    """The shard event naming `ref` (module docstring), compact JSON."""
     event = {
         "reportOnly": report_only,
         "scope": scope,
         "shard": {
-            "run": task.run_id,
-            "index": task.index,
-            "of": task.of,
-            "started": _encode(task.started),
-            "scope": [item.to_dict() for item in task.scope],
-            "splitBuckets": list(task.split_buckets),
-            "records": [record_to_dict(r) for r in task.records],
+            "run": ref.run_id,
+            "index": ref.index,
+            "of": ref.of,
+            "started": _encode(ref.started),
+            "object": ref.key,
+            "catalog": ref.catalog_key,
         },
     }
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def parse_task(data: Any) -> ShardTask:
+def _place(data: Any) -> tuple[str, int, int, datetime]:
+    if not isinstance(data, Mapping):
+        raise TypeError("not an object")
+    run_id, index, of = data["run"], data["index"], data["of"]
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise ValueError("run")
+    if not isinstance(index, int) or not isinstance(of, int) or not 0 <= index < of:
+        raise ValueError("index")
+    started = _time(data["started"])
+    if started is None:
+        raise ValueError("started")
+    return run_id, index, of, started
+
+
+def parse_ref(data: Any) -> ShardRef:
     """The `shard` member of an event.
 
     Raises:
-        MalformedEvent: not a shard task this version can read.
+        MalformedEvent: not a shard event this version can read.
     """
     try:
-        if not isinstance(data, Mapping):
-            raise TypeError("not an object")
-        run_id, index, of = data["run"], data["index"], data["of"]
-        if not isinstance(run_id, str) or not run_id.strip():
-            raise ValueError("run")
-        if not isinstance(index, int) or not isinstance(of, int) or not 0 <= index < of:
-            raise ValueError("index")
-        started = _time(data["started"])
-        if started is None:
-            raise ValueError("started")
+        run_id, index, of, started = _place(data)
+        key, catalog_key = data["object"], data["catalog"]
+        if not all(isinstance(k, str) and k.strip() for k in (key, catalog_key)):
+            raise ValueError("object")
+        return ShardRef(run_id, index, of, started, key, catalog_key)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise MalformedEvent(f"shard: not a shard event ({type(error).__name__})") from None
+
+
+def parse_task(data: Any) -> ShardTask:
+    """A shard object (module docstring).
+
+    Raises:
+        ValueError: not a shard object this version can read.
+    """
+    try:
+        run_id, index, of, started = _place(data)
         return ShardTask(
             run_id=run_id,
             index=index,
@@ -303,4 +340,67 @@ def parse_task(data: Any) -> ShardTask:
             split_buckets=tuple(str(b) for b in data.get("splitBuckets", ())),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise MalformedEvent(f"shard: not a shard task ({type(error).__name__})") from None
+        raise ValueError(f"not a shard object ({type(error).__name__})") from None
+
+
+# -- the run's catalog ------------------------------------------------------------------
+
+
+def _summary_to_dict(summary: CasSummary) -> dict[str, Any]:
+    return {f.name: _encode(getattr(summary, f.name)) for f in fields(summary)}
+
+
+def _summary_from_dict(data: Mapping[str, Any]) -> CasSummary:
+    values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(CasSummary)}
+    values["sans"] = tuple(values["sans"] or ())
+    values["start"] = _time(values["start"])
+    values["end"] = _time(values["end"])
+    return CasSummary(**values)
+
+
+def _cert_to_dict(cert: CatalogCert) -> dict[str, Any]:
+    data = {f.name: _encode(getattr(cert, f.name)) for f in fields(cert)}
+    data["sans"] = list(cert.sans)
+    data["problems"] = [c.value for c in cert.problems]
+    data["findings"] = [f.to_dict() for f in cert.findings]
+    return data
+
+
+def _cert_from_dict(data: Mapping[str, Any]) -> CatalogCert:
+    values = {f.name: data[f.name] for f in fields(CatalogCert) if f.name in data}
+    values["sans"] = tuple(values["sans"])
+    values["not_before"] = _time(values["not_before"])
+    values["not_after"] = _time(values["not_after"])
+    values["problems"] = tuple(Code(c) for c in values.get("problems", ()))
+    values["findings"] = tuple(Finding.from_dict(f) for f in values.get("findings", ()))
+    return CatalogCert(**values)
+
+
+def catalog_to_dict(shared: SharedCatalog) -> dict[str, Any]:
+    """The run's catalog object (module docstring), JSON-ready: metadata only."""
+    return {
+        "schema": CATALOG_SCHEMA,
+        "summaries": [_summary_to_dict(s) for s in shared.summaries],
+        "certificates": [_cert_to_dict(c) for c in shared.catalog.certificates],
+        "unreadable": sorted(shared.unreadable),
+        "pems": {str(cas_id): pem for cas_id, pem in sorted(shared.pems.items())},
+    }
+
+
+def catalog_from_dict(data: Any) -> SharedCatalog:
+    """Inverse of `catalog_to_dict`.
+
+    Raises:
+        ValueError: not a catalog object this version wrote.
+    """
+    try:
+        if not isinstance(data, Mapping) or data.get("schema") != CATALOG_SCHEMA:
+            raise ValueError("schema")
+        return SharedCatalog(
+            summaries=tuple(_summary_from_dict(s) for s in data["summaries"]),
+            catalog=Catalog(tuple(_cert_from_dict(c) for c in data["certificates"])),
+            unreadable=frozenset(int(i) for i in data["unreadable"]),
+            pems={int(k): str(v) for k, v in dict(data.get("pems") or {}).items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"not a catalog object ({type(error).__name__})") from None

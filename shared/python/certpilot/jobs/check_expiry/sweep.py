@@ -37,6 +37,7 @@ import enum
 import fnmatch
 import functools
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -83,7 +84,7 @@ if TYPE_CHECKING:
     from certpilot.certs.trust import TrustStore
     from certpilot.discovery.catalog import Listing
     from certpilot.handler import Invocation
-    from certpilot.jobs.check_expiry.shards import ShardTask
+    from certpilot.jobs.check_expiry.shards import ShardRef, SharedCatalog
     from certpilot.probe.tls import ServedCert
 
 _log = get_logger(__name__)
@@ -117,7 +118,7 @@ class SweepOptions:
     report_only: bool = False
     scope: str | None = None
     trigger: str | None = None  # the timer trigger's name, when a timer fired
-    shard: ShardTask | None = None  # this invocation is one shard of a fanned-out run
+    shard: ShardRef | None = None  # this invocation is one shard of a fanned-out run
 
 
 @dataclass(frozen=True)
@@ -225,9 +226,9 @@ def parse_options(raw: Any) -> SweepOptions:
         raise MalformedEvent("reportOnly must be true or false")
     shard = None
     if "shard" in data:
-        from certpilot.jobs.check_expiry.shards import parse_task
+        from certpilot.jobs.check_expiry.shards import parse_ref
 
-        shard = parse_task(data["shard"])
+        shard = parse_ref(data["shard"])
     scope = data.get("scope")
     if scope is not None:
         if not isinstance(scope, str) or not scope.strip():
@@ -306,13 +307,49 @@ def run(options: SweepOptions, invocation: Invocation) -> dict[str, Any]:
 
 
 def _load_catalog(
-    deps: Deps, trust: TrustStore, listing: Listing, records: Sequence[DomainRecord]
+    deps: Deps,
+    trust: TrustStore,
+    listing: Listing,
+    records: Sequence[DomainRecord],
+    pems: dict[int, str] | None = None,
 ) -> tuple[Catalog, frozenset[int]]:
     """The catalog of the certificates covering the swept domains or configured on one
     of them, and the ids whose detail call failed (their domains cannot be judged). One
     detail call per certificate, without its PEM (which would bring the key)."""
-    from certpilot.core.names import covers
     from certpilot.discovery.catalog import from_detail, order_revoked, trusted_names
+
+    wanted = _relevant(listing.summaries, records)
+    if not wanted:
+        return Catalog(certificates=()), frozenset()
+    anchors = trusted_names(trust)
+
+    def detail(summary: Any) -> CatalogCert | int:
+        try:
+            got = deps.clients.cas.get_certificate(summary.cas_id, with_pem=pems is not None)
+        except CloudError as error:
+            event(
+                _log,
+                "certificate detail unreadable",
+                level=logging.WARNING,
+                certId=summary.cas_id,
+                code=error.code,
+            )
+            return int(summary.cas_id)
+        if pems is not None and got.cert_pem:
+            pems[int(summary.cas_id)] = certificates_only(got.cert_pem)
+        return from_detail(got, anchors, revoked=order_revoked(got, listing.revoked_orders))
+
+    workers = max(1, min(len(wanted), deps.settings.concurrency))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog") as pool:
+        answers = list(pool.map(with_context(detail), wanted))
+    certificates = sorted((a for a in answers if not isinstance(a, int)), key=lambda c: c.cas_id)
+    failed = frozenset(a for a in answers if isinstance(a, int))
+    return Catalog(certificates=tuple(certificates)), failed
+
+
+def _relevant(summaries: Sequence[Any], records: Sequence[DomainRecord]) -> list[Any]:
+    """The listed certificates that cover a swept domain or are configured on one."""
+    from certpilot.core.names import covers
 
     names = [r.name for r in records]
     configured = {
@@ -323,31 +360,54 @@ def _load_catalog(
         sans = summary.sans or (summary.common_name,)
         return summary.cas_id in configured or any(covers(sans, n) or n in sans for n in names)
 
-    wanted = [s for s in listing.summaries if relevant(s)]
-    if not wanted:
-        return Catalog(certificates=()), frozenset()
-    anchors = trusted_names(trust)
+    return [s for s in summaries if relevant(s)]
 
-    def detail(summary: Any) -> CatalogCert | int:
-        try:
-            got = deps.clients.cas.get_certificate(summary.cas_id)
-        except CloudError as error:
-            event(
-                _log,
-                "certificate detail unreadable",
-                level=logging.WARNING,
-                certId=summary.cas_id,
-                code=error.code,
-            )
-            return int(summary.cas_id)
-        return from_detail(got, anchors, revoked=order_revoked(got, listing.revoked_orders))
 
-    workers = max(1, min(len(wanted), deps.settings.concurrency))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog") as pool:
-        answers = list(pool.map(with_context(detail), wanted))
-    certificates = sorted((a for a in answers if not isinstance(a, int)), key=lambda c: c.cas_id)
-    failed = frozenset(a for a in answers if isinstance(a, int))
-    return Catalog(certificates=tuple(certificates)), failed
+def read_catalog(
+    deps: Deps,
+    trust: TrustStore,
+    records: Sequence[DomainRecord],
+    pems: dict[int, str] | None = None,
+) -> tuple[Listing, Catalog, frozenset[int]]:
+    """The CAS listing, the catalog of the certificates that matter to `records`
+    (`_load_catalog`), and the ids whose detail call failed. With `pems` each detail
+    call brings the certificate's public PEM chain too, collected there (certificate
+    blocks only: CAS's key is dropped by the adapter, and anything else here).
+
+    Raises:
+        CloudError: the CAS listing cannot be read at all (after retries).
+    """
+    from certpilot.discovery import catalog as catalog_module
+
+    listing = catalog_module.list_all(deps.clients, include_expired=True)
+    catalog, unreadable = _load_catalog(deps, trust, listing, records, pems)
+    return listing, catalog, unreadable
+
+
+_CERTIFICATE_BLOCK = re.compile(
+    r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
+)
+
+
+def certificates_only(pem: str) -> str:
+    """The CERTIFICATE blocks of `pem`, nothing else (a key block never passes)."""
+    return "\n".join(m.group(0) for m in _CERTIFICATE_BLOCK.finditer(pem)) + "\n"
+
+
+def _from_shared(
+    shared: SharedCatalog, records: Sequence[DomainRecord]
+) -> tuple[Listing, Catalog, frozenset[int]]:
+    """What `read_catalog` answers for `records`, from the catalog the coordinator read
+    for the whole run (no CAS call)."""
+    from certpilot.discovery.catalog import Listing
+
+    wanted = {s.cas_id for s in _relevant(shared.summaries, records)}
+    catalog = Catalog(tuple(c for c in shared.catalog.certificates if c.cas_id in wanted))
+    return Listing(usable=shared.summaries), catalog, shared.unreadable & wanted
+
+
+def _pems_of(catalog_read: SharedCatalog | None) -> Mapping[int, str]:
+    return {} if catalog_read is None else catalog_read.pems
 
 
 def _policies(deps: Deps, records: Sequence[DomainRecord]) -> dict[str, PolicyView | None]:
@@ -508,17 +568,25 @@ MAX_ASK_ROUNDS = 3
 
 
 def _ask_revoked(
-    deps: Deps, trust: TrustStore, catalog: Catalog, wanted: set[int]
+    deps: Deps,
+    trust: TrustStore,
+    catalog: Catalog,
+    wanted: set[int],
+    pems_known: Mapping[int, str],
 ) -> tuple[Catalog, bool]:
     """Ask the CA of each certificate of `wanted` whether it is revoked (its PEM: one
     detail call each); `catalog` with those it says are revoked marked so, and those
     whose PEM shows a weak key or digest marked with it (never rolled out: `usable`),
     and whether any was marked. A certificate whose PEM cannot be read is taken as not
-    revoked, as an UNKNOWN answer is."""
+    revoked, as an UNKNOWN answer is. A PEM in `pems_known` (the run's catalog) is not
+    read again."""
     from certpilot.certs.revocation import check_many
 
     pems: dict[int, str] = {}
     for cas_id in sorted(wanted):
+        if cas_id in pems_known:
+            pems[cas_id] = pems_known[cas_id]
+            continue
         try:
             pem = deps.clients.cas.get_certificate(cas_id, with_pem=True).cert_pem
         except CloudError:
@@ -571,6 +639,7 @@ def _backups_asked(
     looks: Mapping[str, _Look],
     now: datetime,
     asked: set[int],
+    pems_known: Mapping[int, str],
 ) -> Catalog:
     """`catalog` with the would-be backups its CA says are revoked marked so (CAS does
     not know of an uploaded certificate's revocation). Only the best backup of each
@@ -594,7 +663,7 @@ def _backups_asked(
         if not wanted:
             break
         asked |= wanted
-        catalog, any_revoked = _ask_revoked(deps, trust, catalog, wanted)
+        catalog, any_revoked = _ask_revoked(deps, trust, catalog, wanted, pems_known)
         if not any_revoked:
             break
     return catalog
@@ -608,6 +677,7 @@ def _rollouts(
     rows: Sequence[Row],
     now: datetime,
     asked: set[int],
+    pems_known: Mapping[int, str],
 ) -> tuple[Rollout, ...]:
     """The rollouts to invoke (`repair.plan_rollouts`), each certificate's CA asked
     first: a revoked one, or one whose PEM shows a weak key or digest (which the next
@@ -622,7 +692,7 @@ def _rollouts(
         if not wanted:
             break
         asked |= wanted
-        catalog, any_marked = _ask_revoked(deps, trust, catalog, wanted)
+        catalog, any_marked = _ask_revoked(deps, trust, catalog, wanted, pems_known)
         if any_marked:
             rollouts = plan_rollouts(records, verdicts, catalog, now)
     return tuple(r for r in rollouts if not _marked_in(catalog, r.cas_id))
@@ -736,24 +806,27 @@ def sweep_inventory(
     progress: Progress | None = None,
     invoke: bool = True,
     defer_buckets: frozenset[str] = frozenset(),
+    catalog_read: SharedCatalog | None = None,
 ) -> SweepResult:
     """`sweep` of the domains of `inventory` (already listed). With `invoke` false (a
     shard) the rollouts are planned, not invoked (`SweepResult.planned`); drifted
     enforcement of OSS domains of `defer_buckets` is left to the merge
-    (`SweepResult.deferred`).
+    (`SweepResult.deferred`). With `catalog_read` (a shard) the CAS catalog is the one the
+    coordinator read, and CAS is not listed again.
 
     Raises:
         CloudError: the CAS listing cannot be read at all (after retries).
     """
-    from certpilot.discovery import catalog as catalog_module
     from certpilot.discovery import inventory as inventory_module
 
     started = time.monotonic()
     now = deps.clock()
     trust = deps.trust_store()
     records = _scoped(inventory, options)
-    listing = catalog_module.list_all(deps.clients, include_expired=True)
-    catalog, unreadable = _load_catalog(deps, trust, listing, records)
+    if catalog_read is None:
+        listing, catalog, unreadable = read_catalog(deps, trust, records)
+    else:
+        listing, catalog, unreadable = _from_shared(catalog_read, records)
     cdn_named = [r.name for r in records if r.route is Route.CDN and r.deployed is not None]
     if cdn_named:
         inventory = inventory_module.with_cert_ids(
@@ -773,7 +846,8 @@ def sweep_inventory(
         policies, cdn_ends = policies_read.result(), cdn_ends_read.result()
     revoked = _revoked(looks, deps, trust)
     asked: set[int] = set()
-    catalog = _backups_asked(deps, trust, catalog, records, looks, now, asked)
+    pems_known = _pems_of(catalog_read)
+    catalog = _backups_asked(deps, trust, catalog, records, looks, now, asked, pems_known)
     policy = JudgePolicy(renew_days=deps.settings.renew_days)
     rows = []
     for record in records:
@@ -817,7 +891,7 @@ def sweep_inventory(
         deferred = tuple(d for d in drifted if d in shared)
         codes = {d: verdicts[d].codes for d in drifted}
         restored = restore_enforcement([d for d in drifted if d not in shared], codes, deps)
-        rollouts = _rollouts(deps, trust, catalog, records, rows, now, asked)
+        rollouts = _rollouts(deps, trust, catalog, records, rows, now, asked, pems_known)
         if invoke:
             repairs = invoke_rollouts(
                 rollouts, deps.clients.fc, deps.settings.deploy_function, deps.request_id
