@@ -591,8 +591,9 @@ def main(argv: list[str] | None = None) -> int:
                     "invoked once synchronously with a timer event (report-only); its wall "
                     "time runs from that invocation to the end of the last shard it invoked "
                     "asynchronously. Every shard is its own process on the same machine; its "
-                    "calls include each shard's CAS catalog reads and the report parts' OSS "
-                    "writes and listings; peak RSS per shard is not measured."
+                    "calls include the coordinator's one CAS catalog read (details with their "
+                    "PEM chains), the run objects' OSS writes and reads (plan, catalog, shard "
+                    "objects, parts) and listings; peak RSS per shard is not measured."
                 )
                 print(
                     f"  sharded: {shard_run.seconds:.1f}s, {shard_run.shards} shards",
