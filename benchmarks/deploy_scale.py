@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,8 +196,29 @@ def build_estate(size: int, propagation_delay: float) -> dict[str, Any]:
         }
         for i in range(n_cdn)
     ]
+    return estate_document(
+        f"deploy_scale benchmark: {n_oss} OSS custom domains, {n_cdn} CDN domains",
+        propagation_delay,
+        BUCKETS,
+        cnames,
+        cdn_domains,
+        index="<p>bench</p>",
+    )
+
+
+def estate_document(
+    description: str,
+    propagation_delay: float,
+    buckets: Sequence[tuple[str, str]],
+    cnames: dict[str, list[dict[str, Any]]],
+    cdn_domains: list[dict[str, Any]],
+    *,
+    index: str,
+) -> dict[str, Any]:
+    """The emulator estate of a benchmark account: the old `*.example.com` certificate
+    (20 days left), `buckets` (name, region) with their `cnames`, and `cdn_domains`."""
     return {
-        "description": f"deploy_scale benchmark: {n_oss} OSS custom domains, {n_cdn} CDN domains",
+        "description": description,
         "settings": {"propagation_delay": propagation_delay, "verify_domain_ownership": False},
         "certificates": [
             {
@@ -211,10 +233,10 @@ def build_estate(size: int, propagation_delay: float) -> dict[str, Any]:
             {
                 "name": name,
                 "region": region,
-                "objects": {"index.html": "<p>bench</p>"},
+                "objects": {"index.html": index},
                 "cnames": cnames[name],
             }
-            for name, region in BUCKETS
+            for name, region in buckets
         ],
         "cdn_domains": cdn_domains,
     }

@@ -52,9 +52,11 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.deploy_scale import (
+    OLD_CERT,
     Emulator,
     Run,
     clean_env,
+    estate_document,
     run_measured,
     stats_delta,
     table,
@@ -63,7 +65,6 @@ from benchmarks.deploy_scale import (
 
 REGIONS = ("cn-hangzhou", "cn-shanghai")
 N_BUCKETS = 20
-OLD_CERT = "wildcard-example-com-expiring"
 READ_LATENCY = 0.05
 WRITE_LATENCY = 0.15
 CDN_WRITE = "cdn:SetCdnDomainSSLCertificate"
@@ -98,36 +99,22 @@ def build_estate(size: int, propagation_delay: float) -> dict[str, Any]:
         cnames[names[i % N_BUCKETS][0]].append(
             {"domain": f"oss{i:05d}.example.com", "certificate": OLD_CERT}
         )
-    return {
-        "description": f"rollout benchmark: {n_oss} OSS custom domains, {n_cdn} CDN domains",
-        "settings": {"propagation_delay": propagation_delay, "verify_domain_ownership": False},
-        "certificates": [
-            {
-                "name": OLD_CERT,
-                "sans": ["*.example.com"],
-                "ca": "one",
-                "not_before": "-345d",
-                "not_after": "+20d",
-            }
-        ],
-        "buckets": [
-            {
-                "name": name,
-                "region": region,
-                "objects": {"index.html": "<p>rollout</p>"},
-                "cnames": cnames[name],
-            }
-            for name, region in names
-        ],
-        "cdn_domains": [
-            {
-                "name": f"cdn{i:05d}.example.com",
-                "origin": names[i % N_BUCKETS][0],
-                "certificate": OLD_CERT,
-            }
-            for i in range(n_cdn)
-        ],
-    }
+    cdn_domains = [
+        {
+            "name": f"cdn{i:05d}.example.com",
+            "origin": names[i % N_BUCKETS][0],
+            "certificate": OLD_CERT,
+        }
+        for i in range(n_cdn)
+    ]
+    return estate_document(
+        f"rollout benchmark: {n_oss} OSS custom domains, {n_cdn} CDN domains",
+        propagation_delay,
+        names,
+        cnames,
+        cdn_domains,
+        index="<p>rollout</p>",
+    )
 
 
 @dataclass
