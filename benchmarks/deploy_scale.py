@@ -259,6 +259,34 @@ class Run:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+def invoke_measured(
+    emulator: Emulator,
+    job: str,
+    event: dict[str, Any],
+    workdir: Path,
+    env: dict[str, str],
+    timeout: float,
+    stderr_copy: Path | None = None,
+) -> tuple[Run, dict[str, Any]]:
+    """`certpilot invoke <job>` with `event`, as FC runs a handler, measured: the run
+    with the emulator's calls it made, and its JSON summary ({} when it printed none)."""
+    event_file = workdir / f"{job}.json"
+    event_file.write_text(json.dumps(event))
+    before = emulator.stats()
+    run = run_measured(
+        [sys.executable, "-m", "certpilot", "invoke", job, "--event", str(event_file)],
+        env,
+        timeout,
+        stderr_copy,
+    )
+    run.calls = stats_delta(before, emulator.stats())
+    try:
+        summary = json.loads(run.stdout) if run.stdout.strip() else {}
+    except ValueError:
+        summary = {}
+    return run, summary
+
+
 def run_measured(
     argv: list[str], env: dict[str, str], timeout: float, stderr_copy: Path | None = None
 ) -> Run:

@@ -57,7 +57,7 @@ from benchmarks.deploy_scale import (
     Run,
     clean_env,
     estate_document,
-    run_measured,
+    invoke_measured,
     stats_delta,
     table,
     totals,
@@ -189,21 +189,15 @@ def run_certpilot(
     }
     for name in ("CERTPILOT_CONCURRENCY", "CERTPILOT_DRY_RUN"):
         env.pop(name, None)
-    event = workdir / "deploy.json"
-    event.write_text(json.dumps({"certId": account.cert_id}))
-    before = emulator.stats()
-    run = run_measured(
-        [sys.executable, "-m", "certpilot", "invoke", "deploy-cert", "--event", str(event)],
+    return invoke_measured(
+        emulator,
+        "deploy-cert",
+        {"certId": account.cert_id},
+        workdir,
         env,
         args.budget,
         args.log_out,
     )
-    run.calls = stats_delta(before, emulator.stats())
-    try:
-        summary = json.loads(run.stdout) if run.stdout.strip() else {}
-    except ValueError:
-        summary = {}
-    return run, summary
 
 
 # -- the sequential baseline ----------------------------------------------------------

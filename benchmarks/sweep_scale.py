@@ -60,7 +60,7 @@ from benchmarks.deploy_scale import (
     Emulator,
     Run,
     clean_env,
-    run_measured,
+    invoke_measured,
     stats_delta,
     table,
     totals,
@@ -382,20 +382,9 @@ def run_sweep(
     if args.concurrency:
         env["CERTPILOT_CONCURRENCY"] = str(args.concurrency)
     env.update(extra_env)
-    event_file = workdir / "sweep.json"
-    event_file.write_text(json.dumps({"reportOnly": True}))
-    before = emulator.stats()
-    run = run_measured(
-        [sys.executable, "-m", "certpilot", "invoke", "check-expiry", "--event", str(event_file)],
-        env,
-        args.budget,
+    return invoke_measured(
+        emulator, "check-expiry", {"reportOnly": True}, workdir, env, args.budget
     )
-    run.calls = stats_delta(before, emulator.stats())
-    try:
-        summary = json.loads(run.stdout) if run.stdout.strip() else {}
-    except ValueError:
-        summary = {}
-    return run, summary
 
 
 REPORTS = "sweep-reports"
